@@ -1,0 +1,514 @@
+//! The static-file backend as a connection machine ([`BackendConn`]).
+//!
+//! # Mapping (the seed's, made safe)
+//! * `/` and any path ending in `/` → `index.html` in that folder of the **www** root.
+//! * A name whose type is HTML (`.html`, `.htm`) → the www root; anything else → the **static**
+//!   root: `/css/styles.css` → `static/css/styles.css`, `/favicon.ico` → `static/favicon.ico`.
+//! * The query string never takes part in the lookup.
+//! * The path is decoded once and normalised ([`crate::http::target::normalize_path`]); a bad
+//!   path is a 400. The opened file's real path (symlinks resolved by the driver) must lie
+//!   inside its root, or the answer is 403 and no byte of it is sent.
+//! * A directory asked for without the final `/` is a 301 to the same path with it (H5).
+//!
+//! # Methods
+//! GET and HEAD. Other methods RFC 9110 defines get 405 with `Allow: GET, HEAD`; extension
+//! methods we do not implement get 501.
+//!
+//! # Responses
+//! `ETag` and `Last-Modified` on every file, 304 for a matching `If-None-Match` (or, without
+//! it, `If-Modified-Since`), one `Range` as 206 (416 when unsatisfiable, `If-Range` honoured).
+//! Bodies are read in chunks of [`BackendConfig::read_chunk`] and the next chunk is asked for
+//! only when less than one chunk waits in the transmit buffer: memory per connection is
+//! bounded whatever the file size. The first chunk is read before the head is sent, so a disk
+//! error there is a clean 500; a disk error after the head aborts the connection, so a short
+//! body is never presented as complete.
+
+pub mod mime;
+pub mod range;
+
+use crate::http::serialize::BodyFraming;
+use crate::http::server::{Closing, ServerConn, ServerEvent, Timeouts};
+use crate::http::target::{normalize_path, CleanPath};
+use crate::http::{Limits, Method, RequestHead, ResponseHead, Status};
+use crate::node::{
+    AccessLog, ConnInput, ConnOutput, Connection, FileHandle, FileMeta, FileOp, FileReply, FsError,
+    Now,
+};
+use range::RangeAnswer;
+use std::collections::VecDeque;
+
+/// What a backend serves and how. Roots are absolute, symlink-free paths (drivers canonicalise
+/// them at startup) without a trailing `/`.
+#[derive(Clone, Debug)]
+pub struct BackendConfig {
+    pub www_root: String,
+    pub static_root: String,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    /// Bytes per file read (and the transmit low-water mark).
+    pub read_chunk: usize,
+    /// The `Server` header.
+    pub server_name: String,
+}
+
+impl BackendConfig {
+    pub fn new(www_root: impl Into<String>, static_root: impl Into<String>) -> Self {
+        BackendConfig {
+            www_root: www_root.into(),
+            static_root: static_root.into(),
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            read_chunk: 64 * 1024,
+            server_name: "weaprous".into(),
+        }
+    }
+}
+
+/// Where the current request is.
+#[derive(Debug)]
+enum Job {
+    None,
+    Opening {
+        root: String,
+        clean: CleanPath,
+    },
+    /// Waiting for the first chunk: the head goes out with it.
+    FirstRead {
+        meta: FileMeta,
+        head: ResponseHead,
+        start: u64,
+        len: u64,
+    },
+    /// Streaming: `next` is the next offset to read, `end` one past the last byte.
+    Streaming {
+        handle: FileHandle,
+        next: u64,
+        end: u64,
+        reading: bool,
+    },
+}
+
+/// One backend connection. See the module docs.
+#[derive(Debug)]
+pub struct BackendConn {
+    cfg: std::sync::Arc<BackendConfig>,
+    http: ServerConn,
+    job: Job,
+    request: Option<RequestHead>,
+    out: VecDeque<ConnOutput>,
+    finished: bool,
+}
+
+impl BackendConn {
+    pub fn new(cfg: std::sync::Arc<BackendConfig>, now: Now) -> Self {
+        let http = ServerConn::new(now, cfg.limits.clone(), cfg.timeouts.clone());
+        BackendConn {
+            cfg,
+            http,
+            job: Job::None,
+            request: None,
+            out: VecDeque::new(),
+            finished: false,
+        }
+    }
+
+    /// Pulls events from the HTTP layer while no file work is pending.
+    fn drive(&mut self, now: Now) {
+        while matches!(self.job, Job::None) {
+            let Some(ev) = self.http.poll_event(now) else {
+                break;
+            };
+            match ev {
+                ServerEvent::Request(head) => self.on_request(now, head),
+                ServerEvent::Body(_) | ServerEvent::BodyEnd => {}
+                ServerEvent::Rejected { status, .. } => {
+                    self.out.push_back(ConnOutput::Log(AccessLog {
+                        method: "-".into(),
+                        target: "-".into(),
+                        status: status.0,
+                        bytes: self.http.body_sent(),
+                        duration_ns: 0,
+                        aborted: false,
+                    }))
+                }
+            }
+        }
+    }
+
+    fn on_request(&mut self, now: Now, head: RequestHead) {
+        let method = head.method.clone();
+        self.request = Some(head);
+        match method {
+            Method::Get | Method::Head => {}
+            Method::Other(_) => return self.simple(now, Status::NOT_IMPLEMENTED, &[]),
+            _ => return self.simple(now, Status::METHOD_NOT_ALLOWED, &[("Allow", "GET, HEAD")]),
+        }
+        let target = &self
+            .request
+            .as_ref()
+            .map(|r| r.target.path().to_string())
+            .unwrap_or_default();
+        let clean = match normalize_path(target) {
+            Ok(c) => c,
+            Err(_) => return self.simple(now, Status::BAD_REQUEST, &[]),
+        };
+        let (root, path) = self.file_path(&clean);
+        self.job = Job::Opening { root, clean };
+        self.out.push_back(ConnOutput::File(FileOp::Open { path }));
+    }
+
+    /// (root, full path) for a clean path, per the mapping in the module docs.
+    fn file_path(&self, clean: &CleanPath) -> (String, String) {
+        let mut rel: Vec<&str> = clean.segments.iter().map(String::as_str).collect();
+        if clean.trailing_slash {
+            rel.push("index.html");
+        }
+        let name = rel.last().copied().unwrap_or("index.html");
+        let root = if mime::is_page(name) {
+            &self.cfg.www_root
+        } else {
+            &self.cfg.static_root
+        };
+        let mut path = root.clone();
+        for seg in rel {
+            path.push('/');
+            path.push_str(seg);
+        }
+        (root.clone(), path)
+    }
+
+    fn on_opened(
+        &mut self,
+        now: Now,
+        root: String,
+        clean: CleanPath,
+        result: Result<FileMeta, FsError>,
+    ) {
+        let meta = match result {
+            Ok(m) => m,
+            Err(FsError::NotFound) => return self.simple(now, Status::NOT_FOUND, &[]),
+            Err(FsError::PermissionDenied) => return self.simple(now, Status::FORBIDDEN, &[]),
+            Err(FsError::Io) => return self.simple(now, Status::INTERNAL_SERVER_ERROR, &[]),
+        };
+        let inside = meta
+            .real_path
+            .strip_prefix(root.as_str())
+            .is_some_and(|rest| rest.starts_with('/'));
+        if !inside {
+            self.close_file(meta.handle);
+            return self.simple(now, Status::FORBIDDEN, &[]);
+        }
+        if meta.is_dir {
+            self.close_file(meta.handle);
+            if clean.trailing_slash {
+                return self.simple(now, Status::NOT_FOUND, &[]);
+            }
+            let mut location = clean.to_slash_path();
+            location.push('/');
+            if let Some(q) = self.request.as_ref().and_then(|r| r.target.query()) {
+                location.push('?');
+                location.push_str(q);
+            }
+            return self.simple(now, Status::MOVED_PERMANENTLY, &[("Location", &location)]);
+        }
+        let name = clean
+            .segments
+            .last()
+            .map(String::as_str)
+            .unwrap_or("index.html");
+        let name = if clean.trailing_slash {
+            "index.html"
+        } else {
+            name
+        };
+        let tag = range::etag(meta.len, meta.modified);
+        let mut head = ResponseHead::new(Status::OK);
+        head.headers.append("Server", &self.cfg.server_name);
+        head.headers
+            .append("Content-Type", mime::content_type(name));
+        head.headers
+            .append("Last-Modified", crate::http::date::format(meta.modified));
+        head.headers.append("ETag", &tag);
+        head.headers.append("Accept-Ranges", "bytes");
+        let req_headers = &self
+            .request
+            .as_ref()
+            .map(|r| r.headers.clone())
+            .unwrap_or_default();
+        if range::not_modified(req_headers, &tag, meta.modified) {
+            self.close_file(meta.handle);
+            head.status = Status::NOT_MODIFIED;
+            head.reason = Status::NOT_MODIFIED.reason().into();
+            head.headers.remove("content-type");
+            head.headers.remove("accept-ranges");
+            self.http.send_head(now, head, BodyFraming::None);
+            return self.finish(now, false);
+        }
+        let answer = if range::if_range_holds(req_headers, &tag, meta.modified) {
+            range::answer_range(req_headers.get("range"), meta.len)
+        } else {
+            RangeAnswer::Full
+        };
+        let (start, len) = match answer {
+            RangeAnswer::Full => (0, meta.len),
+            RangeAnswer::Partial { start, end } => {
+                head.status = Status::PARTIAL_CONTENT;
+                head.reason = Status::PARTIAL_CONTENT.reason().into();
+                head.headers
+                    .append("Content-Range", format!("bytes {start}-{end}/{}", meta.len));
+                (start, end - start + 1)
+            }
+            RangeAnswer::Unsatisfiable => {
+                self.close_file(meta.handle);
+                let cr = format!("bytes */{}", meta.len);
+                return self.simple(
+                    now,
+                    Status::RANGE_NOT_SATISFIABLE,
+                    &[("Content-Range", &cr)],
+                );
+            }
+        };
+        let is_head = self
+            .request
+            .as_ref()
+            .is_some_and(|r| r.method == Method::Head);
+        if len == 0 || is_head {
+            self.close_file(meta.handle);
+            self.http.send_head(now, head, BodyFraming::Length(len));
+            self.http.end_response(now);
+            return self.finish(now, false);
+        }
+        let handle = meta.handle;
+        let want = len.min(self.cfg.read_chunk as u64) as usize;
+        self.job = Job::FirstRead {
+            meta,
+            head,
+            start,
+            len,
+        };
+        self.out.push_back(ConnOutput::File(FileOp::Read {
+            handle,
+            offset: start,
+            len: want,
+        }));
+    }
+
+    fn on_read(&mut self, now: Now, result: Result<Vec<u8>, FsError>) {
+        match std::mem::replace(&mut self.job, Job::None) {
+            Job::FirstRead {
+                meta,
+                head,
+                start,
+                len,
+            } => match result {
+                Ok(data) if !data.is_empty() => {
+                    self.http.send_head(now, head, BodyFraming::Length(len));
+                    let n = (data.len() as u64).min(len);
+                    self.http.send_data(now, &data[..n as usize]);
+                    self.job = Job::Streaming {
+                        handle: meta.handle,
+                        next: start + n,
+                        end: start + len,
+                        reading: false,
+                    };
+                    self.continue_stream(now);
+                }
+                // The file shrank or the disk failed before any byte went out: a clean 500.
+                _ => {
+                    self.close_file(meta.handle);
+                    self.simple(now, Status::INTERNAL_SERVER_ERROR, &[]);
+                }
+            },
+            Job::Streaming {
+                handle, next, end, ..
+            } => match result {
+                Ok(data) if !data.is_empty() => {
+                    let n = (data.len() as u64).min(end - next);
+                    self.http.send_data(now, &data[..n as usize]);
+                    self.job = Job::Streaming {
+                        handle,
+                        next: next + n,
+                        end,
+                        reading: false,
+                    };
+                    self.continue_stream(now);
+                }
+                _ => {
+                    self.close_file(handle);
+                    self.http.abort();
+                    self.finish(now, true);
+                }
+            },
+            other => {
+                debug_assert!(false, "a read reply with no read pending");
+                self.job = other;
+            }
+        }
+    }
+
+    /// Asks for the next chunk once the transmit buffer has drained below one chunk.
+    fn continue_stream(&mut self, now: Now) {
+        let Job::Streaming {
+            handle,
+            next,
+            end,
+            reading,
+        } = &mut self.job
+        else {
+            return;
+        };
+        if next == end {
+            let handle = *handle;
+            self.job = Job::None;
+            self.close_file(handle);
+            self.http.end_response(now);
+            return self.finish(now, false);
+        }
+        if !*reading
+            && self.http.transmit_len() < self.cfg.read_chunk
+            && self.http.closing() == Closing::Open
+        {
+            *reading = true;
+            let len = (*end - *next).min(self.cfg.read_chunk as u64) as usize;
+            let op = FileOp::Read {
+                handle: *handle,
+                offset: *next,
+                len,
+            };
+            self.out.push_back(ConnOutput::File(op));
+        }
+    }
+
+    fn close_file(&mut self, handle: FileHandle) {
+        self.out
+            .push_back(ConnOutput::File(FileOp::Close { handle }));
+    }
+
+    /// A short generated response (errors, redirects, 405/501).
+    fn simple(&mut self, now: Now, status: Status, extra: &[(&str, &str)]) {
+        let mut head = ResponseHead::new(status);
+        head.headers.append("Server", &self.cfg.server_name);
+        head.headers
+            .append("Content-Type", "text/html; charset=utf-8");
+        for (n, v) in extra {
+            head.headers.append(n, v);
+        }
+        let body = format!(
+            "<!doctype html>\n<html><head><title>{0} {1}</title></head><body><h1>{0} {1}</h1></body></html>\n",
+            status.0,
+            status.reason()
+        );
+        self.http
+            .send_head(now, head, BodyFraming::Length(body.len() as u64));
+        self.http.send_data(now, body.as_bytes());
+        self.http.end_response(now);
+        self.finish(now, false);
+    }
+
+    fn finish(&mut self, now: Now, aborted: bool) {
+        self.job = Job::None;
+        let Some(req) = self.request.take() else {
+            return;
+        };
+        self.out.push_back(ConnOutput::Log(AccessLog {
+            method: req.method.to_string(),
+            target: req.target.as_str().to_string(),
+            status: self.http.status().0,
+            bytes: self.http.body_sent(),
+            duration_ns: now.mono.since(self.http.request_started_at()).as_nanos() as u64,
+            aborted,
+        }));
+    }
+}
+
+impl Connection for BackendConn {
+    fn handle(&mut self, now: Now, input: ConnInput<'_>) {
+        if self.finished {
+            return;
+        }
+        match input {
+            ConnInput::Data(bytes) => self.http.feed(now, bytes),
+            ConnInput::Eof => self.http.feed_eof(),
+            ConnInput::Reset => {
+                self.http.abort();
+                if let Job::Streaming { handle, .. } = self.job {
+                    self.close_file(handle);
+                }
+                if let Job::FirstRead { ref meta, .. } = self.job {
+                    let h = meta.handle;
+                    self.close_file(h);
+                }
+                self.finish(now, true);
+            }
+            ConnInput::Flushed(n) => {
+                self.http.flushed(now, n);
+                self.continue_stream(now);
+            }
+            ConnInput::Timeout => {
+                if let Some(ServerEvent::Rejected { status, .. }) = self.http.on_timeout(now) {
+                    self.out.push_back(ConnOutput::Log(AccessLog {
+                        method: "-".into(),
+                        target: "-".into(),
+                        status: status.0,
+                        bytes: 0,
+                        duration_ns: 0,
+                        aborted: false,
+                    }));
+                }
+            }
+            ConnInput::File(FileReply::Opened(result)) => {
+                match std::mem::replace(&mut self.job, Job::None) {
+                    Job::Opening { root, clean } => self.on_opened(now, root, clean, result),
+                    other => {
+                        debug_assert!(false, "an open reply with no open pending");
+                        self.job = other;
+                    }
+                }
+            }
+            ConnInput::File(FileReply::Read(result)) => self.on_read(now, result),
+        }
+        self.drive(now);
+    }
+
+    fn poll_output(&mut self) -> ConnOutput {
+        if let Some(o) = self.out.pop_front() {
+            return o;
+        }
+        if self.finished {
+            return ConnOutput::Wait { deadline: None };
+        }
+        match self.http.closing() {
+            Closing::AfterFlush if matches!(self.job, Job::None) => {
+                self.finished = true;
+                ConnOutput::Close
+            }
+            Closing::Abort => {
+                self.finished = true;
+                ConnOutput::Abort
+            }
+            _ => ConnOutput::Wait {
+                deadline: self.http.deadline(),
+            },
+        }
+    }
+
+    fn transmit(&self) -> &[u8] {
+        self.http.transmit()
+    }
+
+    fn wants_read(&self) -> bool {
+        !self.finished && self.http.wants_read()
+    }
+
+    fn check_invariants(&self) {
+        self.http.check_invariants();
+        if let Job::Streaming { next, end, .. } = self.job {
+            assert!(next <= end);
+        }
+        // Memory per connection is bounded: one chunk beyond the low-water mark, plus a head.
+        assert!(
+            self.http.transmit_len() <= 2 * self.cfg.read_chunk + 64 * 1024,
+            "transmit buffer grew without bound"
+        );
+    }
+}

@@ -1,0 +1,71 @@
+//! Byte classes of RFC 9110 §5.6 and RFC 3986, as lookup tables (one load per byte on the hot path).
+
+macro_rules! table {
+    ($f:ident) => {{
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            t[i] = $f(i as u8);
+            i += 1;
+        }
+        t
+    }};
+}
+
+const fn is_tchar(b: u8) -> bool {
+    matches!(b,
+        b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`'
+        | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
+}
+
+/// field-vchar / obs-text / SP / HTAB: what may appear inside a field value (RFC 9110 §5.5).
+const fn is_value_byte(b: u8) -> bool {
+    b == b'\t' || b == b' ' || (b >= 0x21 && b != 0x7f)
+}
+
+/// What we accept in a request-target: visible ASCII except `#` (a fragment never goes on the
+/// wire). Non-ASCII must be percent-encoded (every browser does so); CTLs, SP and DEL are never valid.
+const fn is_target_byte(b: u8) -> bool {
+    b > 0x20 && b < 0x7f && b != b'#'
+}
+
+static TCHAR: [bool; 256] = table!(is_tchar);
+static VALUE: [bool; 256] = table!(is_value_byte);
+static TARGET: [bool; 256] = table!(is_target_byte);
+
+#[inline]
+pub fn tchar(b: u8) -> bool {
+    TCHAR[b as usize]
+}
+#[inline]
+pub fn value_byte(b: u8) -> bool {
+    VALUE[b as usize]
+}
+#[inline]
+pub fn target_byte(b: u8) -> bool {
+    TARGET[b as usize]
+}
+/// A non-empty token.
+pub fn is_token(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| tchar(b))
+}
+/// Value of a hex digit, either case.
+#[inline]
+pub fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+/// Strips SP and HTAB (and nothing else: RFC 9110 OWS) from both ends.
+pub fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}

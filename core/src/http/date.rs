@@ -1,0 +1,112 @@
+//! IMF-fixdate (RFC 9110 §5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`.
+//!
+//! Only IMF-fixdate is parsed; the two obsolete formats are rare and a conditional header we
+//! cannot read is ignored, which is always safe (a full response instead of a 304).
+
+use crate::time::UnixTime;
+
+const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// (year, month 1-12, day 1-31) of a day count since 1970-01-01 (Hinnant's civil_from_days).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if m > 2 { m - 3 } else { m + 9 } as i64;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Formats `t` as IMF-fixdate.
+pub fn format(t: UnixTime) -> String {
+    let secs = t.0 as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        DAYS[days.rem_euclid(7) as usize],
+        d,
+        MONTHS[(m - 1) as usize],
+        y,
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Parses IMF-fixdate; `None` for anything else.
+pub fn parse(s: &[u8]) -> Option<UnixTime> {
+    let s = std::str::from_utf8(s).ok()?;
+    let b = s.as_bytes();
+    if b.len() != 29
+        || &b[3..5] != b", "
+        || &b[25..] != b" GMT"
+        || b[7] != b' '
+        || b[11] != b' '
+        || b[16] != b' '
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let t = &s[r];
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    let d = num(5..7)?;
+    let m = MONTHS.iter().position(|&x| x == &s[8..11])? as u32 + 1;
+    let y = num(12..16)? as i64;
+    if &s[19..20] != ":" || &s[22..23] != ":" {
+        return None;
+    }
+    let (hh, mm, ss) = (num(17..19)?, num(20..22)?, num(23..25)?);
+    if !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 || y < 1970 {
+        return None;
+    }
+    let secs = days_from_civil(y, m, d) * 86_400 + (hh * 3600 + mm * 60 + ss) as i64;
+    u64::try_from(secs).ok().map(UnixTime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc_example_round_trips() {
+        assert_eq!(
+            format(UnixTime(784_111_777)),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        assert_eq!(
+            parse(b"Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(UnixTime(784_111_777))
+        );
+        assert_eq!(format(UnixTime(0)), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(
+            format(UnixTime(951_782_400)),
+            "Tue, 29 Feb 2000 00:00:00 GMT"
+        );
+        for t in (0..4_000_000_000u64).step_by(86_399 * 37) {
+            assert_eq!(parse(format(UnixTime(t)).as_bytes()), Some(UnixTime(t)));
+        }
+        assert_eq!(parse(b"Sunday, 06-Nov-94 08:49:37 GMT"), None);
+    }
+}

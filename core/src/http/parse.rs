@@ -1,0 +1,1087 @@
+//! The incremental HTTP/1.1 parser, for requests (server side) and responses (client side).
+//!
+//! # Contract
+//! * [`Parser::feed`] only buffers; [`Parser::feed_eof`] records that the peer closed.
+//! * [`Parser::next_event`] returns one [`Event`] at a time, [`Event::NeedData`] when it needs more
+//!   bytes, or the [`ParseError`] that ends the stream (returned again on every later call).
+//! * **Split invariance**: for any input, the sequence of events (with adjacent `Data` events
+//!   merged) and the final error are the same however the bytes were split across `feed` calls.
+//!   This holds because every decision is a function of a prefix of the stream: a head is only
+//!   parsed once its empty line has arrived, and the checks that fire earlier (line and head size
+//!   limits, a bare LF) are defined by byte positions, not by what happened to be buffered.
+//!   `tests/split_invariance.rs` checks it with proptest.
+//! * Request framing follows RFC 9112 §6 strictly: Transfer-Encoding with Content-Length, several
+//!   Content-Length fields, a malformed Content-Length, a Transfer-Encoding that does not end in
+//!   `chunked`, obs-fold, whitespace before a colon and bare CR/LF are all errors: ambiguous
+//!   framing is refused, never repaired (http-rules.md §6).
+//! * After a request that asks to switch protocols (CONNECT, or `Upgrade` listed in
+//!   `Connection`) ends, the parser returns [`Event::Paused`] until the owner calls
+//!   [`Parser::resume`] (the upgrade was declined) or takes the rest with [`Parser::take_rest`].
+//!   After a 101 response, or a 2xx response to CONNECT, it returns [`Event::Upgrade`] forever.
+
+use super::chars::{hex_val, is_token, tchar, trim_ows, value_byte};
+use super::target::TargetError;
+use super::{Headers, Limits, Method, RequestHead, ResponseHead, Status, Target, Version};
+use std::collections::VecDeque;
+
+/// What the parser reads.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Request,
+    Response,
+}
+
+/// One step of the parse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Request(RequestHead),
+    /// A response head: interim (1xx) heads come before the final one for the same request.
+    Response(ResponseHead),
+    /// Body bytes, de-chunked. How the body is cut into `Data` events depends on the input split.
+    Data(Vec<u8>),
+    /// The message is complete (trailers are empty unless the body was chunked and had some).
+    End {
+        trailers: Headers,
+    },
+    /// More input is needed.
+    NeedData,
+    /// A switch-protocol request ended: waiting for [`Parser::resume`] or [`Parser::take_rest`].
+    Paused,
+    /// The HTTP part of the stream is over (101, or 2xx to CONNECT).
+    Upgrade,
+    /// The peer closed cleanly between messages.
+    Closed,
+}
+
+/// What went wrong; [`ErrorKind::status`] is the answer a server gives.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    StartLineTooLong,
+    HeadTooLarge,
+    TooManyHeaders,
+    TooManyEmptyLines,
+    BareLf,
+    BareCr,
+    BadStartLine,
+    BadMethod,
+    BadTarget,
+    BadVersion,
+    UnsupportedVersion,
+    BadStatus,
+    ObsFold,
+    BadHeaderName,
+    WhitespaceBeforeColon,
+    MissingColon,
+    BadHeaderValue,
+    MissingHost,
+    DuplicateHost,
+    BadHost,
+    BadContentLength,
+    DuplicateContentLength,
+    TransferEncodingWithContentLength,
+    TransferEncodingInHttp10,
+    BadTransferEncoding,
+    UnknownTransferCoding,
+    BodyTooLarge,
+    BadChunkSize,
+    BadChunkExtension,
+    ChunkLineTooLong,
+    BadChunkTerminator,
+    Truncated,
+}
+
+impl ErrorKind {
+    /// The status a server answers this error with (RFC 9110/9112, RFC 6585).
+    pub fn status(self) -> Status {
+        use ErrorKind::*;
+        match self {
+            StartLineTooLong => Status::URI_TOO_LONG,
+            HeadTooLarge | TooManyHeaders => Status::HEADERS_TOO_LARGE,
+            UnsupportedVersion => Status::VERSION_NOT_SUPPORTED,
+            UnknownTransferCoding => Status::NOT_IMPLEMENTED,
+            BodyTooLarge => Status::PAYLOAD_TOO_LARGE,
+            _ => Status::BAD_REQUEST,
+        }
+    }
+    /// A stable snake_case name (used by `httptool parse` and in logs).
+    pub fn name(self) -> &'static str {
+        use ErrorKind::*;
+        match self {
+            StartLineTooLong => "start_line_too_long",
+            HeadTooLarge => "head_too_large",
+            TooManyHeaders => "too_many_headers",
+            TooManyEmptyLines => "too_many_empty_lines",
+            BareLf => "bare_lf",
+            BareCr => "bare_cr",
+            BadStartLine => "bad_start_line",
+            BadMethod => "bad_method",
+            BadTarget => "bad_target",
+            BadVersion => "bad_version",
+            UnsupportedVersion => "unsupported_version",
+            BadStatus => "bad_status",
+            ObsFold => "obs_fold",
+            BadHeaderName => "bad_header_name",
+            WhitespaceBeforeColon => "whitespace_before_colon",
+            MissingColon => "missing_colon",
+            BadHeaderValue => "bad_header_value",
+            MissingHost => "missing_host",
+            DuplicateHost => "duplicate_host",
+            BadHost => "bad_host",
+            BadContentLength => "bad_content_length",
+            DuplicateContentLength => "duplicate_content_length",
+            TransferEncodingWithContentLength => "transfer_encoding_with_content_length",
+            TransferEncodingInHttp10 => "transfer_encoding_in_http10",
+            BadTransferEncoding => "bad_transfer_encoding",
+            UnknownTransferCoding => "unknown_transfer_coding",
+            BodyTooLarge => "body_too_large",
+            BadChunkSize => "bad_chunk_size",
+            BadChunkExtension => "bad_chunk_extension",
+            ChunkLineTooLong => "chunk_line_too_long",
+            BadChunkTerminator => "bad_chunk_terminator",
+            Truncated => "truncated",
+        }
+    }
+}
+
+/// A parse failure at a byte offset of the whole stream (0 = the first byte ever fed).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    pub kind: ErrorKind,
+    pub offset: u64,
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at byte {}", self.kind.name(), self.offset)
+    }
+}
+impl std::error::Error for ParseError {}
+
+/// How the body of the current message is delimited.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Framing {
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Until the peer closes (responses only).
+    CloseDelimited,
+}
+
+#[derive(Clone, Debug)]
+enum State {
+    /// Looking for a head; `scanned` bytes after `pos` have been checked and hold `lines` LFs.
+    Head {
+        scanned: usize,
+        lines: usize,
+        leading: usize,
+    },
+    Length {
+        remaining: u64,
+    },
+    ChunkSize,
+    ChunkData {
+        remaining: u64,
+    },
+    ChunkDataEnd,
+    Trailers {
+        scanned: usize,
+        lines: usize,
+    },
+    CloseDelimited,
+    /// Emit End with these trailers, then go to `after`.
+    EndPending,
+    Paused,
+    Upgraded,
+    Closed,
+    Failed(ParseError),
+}
+
+/// The incremental parser. See the module docs for the contract.
+#[derive(Clone, Debug)]
+pub struct Parser {
+    kind: Kind,
+    limits: Limits,
+    buf: Vec<u8>,
+    /// Index in `buf` of the first unconsumed byte.
+    pos: usize,
+    /// Stream offset of `buf[0]`.
+    base: u64,
+    eof: bool,
+    state: State,
+    trailers: Headers,
+    body_seen: u64,
+    /// For responses: the methods of requests still waiting for their final response.
+    methods: VecDeque<Method>,
+    /// The message being read switches protocols once it ends.
+    switch_after: bool,
+}
+
+impl Parser {
+    pub fn new(kind: Kind, limits: Limits) -> Self {
+        Parser {
+            kind,
+            limits,
+            buf: Vec::new(),
+            pos: 0,
+            base: 0,
+            eof: false,
+            state: State::Head {
+                scanned: 0,
+                lines: 0,
+                leading: 0,
+            },
+            trailers: Headers::new(),
+            body_seen: 0,
+            methods: VecDeque::new(),
+            switch_after: false,
+        }
+    }
+    pub fn request(limits: Limits) -> Self {
+        Self::new(Kind::Request, limits)
+    }
+    pub fn response(limits: Limits) -> Self {
+        Self::new(Kind::Response, limits)
+    }
+
+    /// Buffers bytes. Never parses.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if self.pos == self.buf.len() {
+            self.base += self.pos as u64;
+            self.buf.clear();
+            self.pos = 0;
+        } else if self.pos > 4096 && self.pos * 2 > self.buf.len() {
+            self.base += self.pos as u64;
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+    /// Records that the peer closed its sending side.
+    pub fn feed_eof(&mut self) {
+        self.eof = true;
+    }
+    /// For a response parser: the method of the request whose response comes next (in order).
+    /// HEAD makes the response bodiless; CONNECT makes a 2xx an upgrade. Unannounced responses
+    /// are read as answers to GET.
+    pub fn expect_response_to(&mut self, method: Method) {
+        self.methods.push_back(method);
+    }
+    /// Bytes buffered and not yet consumed.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+    /// True between messages with nothing buffered.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Head { .. }) && self.buffered() == 0
+    }
+    /// True when the stream has failed, upgraded or closed: no more HTTP events will come.
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self.state,
+            State::Failed(_) | State::Upgraded | State::Closed
+        )
+    }
+    /// After [`Event::Paused`]: the switch did not happen; parse the next request.
+    pub fn resume(&mut self) {
+        if matches!(self.state, State::Paused) {
+            self.state = State::Head {
+                scanned: 0,
+                lines: 0,
+                leading: 0,
+            };
+        }
+    }
+    /// After [`Event::Paused`] or [`Event::Upgrade`]: the bytes that follow the HTTP part.
+    /// The parser is finished afterwards.
+    pub fn take_rest(&mut self) -> Vec<u8> {
+        let rest = self.buf.split_off(self.pos);
+        self.base += self.buf.len() as u64;
+        self.buf.clear();
+        self.pos = 0;
+        self.state = State::Upgraded;
+        rest
+    }
+    /// The framing of the message being read, once its head has been returned.
+    pub fn body_bytes_seen(&self) -> u64 {
+        self.body_seen
+    }
+
+    fn offset(&self, i: usize) -> u64 {
+        self.base + i as u64
+    }
+    fn fail(&mut self, kind: ErrorKind, at: usize) -> ParseError {
+        let e = ParseError {
+            kind,
+            offset: self.offset(at),
+        };
+        self.state = State::Failed(e);
+        e
+    }
+
+    /// Advances the parse by one event. See the module docs.
+    pub fn next_event(&mut self) -> Result<Event, ParseError> {
+        match self.state.clone() {
+            State::Failed(e) => Err(e),
+            State::Closed => Ok(Event::Closed),
+            State::Upgraded => Ok(Event::Upgrade),
+            State::Paused => Ok(Event::Paused),
+            State::Head {
+                scanned,
+                lines,
+                leading,
+            } => self.next_head(scanned, lines, leading),
+            State::Length { remaining } => {
+                let avail = self.buffered() as u64;
+                if avail == 0 {
+                    return self.need_data_in_body();
+                }
+                let n = avail.min(remaining) as usize;
+                let data = self.buf[self.pos..self.pos + n].to_vec();
+                self.pos += n;
+                self.body_seen += n as u64;
+                self.state = if remaining == n as u64 {
+                    State::EndPending
+                } else {
+                    State::Length {
+                        remaining: remaining - n as u64,
+                    }
+                };
+                Ok(Event::Data(data))
+            }
+            State::CloseDelimited => {
+                if self.buffered() > 0 {
+                    let data = self.buf[self.pos..].to_vec();
+                    self.pos = self.buf.len();
+                    self.body_seen += data.len() as u64;
+                    Ok(Event::Data(data))
+                } else if self.eof {
+                    self.state = State::Closed;
+                    Ok(Event::End {
+                        trailers: Headers::new(),
+                    })
+                } else {
+                    Ok(Event::NeedData)
+                }
+            }
+            State::ChunkSize => self.next_chunk_size(),
+            State::ChunkData { remaining } => {
+                let avail = self.buffered() as u64;
+                if avail == 0 {
+                    return self.need_data_in_body();
+                }
+                let n = avail.min(remaining) as usize;
+                let data = self.buf[self.pos..self.pos + n].to_vec();
+                self.pos += n;
+                self.state = if remaining == n as u64 {
+                    State::ChunkDataEnd
+                } else {
+                    State::ChunkData {
+                        remaining: remaining - n as u64,
+                    }
+                };
+                Ok(Event::Data(data))
+            }
+            State::ChunkDataEnd => {
+                let avail = &self.buf[self.pos..];
+                match avail {
+                    [] | [b'\r'] => self.need_data_in_body(),
+                    [b'\r', b'\n', ..] => {
+                        self.pos += 2;
+                        self.state = State::ChunkSize;
+                        self.next_event()
+                    }
+                    [b'\r', _, ..] => Err(self.fail(ErrorKind::BadChunkTerminator, self.pos + 1)),
+                    _ => Err(self.fail(ErrorKind::BadChunkTerminator, self.pos)),
+                }
+            }
+            State::Trailers { scanned, lines } => self.next_trailers(scanned, lines),
+            State::EndPending => {
+                let trailers = std::mem::take(&mut self.trailers);
+                self.state = if self.switch_after {
+                    self.switch_after = false;
+                    match self.kind {
+                        Kind::Request => State::Paused,
+                        Kind::Response => State::Upgraded,
+                    }
+                } else {
+                    State::Head {
+                        scanned: 0,
+                        lines: 0,
+                        leading: 0,
+                    }
+                };
+                Ok(Event::End { trailers })
+            }
+        }
+    }
+
+    fn need_data_in_body(&mut self) -> Result<Event, ParseError> {
+        if self.eof {
+            let at = self.buf.len();
+            Err(self.fail(ErrorKind::Truncated, at))
+        } else {
+            Ok(Event::NeedData)
+        }
+    }
+
+    /// Scans for the end of a head starting at `self.pos`. Returns the index just past the
+    /// empty line, `Ok(None)` if more bytes are needed. Errors are position-defined (see docs).
+    fn scan_head(
+        &mut self,
+        scanned: usize,
+        mut lines: usize,
+        max_lines: usize,
+        first_line_limit: Option<usize>,
+    ) -> Result<Option<usize>, ParseError> {
+        let start = self.pos;
+        let max = self.limits.max_head;
+        let mut i = start + scanned;
+        loop {
+            let Some(rel) = find_byte(b'\n', &self.buf[i..]) else {
+                let len = self.buf.len() - start;
+                if let (Some(limit), 0) = (first_line_limit, lines) {
+                    if len > limit + 2 {
+                        return Err(self.fail(ErrorKind::StartLineTooLong, start + limit + 2));
+                    }
+                }
+                if len > max {
+                    return Err(self.fail(ErrorKind::HeadTooLarge, start + max));
+                }
+                let scanned = self.buf.len() - start;
+                self.state = match self.state {
+                    State::Head { leading, .. } => State::Head {
+                        scanned,
+                        lines,
+                        leading,
+                    },
+                    _ => State::Trailers { scanned, lines },
+                };
+                return Ok(None);
+            };
+            let lf = i + rel;
+            if let (Some(limit), 0) = (first_line_limit, lines) {
+                if lf - start > limit + 1 {
+                    return Err(self.fail(ErrorKind::StartLineTooLong, start + limit + 2));
+                }
+            }
+            if lf - start >= max {
+                return Err(self.fail(ErrorKind::HeadTooLarge, start + max));
+            }
+            if lf == start || self.buf[lf - 1] != b'\r' {
+                return Err(self.fail(ErrorKind::BareLf, lf));
+            }
+            lines += 1;
+            // The line is empty: the head ends here.
+            if lf - 1 == start || (lf >= start + 3 && self.buf[lf - 2] == b'\n') {
+                return Ok(Some(lf + 1));
+            }
+            if lines > max_lines {
+                return Err(self.fail(ErrorKind::TooManyHeaders, lf));
+            }
+            i = lf + 1;
+        }
+    }
+
+    fn next_head(
+        &mut self,
+        scanned: usize,
+        lines: usize,
+        mut leading: usize,
+    ) -> Result<Event, ParseError> {
+        // RFC 9112 §2.2: ignore empty lines before a request line (a bounded number).
+        if scanned == 0 {
+            loop {
+                match &self.buf[self.pos..] {
+                    [b'\r', b'\n', ..] if self.kind == Kind::Request => {
+                        leading += 1;
+                        if leading > self.limits.max_leading_empty_lines {
+                            return Err(self.fail(ErrorKind::TooManyEmptyLines, self.pos));
+                        }
+                        self.pos += 2;
+                        self.state = State::Head {
+                            scanned: 0,
+                            lines: 0,
+                            leading,
+                        };
+                    }
+                    [] | [b'\r'] if self.eof => {
+                        if self.buffered() == 0 {
+                            self.state = State::Closed;
+                            return Ok(Event::Closed);
+                        }
+                        let at = self.buf.len();
+                        return Err(self.fail(ErrorKind::Truncated, at));
+                    }
+                    [] | [b'\r'] => return Ok(Event::NeedData),
+                    _ => break,
+                }
+            }
+        }
+        let max_lines = self.limits.max_headers + 1;
+        let end =
+            match self.scan_head(scanned, lines, max_lines, Some(self.limits.max_start_line))? {
+                Some(end) => end,
+                None if self.eof => {
+                    let at = self.buf.len();
+                    return Err(self.fail(ErrorKind::Truncated, at));
+                }
+                None => return Ok(Event::NeedData),
+            };
+        let start = self.pos;
+        let ev = match self.kind {
+            Kind::Request => self.parse_request(start, end),
+            Kind::Response => self.parse_response(start, end),
+        }
+        .map_err(|(kind, at)| self.fail(kind, at))?;
+        self.pos = end;
+        Ok(ev)
+    }
+
+    fn parse_request(&mut self, start: usize, end: usize) -> Result<Event, (ErrorKind, usize)> {
+        let buf = &self.buf[..end];
+        let line_end = start + find_byte(b'\n', &buf[start..]).unwrap_or(0) - 1;
+        let line = &buf[start..line_end];
+        let sp1 = find_byte(b' ', line).ok_or((ErrorKind::BadStartLine, start))?;
+        let method_bytes = &line[..sp1];
+        let rest = &line[sp1 + 1..];
+        let sp2 = find_byte(b' ', rest).ok_or((ErrorKind::BadStartLine, start))?;
+        let target_bytes = &rest[..sp2];
+        let version_bytes = &rest[sp2 + 1..];
+        let method = Method::from_bytes(method_bytes).ok_or((ErrorKind::BadMethod, start))?;
+        let target_at = start + sp1 + 1;
+        if target_bytes.is_empty() {
+            return Err((ErrorKind::BadStartLine, target_at));
+        }
+        let version = parse_version(version_bytes).map_err(|k| (k, target_at + sp2 + 1))?;
+        let target = Target::parse(target_bytes, &method).map_err(|e| {
+            let kind = match e {
+                TargetError::Empty => ErrorKind::BadStartLine,
+                _ => ErrorKind::BadTarget,
+            };
+            (kind, target_at)
+        })?;
+        let headers = parse_fields(buf, line_end + 2, end - 2)?;
+
+        // Host (RFC 9112 §3.2): exactly one, valid, and required from 1.1 clients.
+        match (headers.count("host"), headers.get("host")) {
+            (2.., _) => return Err((ErrorKind::DuplicateHost, start)),
+            (_, Some(h)) if !valid_host(h) => return Err((ErrorKind::BadHost, start)),
+            (0, _) if version.at_least_11() => return Err((ErrorKind::MissingHost, start)),
+            _ => {}
+        }
+        let framing = request_framing(&headers, version, &self.limits).map_err(|k| (k, start))?;
+        let upgrade = method == Method::Connect
+            || (headers.has_token("connection", "upgrade") && headers.contains("upgrade"));
+        self.start_body(framing, upgrade);
+        Ok(Event::Request(RequestHead {
+            method,
+            target,
+            version,
+            headers,
+        }))
+    }
+
+    fn parse_response(&mut self, start: usize, end: usize) -> Result<Event, (ErrorKind, usize)> {
+        let buf = &self.buf[..end];
+        let line_end = start + find_byte(b'\n', &buf[start..]).unwrap_or(0) - 1;
+        let line = &buf[start..line_end];
+        // status-line = HTTP-version SP 3DIGIT SP [reason]; a missing SP + reason is tolerated.
+        if line.len() < 12 || line[8] != b' ' {
+            return Err((ErrorKind::BadStatus, start));
+        }
+        let version = parse_version(&line[..8]).map_err(|k| (k, start))?;
+        let code = &line[9..12];
+        if !code.iter().all(u8::is_ascii_digit) || (line.len() > 12 && line[12] != b' ') {
+            return Err((ErrorKind::BadStatus, start + 9));
+        }
+        let status = Status(code.iter().fold(0u16, |a, &d| a * 10 + (d - b'0') as u16));
+        if status.0 < 100 {
+            return Err((ErrorKind::BadStatus, start + 9));
+        }
+        let reason_bytes = if line.len() > 13 {
+            &line[13..]
+        } else {
+            &[][..]
+        };
+        if !reason_bytes.iter().all(|&b| value_byte(b)) {
+            return Err((ErrorKind::BadStatus, start + 13));
+        }
+        let reason = String::from_utf8_lossy(reason_bytes).into_owned();
+        let headers = parse_fields(buf, line_end + 2, end - 2)?;
+        let method = if status.is_informational() && status != Status::SWITCHING_PROTOCOLS {
+            self.methods.front().cloned().unwrap_or(Method::Get)
+        } else {
+            self.methods.pop_front().unwrap_or(Method::Get)
+        };
+        let is_connect_ok = method == Method::Connect && (200..300).contains(&status.0);
+        if status == Status::SWITCHING_PROTOCOLS || is_connect_ok {
+            self.state = State::Upgraded;
+            self.pos = end;
+            return Ok(Event::Response(ResponseHead {
+                version,
+                status,
+                reason,
+                headers,
+            }));
+        }
+        let framing =
+            if status.is_informational() || status.forbids_body() || method == Method::Head {
+                Framing::Empty
+            } else {
+                response_framing(&headers).map_err(|k| (k, start))?
+            };
+        if status.is_informational() {
+            // The final response for the same request follows.
+            self.state = State::Head {
+                scanned: 0,
+                lines: 0,
+                leading: 0,
+            };
+        } else {
+            self.start_body(framing, false);
+        }
+        Ok(Event::Response(ResponseHead {
+            version,
+            status,
+            reason,
+            headers,
+        }))
+    }
+
+    fn start_body(&mut self, framing: Framing, switch_after: bool) {
+        self.body_seen = 0;
+        self.switch_after = switch_after;
+        self.state = match framing {
+            Framing::Empty | Framing::Length(0) => State::EndPending,
+            Framing::Length(n) => State::Length { remaining: n },
+            Framing::Chunked => State::ChunkSize,
+            Framing::CloseDelimited => State::CloseDelimited,
+        };
+    }
+
+    fn next_chunk_size(&mut self) -> Result<Event, ParseError> {
+        let start = self.pos;
+        let limit = self.limits.max_chunk_line;
+        let Some(rel) = find_byte(b'\n', &self.buf[start..]) else {
+            if self.buffered() > limit + 1 {
+                return Err(self.fail(ErrorKind::ChunkLineTooLong, start + limit + 1));
+            }
+            return self.need_data_in_body();
+        };
+        let lf = start + rel;
+        if rel > limit + 1 {
+            return Err(self.fail(ErrorKind::ChunkLineTooLong, start + limit + 1));
+        }
+        if rel == 0 || self.buf[lf - 1] != b'\r' {
+            return Err(self.fail(ErrorKind::BareLf, lf));
+        }
+        let line = &self.buf[start..lf - 1];
+        let size = parse_chunk_line(line).map_err(|(k, at)| self.fail(k, start + at))?;
+        self.body_seen = self.body_seen.saturating_add(size);
+        if self.kind == Kind::Request && self.body_seen > self.limits.max_body {
+            return Err(self.fail(ErrorKind::BodyTooLarge, start));
+        }
+        self.pos = lf + 1;
+        self.state = if size == 0 {
+            State::Trailers {
+                scanned: 0,
+                lines: 0,
+            }
+        } else {
+            State::ChunkData { remaining: size }
+        };
+        self.next_event()
+    }
+
+    fn next_trailers(&mut self, scanned: usize, lines: usize) -> Result<Event, ParseError> {
+        let start = self.pos;
+        let end = match self.scan_head(scanned, lines, self.limits.max_headers, None)? {
+            Some(end) => end,
+            None => return self.need_data_in_body(),
+        };
+        self.trailers =
+            parse_fields(&self.buf[..end], start, end - 2).map_err(|(k, at)| self.fail(k, at))?;
+        self.pos = end;
+        self.state = State::EndPending;
+        self.next_event()
+    }
+}
+
+/// `HTTP/` DIGIT `.` DIGIT, case-sensitive (RFC 9112 §2.3). Majors other than 1 are 505.
+fn parse_version(b: &[u8]) -> Result<Version, ErrorKind> {
+    match b {
+        [b'H', b'T', b'T', b'P', b'/', ma, b'.', mi]
+            if ma.is_ascii_digit() && mi.is_ascii_digit() =>
+        {
+            let v = Version {
+                major: ma - b'0',
+                minor: mi - b'0',
+            };
+            if v.major == 1 {
+                Ok(v)
+            } else {
+                Err(ErrorKind::UnsupportedVersion)
+            }
+        }
+        _ => Err(ErrorKind::BadVersion),
+    }
+}
+
+/// Parses the field lines in `buf[from..to]` (each ending in CRLF, `to` excludes the final
+/// empty line's CRLF... i.e. `to` is where the empty line starts).
+fn parse_fields(buf: &[u8], from: usize, to: usize) -> Result<Headers, (ErrorKind, usize)> {
+    let mut headers = Headers::with_capacity(16, to.saturating_sub(from));
+    let mut i = from;
+    while i < to {
+        let lf = i + find_byte(b'\n', &buf[i..to]).unwrap_or(to - i);
+        let line = &buf[i..lf - 1];
+        if let [b' ' | b'\t', ..] = line {
+            return Err((ErrorKind::ObsFold, i));
+        }
+        let colon = find_byte(b':', line).ok_or((ErrorKind::MissingColon, i))?;
+        let name = &line[..colon];
+        if !name.iter().all(|&b| tchar(b)) || name.is_empty() {
+            let kind = match name.last() {
+                Some(b' ' | b'\t') => ErrorKind::WhitespaceBeforeColon,
+                _ if name.contains(&b'\r') => ErrorKind::BareCr,
+                _ => ErrorKind::BadHeaderName,
+            };
+            return Err((kind, i));
+        }
+        let value = trim_ows(&line[colon + 1..]);
+        if let Some(bad) = value.iter().position(|&b| !value_byte(b)) {
+            let kind = if value[bad] == b'\r' {
+                ErrorKind::BareCr
+            } else {
+                ErrorKind::BadHeaderValue
+            };
+            return Err((kind, i));
+        }
+        headers.append(name, value);
+        i = lf + 1;
+    }
+    Ok(headers)
+}
+
+/// RFC 9112 §6.3 for requests, strict: see the module docs.
+fn request_framing(h: &Headers, version: Version, limits: &Limits) -> Result<Framing, ErrorKind> {
+    let te = transfer_codings(h)?;
+    let cl = content_length(h)?;
+    match (te, cl) {
+        (Some(_), Some(_)) => Err(ErrorKind::TransferEncodingWithContentLength),
+        (Some(_), None) if !version.at_least_11() => Err(ErrorKind::TransferEncodingInHttp10),
+        (Some(codings), None) => {
+            if codings.last().map(|c| c.eq_ignore_ascii_case("chunked")) != Some(true) {
+                Err(ErrorKind::BadTransferEncoding)
+            } else if codings.len() > 1 {
+                Err(ErrorKind::UnknownTransferCoding)
+            } else {
+                Ok(Framing::Chunked)
+            }
+        }
+        (None, Some(n)) if n > limits.max_body => Err(ErrorKind::BodyTooLarge),
+        (None, Some(n)) => Ok(Framing::Length(n)),
+        (None, None) => Ok(Framing::Empty),
+    }
+}
+
+/// RFC 9112 §6.3 for responses (status and request method already considered). Stricter than
+/// the RFC where a proxy must be: TE with CL, or a TE not ending in `chunked`, is refused (502).
+fn response_framing(h: &Headers) -> Result<Framing, ErrorKind> {
+    let te = transfer_codings(h)?;
+    let cl = content_length(h)?;
+    match (te, cl) {
+        (Some(_), Some(_)) => Err(ErrorKind::TransferEncodingWithContentLength),
+        (Some(codings), None) => {
+            if codings.last().map(|c| c.eq_ignore_ascii_case("chunked")) == Some(true) {
+                Ok(Framing::Chunked)
+            } else {
+                Err(ErrorKind::BadTransferEncoding)
+            }
+        }
+        (None, Some(n)) => Ok(Framing::Length(n)),
+        (None, None) => Ok(Framing::CloseDelimited),
+    }
+}
+
+/// The list of transfer codings across all Transfer-Encoding fields, or `None` if absent.
+/// `chunked` more than once, or anywhere but last, is an error; every coding must be a token.
+fn transfer_codings(h: &Headers) -> Result<Option<Vec<String>>, ErrorKind> {
+    let mut codings: Vec<String> = Vec::new();
+    let mut any = false;
+    for v in h.get_all("transfer-encoding") {
+        any = true;
+        for item in v.split(|&b| b == b',') {
+            let item = trim_ows(item);
+            // Parameters (`;q=...`) are not allowed on transfer codings we understand; keep the
+            // name only to decide, the whole coding is unknown anyway.
+            let name = trim_ows(item.split(|&b| b == b';').next().unwrap_or(&[]));
+            if !is_token(name) {
+                return Err(ErrorKind::BadTransferEncoding);
+            }
+            codings.push(String::from_utf8_lossy(name).to_ascii_lowercase());
+        }
+    }
+    if !any {
+        return Ok(None);
+    }
+    let chunked = codings.iter().filter(|c| *c == "chunked").count();
+    if chunked > 1 || (chunked == 1 && codings.last().map(String::as_str) != Some("chunked")) {
+        return Err(ErrorKind::BadTransferEncoding);
+    }
+    Ok(Some(codings))
+}
+
+/// The Content-Length, if present. One field holding 1*DIGIT that fits in u63; anything else
+/// (lists, duplicates even if equal, signs, spaces) is refused.
+fn content_length(h: &Headers) -> Result<Option<u64>, ErrorKind> {
+    let mut values = h.get_all("content-length");
+    let Some(v) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ErrorKind::DuplicateContentLength);
+    }
+    if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
+        return Err(if v.contains(&b',') {
+            ErrorKind::DuplicateContentLength
+        } else {
+            ErrorKind::BadContentLength
+        });
+    }
+    Ok(Some(
+        v.iter().fold(0u64, |a, &d| a * 10 + (d - b'0') as u64),
+    ))
+}
+
+/// `chunk-size [ chunk-ext ]` without the CRLF. Returns the size.
+fn parse_chunk_line(line: &[u8]) -> Result<u64, (ErrorKind, usize)> {
+    let digits = line.iter().take_while(|&&b| hex_val(b).is_some()).count();
+    if digits == 0 {
+        return Err((ErrorKind::BadChunkSize, 0));
+    }
+    let significant = line[..digits].iter().skip_while(|&&b| b == b'0').count();
+    if significant > 15 {
+        return Err((ErrorKind::BadChunkSize, 0));
+    }
+    let size = line[..digits]
+        .iter()
+        .fold(0u64, |a, &b| a << 4 | hex_val(b).unwrap_or(0) as u64);
+    let mut i = digits;
+    // chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] )
+    loop {
+        while matches!(line.get(i), Some(b' ' | b'\t')) {
+            i += 1;
+        }
+        match line.get(i) {
+            None => {
+                // Trailing whitespace after the size with no extension is not BWS before ';'.
+                if i > digits && line[digits..].iter().all(|&b| b == b' ' || b == b'\t') {
+                    return Err((ErrorKind::BadChunkSize, digits));
+                }
+                return Ok(size);
+            }
+            Some(b';') => i += 1,
+            Some(_) => {
+                return Err((
+                    if i == digits {
+                        ErrorKind::BadChunkSize
+                    } else {
+                        ErrorKind::BadChunkExtension
+                    },
+                    i,
+                ))
+            }
+        }
+        while matches!(line.get(i), Some(b' ' | b'\t')) {
+            i += 1;
+        }
+        let name_len = line[i..].iter().take_while(|&&b| tchar(b)).count();
+        if name_len == 0 {
+            return Err((ErrorKind::BadChunkExtension, i));
+        }
+        i += name_len;
+        let mut j = i;
+        while matches!(line.get(j), Some(b' ' | b'\t')) {
+            j += 1;
+        }
+        if line.get(j) != Some(&b'=') {
+            continue;
+        }
+        i = j + 1;
+        while matches!(line.get(i), Some(b' ' | b'\t')) {
+            i += 1;
+        }
+        if line.get(i) == Some(&b'"') {
+            i += 1;
+            loop {
+                match line.get(i) {
+                    None => return Err((ErrorKind::BadChunkExtension, i)),
+                    Some(b'"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(b'\\') => {
+                        match line.get(i + 1) {
+                            Some(&b) if value_byte(b) => i += 2,
+                            _ => return Err((ErrorKind::BadChunkExtension, i)),
+                        };
+                    }
+                    Some(&b) if value_byte(b) => i += 1,
+                    Some(_) => return Err((ErrorKind::BadChunkExtension, i)),
+                }
+            }
+        } else {
+            let v = line[i..].iter().take_while(|&&b| tchar(b)).count();
+            if v == 0 {
+                return Err((ErrorKind::BadChunkExtension, i));
+            }
+            i += v;
+        }
+    }
+}
+
+/// `Host` = uri-host [ ":" port ] (RFC 9110 §7.2). Empty is allowed (RFC 9112 §3.2).
+pub fn valid_host(h: &[u8]) -> bool {
+    if h.is_empty() {
+        return true;
+    }
+    let (host, port) = if h[0] == b'[' {
+        let Some(close) = find_byte(b']', h) else {
+            return false;
+        };
+        let inner = &h[1..close];
+        if inner.is_empty()
+            || !inner
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return false;
+        }
+        match &h[close + 1..] {
+            [] => (&h[..=close], None),
+            [b':', port @ ..] => (&h[..=close], Some(port)),
+            _ => return false,
+        }
+    } else {
+        match find_byte(b':', h) {
+            Some(c) => (&h[..c], Some(&h[c + 1..])),
+            None => (h, None),
+        }
+    };
+    if let Some(port) = port {
+        if port.len() > 5
+            || !port.iter().all(u8::is_ascii_digit)
+            || port.iter().fold(0u32, |a, &d| a * 10 + (d - b'0') as u32) > 65535
+        {
+            return false;
+        }
+    }
+    if host.first() == Some(&b'[') {
+        return true;
+    }
+    // reg-name: unreserved / pct-encoded / sub-delims; at least one character besides dots.
+    let ok = host
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b));
+    ok && host.iter().any(|&b| b != b'.')
+}
+
+/// Position of the first `needle` in `hay`, eight bytes at a time (no `unsafe`, no memchr crate).
+#[inline]
+pub fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pattern = LO.wrapping_mul(needle as u64);
+    let mut chunks = hay.chunks_exact(8);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])) ^ pattern;
+        let found = word.wrapping_sub(LO) & !word & HI;
+        if found != 0 {
+            return Some(base + (found.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == needle)
+        .map(|p| base + p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_byte_agrees_with_position() {
+        let hay: Vec<u8> = (0..200u32).map(|i| (i * 7 % 251) as u8).collect();
+        for needle in 0..=255u8 {
+            for start in 0..20 {
+                assert_eq!(
+                    find_byte(needle, &hay[start..]),
+                    hay[start..].iter().position(|&b| b == needle)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn chunk_lines() {
+        assert_eq!(parse_chunk_line(b"5"), Ok(5));
+        assert_eq!(parse_chunk_line(b"000"), Ok(0));
+        assert_eq!(parse_chunk_line(b"a"), Ok(10));
+        assert_eq!(parse_chunk_line(b"5;name=value"), Ok(5));
+        assert_eq!(parse_chunk_line(b"5;a;b=\"x;y\""), Ok(5));
+        assert_eq!(parse_chunk_line(b"5 ;a"), Ok(5));
+        for bad in [
+            &b"0x5"[..],
+            b"+5",
+            b"-5",
+            b" 5",
+            b"5 ",
+            b"5_0",
+            b"",
+            b"1x",
+            b"5;",
+            b"5;a=\"x",
+            b"fffffffffffffffff",
+        ] {
+            assert!(
+                parse_chunk_line(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(
+            parse_chunk_line(b"0000000000000000000001"),
+            Ok(1),
+            "leading zeros are not overflow"
+        );
+    }
+
+    #[test]
+    fn hosts() {
+        for ok in [
+            &b"a"[..],
+            b"Example.COM.:8080",
+            b"[::1]:80",
+            b"127.0.0.1",
+            b"a:",
+        ] {
+            assert!(valid_host(ok), "{:?}", String::from_utf8_lossy(ok));
+        }
+        for bad in [
+            &b"a b"[..],
+            b"a/b",
+            b"a:99999",
+            b"a:1:2",
+            b".",
+            b"[::1",
+            b"[zz]",
+        ] {
+            assert!(!valid_host(bad), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+}

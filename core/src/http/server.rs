@@ -1,0 +1,531 @@
+//! The server side of one HTTP/1.1 connection: framing, keep-alive, pipelining and deadlines.
+//!
+//! # Theory of operation
+//! One exchange at a time, as h11 does. A request head comes out of [`ServerConn::poll_event`];
+//! the application answers with [`ServerConn::send_head`], [`ServerConn::send_data`] and
+//! [`ServerConn::end_response`]. The next pipelined request is parsed only once the current
+//! response has ended and the current request's body has been read (an unread body is drained,
+//! never parsed as a request), so responses always go out in request order. Pipelined bytes
+//! wait in the parser, up to [`Timeouts`]' sibling limit `max_pipelined`; past it, reading stops.
+//!
+//! | situation | what the connection does |
+//! |---|---|
+//! | malformed request, no response begun | the RFC status (400/413/414/431/501/505), `Connection: close`, close |
+//! | malformed body after the response head went out | abort (a truncated response must never look complete) |
+//! | `Connection: close`, or HTTP/1.0 without `keep-alive` | answer, then close |
+//! | `Expect: 100-continue` | `100 Continue` when the application calls [`ServerConn::accept_body`]; an unknown expectation is 417 |
+//! | peer closes between requests | close |
+//! | peer closes mid-head | close without answering |
+//!
+//! Deadlines are values, never clock reads: [`ServerConn::deadline`] is the earliest of
+//! * header: from a request's first byte until its head is complete (slow-loris), then 408;
+//! * idle: between requests on a kept-alive connection, then a silent close;
+//! * body: no body byte for this long while one is expected, then 408 (or abort);
+//! * send: no transmit progress for this long while bytes wait, then abort.
+
+use super::parse::{ErrorKind, Event, ParseError, Parser};
+use super::serialize::{write_chunk, write_last_chunk, write_response_head, BodyFraming};
+use super::{date, Headers, Limits, Method, RequestHead, ResponseHead, Status, Version};
+use crate::node::Now;
+use crate::time::{Duration, Instant};
+
+/// Deadlines and buffer limits of a server connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub header: Duration,
+    pub idle: Duration,
+    pub body: Duration,
+    pub send: Duration,
+    /// Most bytes of pipelined requests held while a response is in progress.
+    pub max_pipelined: usize,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            header: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+            body: Duration::from_secs(30),
+            send: Duration::from_secs(60),
+            max_pipelined: 64 * 1024,
+        }
+    }
+}
+
+/// What the application learns from the connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ServerEvent {
+    Request(RequestHead),
+    Body(Vec<u8>),
+    BodyEnd,
+    /// The connection answered a malformed request by itself (already written; it closes next).
+    Rejected {
+        error: ParseError,
+        status: Status,
+    },
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Req {
+    /// Waiting for a head (`started` = first byte seen).
+    Idle,
+    Body,
+    Done,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Resp {
+    NotStarted,
+    Body {
+        chunked: bool,
+        remaining: Option<u64>,
+        send_body: bool,
+    },
+    Done,
+}
+
+/// Whether and how the connection ends.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Closing {
+    Open,
+    /// Close once the transmit buffer is written.
+    AfterFlush,
+    Abort,
+}
+
+/// The server side of one connection. See the module docs.
+#[derive(Debug)]
+pub struct ServerConn {
+    parser: Parser,
+    timeouts: Timeouts,
+    out: Vec<u8>,
+    out_pos: usize,
+    req: Req,
+    resp: Resp,
+    keep_alive: bool,
+    method: Method,
+    version: Version,
+    expect_continue: bool,
+    head_done_at: Instant,
+    /// When the current wait began (header/idle/body) and when transmit last progressed.
+    wait_since: Instant,
+    send_since: Instant,
+    /// A request's first byte has arrived but not its whole head.
+    head_started: bool,
+    peer_eof: bool,
+    closing: Closing,
+    /// Body bytes of the current response (for the access log).
+    body_sent: u64,
+    status: Status,
+}
+
+impl ServerConn {
+    pub fn new(now: Now, limits: Limits, timeouts: Timeouts) -> Self {
+        ServerConn {
+            parser: Parser::request(limits),
+            timeouts,
+            out: Vec::new(),
+            out_pos: 0,
+            req: Req::Idle,
+            resp: Resp::NotStarted,
+            keep_alive: true,
+            method: Method::Get,
+            version: Version::HTTP_11,
+            expect_continue: false,
+            head_done_at: now.mono,
+            wait_since: now.mono,
+            send_since: now.mono,
+            head_started: false,
+            peer_eof: false,
+            closing: Closing::Open,
+            body_sent: 0,
+            status: Status::OK,
+        }
+    }
+
+    // ----- inputs -----
+
+    /// Bytes from the client.
+    pub fn feed(&mut self, now: Now, bytes: &[u8]) {
+        if self.closing != Closing::Open || bytes.is_empty() {
+            return;
+        }
+        if self.req == Req::Idle && !self.head_started {
+            self.head_started = true;
+            self.wait_since = now.mono;
+        } else if self.req == Req::Body {
+            self.wait_since = now.mono;
+        }
+        self.parser.feed(bytes);
+    }
+    /// The client half-closed.
+    pub fn feed_eof(&mut self) {
+        self.peer_eof = true;
+        self.parser.feed_eof();
+    }
+    /// The driver wrote `n` bytes of [`Self::transmit`].
+    pub fn flushed(&mut self, now: Now, n: usize) {
+        self.out_pos += n;
+        debug_assert!(self.out_pos <= self.out.len());
+        if self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+        }
+        if n > 0 {
+            self.send_since = now.mono;
+        }
+    }
+    /// A deadline may have passed. Returns the rejection it caused, if any.
+    pub fn on_timeout(&mut self, now: Now) -> Option<ServerEvent> {
+        if self.closing != Closing::Open {
+            return None;
+        }
+        if self.transmit_len() > 0 && now.mono >= self.send_since + self.timeouts.send {
+            self.closing = Closing::Abort;
+            return None;
+        }
+        let waiting_for_client = match self.req {
+            Req::Idle => true,
+            Req::Body => true,
+            Req::Done => false,
+        };
+        if !waiting_for_client || self.resp_in_progress_blocks_reading() {
+            return None;
+        }
+        let limit = match (self.req, self.head_started) {
+            (Req::Idle, false) => self.timeouts.idle,
+            (Req::Idle, true) => self.timeouts.header,
+            _ => self.timeouts.body,
+        };
+        if now.mono < self.wait_since + limit {
+            return None;
+        }
+        if self.req == Req::Idle && !self.head_started {
+            self.closing = Closing::AfterFlush;
+            return None;
+        }
+        let error = ParseError {
+            kind: ErrorKind::Truncated,
+            offset: 0,
+        };
+        Some(self.reject(now, error, Status::REQUEST_TIMEOUT))
+    }
+
+    fn resp_in_progress_blocks_reading(&self) -> bool {
+        // While a response is being written after the request was fully read, the client is
+        // not expected to send anything: no client deadline runs.
+        self.req == Req::Done
+    }
+
+    /// The next event for the application, or `None` when it must wait (more bytes needed, or
+    /// the current response must end before the next request is read).
+    pub fn poll_event(&mut self, now: Now) -> Option<ServerEvent> {
+        if self.closing != Closing::Open {
+            return None;
+        }
+        if self.req == Req::Done {
+            if self.resp != Resp::Done {
+                return None;
+            }
+            self.start_next_cycle(now);
+            if self.closing != Closing::Open {
+                return None;
+            }
+        }
+        let ev = match self.parser.next_event() {
+            Ok(ev) => ev,
+            Err(e) => return self.on_parse_error(now, e),
+        };
+        match ev {
+            Event::Request(head) => {
+                self.req = Req::Body;
+                self.head_started = false;
+                self.head_done_at = now.mono;
+                self.wait_since = now.mono;
+                self.method = head.method.clone();
+                self.version = head.version;
+                self.keep_alive = wants_keep_alive(&head);
+                self.body_sent = 0;
+                self.status = Status::OK;
+                self.expect_continue = false;
+                if let Some(expect) = head.headers.get("expect") {
+                    if head.version.at_least_11() {
+                        if expect.eq_ignore_ascii_case(b"100-continue") {
+                            self.expect_continue = true;
+                        } else {
+                            return Some(self.reject(
+                                now,
+                                ParseError {
+                                    kind: ErrorKind::BadHeaderValue,
+                                    offset: 0,
+                                },
+                                Status::EXPECTATION_FAILED,
+                            ));
+                        }
+                    }
+                }
+                Some(ServerEvent::Request(head))
+            }
+            Event::Data(d) => {
+                self.wait_since = now.mono;
+                Some(ServerEvent::Body(d))
+            }
+            Event::End { .. } => {
+                self.req = Req::Done;
+                if self.resp == Resp::Done {
+                    self.start_next_cycle(now);
+                }
+                Some(ServerEvent::BodyEnd)
+            }
+            Event::Paused => {
+                // We never switch protocols: decline and go on reading HTTP.
+                self.parser.resume();
+                self.poll_event(now)
+            }
+            Event::Closed => {
+                if self.resp == Resp::NotStarted || self.resp == Resp::Done {
+                    self.closing = Closing::AfterFlush;
+                }
+                None
+            }
+            Event::NeedData => None,
+            Event::Response(_) | Event::Upgrade => {
+                debug_assert!(false, "a request parser never yields these");
+                self.closing = Closing::Abort;
+                None
+            }
+        }
+    }
+
+    fn on_parse_error(&mut self, now: Now, error: ParseError) -> Option<ServerEvent> {
+        match (error.kind, self.resp) {
+            // The client went away mid-message: nobody to answer.
+            (ErrorKind::Truncated, Resp::NotStarted | Resp::Done) => {
+                self.closing = Closing::AfterFlush;
+                None
+            }
+            (_, Resp::NotStarted | Resp::Done) => {
+                Some(self.reject(now, error, error.kind.status()))
+            }
+            (_, Resp::Body { .. }) => {
+                self.closing = Closing::Abort;
+                None
+            }
+        }
+    }
+
+    /// Answers with an error page and closes.
+    fn reject(&mut self, now: Now, error: ParseError, status: Status) -> ServerEvent {
+        self.keep_alive = false;
+        self.method = Method::Get;
+        let mut head = ResponseHead::new(status);
+        head.headers
+            .append("Content-Type", "text/plain; charset=utf-8");
+        let body = format!("{} {}\n", status.0, status.reason());
+        self.send_head(now, head, BodyFraming::Length(body.len() as u64));
+        self.send_data(now, body.as_bytes());
+        self.end_response(now);
+        self.closing = Closing::AfterFlush;
+        ServerEvent::Rejected { error, status }
+    }
+
+    fn start_next_cycle(&mut self, now: Now) {
+        debug_assert!(self.req == Req::Done && self.resp == Resp::Done);
+        self.req = Req::Idle;
+        self.resp = Resp::NotStarted;
+        self.wait_since = now.mono;
+        self.head_started = self.parser.buffered() > 0;
+        if !self.keep_alive || (self.peer_eof && self.parser.buffered() == 0) {
+            self.closing = Closing::AfterFlush;
+        }
+    }
+
+    // ----- the application's response -----
+
+    /// Sends `100 Continue` if the client waits for it. Call before reading a body you want.
+    pub fn accept_body(&mut self) {
+        if self.expect_continue && self.resp == Resp::NotStarted {
+            self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            self.expect_continue = false;
+        }
+    }
+
+    /// Starts the response. Adds `Date`, `Connection` and the framing header. For HEAD, and for
+    /// 204/304, no body is sent whatever `framing` says (`Content-Length` is still announced for
+    /// HEAD, as GET would). `BodyFraming::Chunked` to an HTTP/1.0 client becomes close-delimited.
+    pub fn send_head(&mut self, now: Now, mut head: ResponseHead, framing: BodyFraming) {
+        debug_assert_eq!(self.resp, Resp::NotStarted, "one response per request");
+        if head.headers.has_token("connection", "close") || self.closing != Closing::Open {
+            self.keep_alive = false;
+        }
+        // A client that is still to send a body we never asked for: close rather than guess.
+        if self.expect_continue && self.req == Req::Body {
+            self.keep_alive = false;
+        }
+        let bodiless = head.status.forbids_body();
+        let send_body = !bodiless && self.method != Method::Head;
+        let mut framing = if bodiless { BodyFraming::None } else { framing };
+        if framing == BodyFraming::Chunked && !self.version.at_least_11() {
+            framing = BodyFraming::Close;
+        }
+        if framing == BodyFraming::Close {
+            self.keep_alive = false;
+        }
+        head.headers.remove("connection");
+        if !self.keep_alive {
+            head.headers.append("Connection", "close");
+        } else if !self.version.at_least_11() {
+            head.headers.append("Connection", "keep-alive");
+        }
+        if !head.headers.contains("date") {
+            head.headers.append("Date", date::format(now.wall));
+        }
+        self.status = head.status;
+        write_response_head(&head, framing, &mut self.out);
+        let (chunked, remaining) = match framing {
+            BodyFraming::Length(n) => (false, Some(n)),
+            BodyFraming::Chunked => (true, None),
+            BodyFraming::None => (false, Some(0)),
+            BodyFraming::Close => (false, None),
+        };
+        self.resp = Resp::Body {
+            chunked,
+            remaining,
+            send_body,
+        };
+        if self.out.len() > self.out_pos {
+            self.send_since = now.mono;
+        }
+    }
+
+    /// Appends body bytes (dropped for HEAD/204/304). Writing more than a `Content-Length`
+    /// announced is a bug in the caller: the excess is dropped.
+    pub fn send_data(&mut self, now: Now, data: &[u8]) {
+        let was_empty = self.transmit_len() == 0;
+        let Resp::Body {
+            chunked,
+            remaining,
+            send_body,
+        } = &mut self.resp
+        else {
+            debug_assert!(false, "send_data without send_head");
+            return;
+        };
+        let mut data = data;
+        if let Some(rem) = remaining {
+            let n = (*rem).min(data.len() as u64) as usize;
+            debug_assert_eq!(n, data.len(), "body longer than its Content-Length");
+            data = &data[..n];
+            *rem -= n as u64;
+        }
+        if data.is_empty() || !*send_body {
+            return;
+        }
+        if was_empty {
+            self.send_since = now.mono;
+        }
+        if *chunked {
+            write_chunk(data, &mut self.out);
+        } else {
+            self.out.extend_from_slice(data);
+        }
+        self.body_sent += data.len() as u64;
+    }
+
+    /// Ends the response. If a `Content-Length` was not met the connection is aborted, so the
+    /// client can never take a short body for a whole one.
+    pub fn end_response(&mut self, now: Now) {
+        let Resp::Body {
+            chunked,
+            remaining,
+            send_body,
+        } = self.resp
+        else {
+            debug_assert!(false, "end_response without send_head");
+            return;
+        };
+        if send_body && chunked {
+            write_last_chunk(&Headers::new(), &mut self.out);
+        }
+        self.resp = Resp::Done;
+        match remaining {
+            Some(n) if n > 0 && send_body => self.closing = Closing::Abort,
+            None if !chunked => self.closing = Closing::AfterFlush,
+            _ => {}
+        }
+        if self.req == Req::Done {
+            self.start_next_cycle(now);
+        }
+    }
+
+    /// Gives up on the current response (e.g. a disk error after the head went out).
+    pub fn abort(&mut self) {
+        self.closing = Closing::Abort;
+    }
+
+    // ----- outputs -----
+
+    pub fn transmit(&self) -> &[u8] {
+        &self.out[self.out_pos..]
+    }
+    pub fn transmit_len(&self) -> usize {
+        self.out.len() - self.out_pos
+    }
+    pub fn closing(&self) -> Closing {
+        self.closing
+    }
+    /// Read more from the socket? False while closing, and while pipelined bytes pile up
+    /// behind a response in progress.
+    pub fn wants_read(&self) -> bool {
+        self.closing == Closing::Open
+            && !self.peer_eof
+            && (self.req != Req::Done || self.parser.buffered() < self.timeouts.max_pipelined)
+    }
+    /// The earliest instant at which [`Self::on_timeout`] has something to do.
+    pub fn deadline(&self) -> Option<Instant> {
+        if self.closing != Closing::Open {
+            return None;
+        }
+        let send = (self.transmit_len() > 0).then(|| self.send_since + self.timeouts.send);
+        let client = match (self.req, self.head_started) {
+            (Req::Done, _) => None,
+            (Req::Idle, false) => Some(self.wait_since + self.timeouts.idle),
+            (Req::Idle, true) => Some(self.wait_since + self.timeouts.header),
+            (Req::Body, _) => Some(self.wait_since + self.timeouts.body),
+        };
+        match (send, client) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+    /// True while a response has begun and not ended.
+    pub fn responding(&self) -> bool {
+        matches!(self.resp, Resp::Body { .. })
+    }
+    pub fn status(&self) -> Status {
+        self.status
+    }
+    pub fn body_sent(&self) -> u64 {
+        self.body_sent
+    }
+    pub fn request_started_at(&self) -> Instant {
+        self.head_done_at
+    }
+    pub fn check_invariants(&self) {
+        assert!(self.out_pos <= self.out.len());
+        if self.req == Req::Idle {
+            assert!(
+                !matches!(self.resp, Resp::Body { .. }),
+                "a response without a request"
+            );
+        }
+    }
+}
+
+/// RFC 9112 §9.3: persistent by default from 1.1, opt-in for 1.0.
+fn wants_keep_alive(head: &RequestHead) -> bool {
+    if head.headers.has_token("connection", "close") {
+        return false;
+    }
+    head.version.at_least_11() || head.headers.has_token("connection", "keep-alive")
+}

@@ -1,0 +1,136 @@
+//! The contract between a machine and its driver (DESIGN.md §3).
+//!
+//! A **connection machine** owns one TCP connection's protocol state. Its driver (`net-real`
+//! on sockets, `net-sim` on simulated streams) owns the socket, the clock and the disk, and
+//! runs this loop, which is the whole contract:
+//!
+//! 1. Deliver one input with [`Connection::handle`]: bytes read, end of input, a reset, the
+//!    result of a file operation, a deadline that passed, or how many transmit bytes it wrote.
+//!    Every call carries the time ([`Now`]): the machine never reads a clock.
+//! 2. Drain [`Connection::poll_output`] until it returns [`ConnOutput::Wait`]; carry out each
+//!    output in order. `Wait { deadline }` names the next instant at which `handle` must be
+//!    called with [`ConnInput::Timeout`] if nothing else happens first (calls before it are
+//!    harmless no-ops). Once drained, `poll_output` keeps returning `Wait` until the next input.
+//! 3. Write what [`Connection::transmit`] holds and report it with [`ConnInput::Flushed`].
+//!    Read from the socket only while [`Connection::wants_read`] is true: that is backpressure.
+//!
+//! Only `handle` changes what `poll_output`, `transmit` and `wants_read` return.
+//! After [`ConnOutput::Close`] the driver writes the remaining transmit bytes, then closes;
+//! after [`ConnOutput::Abort`] it resets at once. Either way the machine is finished.
+//!
+//! File operations are effects, not calls, so the simulator can inject disk faults and the real
+//! driver decides where blocking reads run. A machine has at most one file operation outstanding.
+
+use crate::time::{Instant, UnixTime};
+use serde::{Deserialize, Serialize};
+
+/// The two clocks a machine may need: monotonic (deadlines) and wall (`Date` headers).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Now {
+    pub mono: Instant,
+    pub wall: UnixTime,
+}
+
+/// An input to a connection machine.
+#[derive(Debug)]
+pub enum ConnInput<'a> {
+    /// Bytes from the peer, split arbitrarily.
+    Data(&'a [u8]),
+    /// The peer will send nothing more (FIN).
+    Eof,
+    /// The connection is gone (RST, or the peer vanished): nothing more can be written.
+    Reset,
+    /// The result of the outstanding [`FileOp`].
+    File(FileReply),
+    /// A deadline passed (spurious calls are no-ops).
+    Timeout,
+    /// The driver wrote this many bytes from the front of [`Connection::transmit`].
+    Flushed(usize),
+}
+
+/// An effect a connection machine asks its driver to carry out.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConnOutput {
+    /// Carry out a file operation and answer with [`ConnInput::File`].
+    File(FileOp),
+    /// One access-log record (also what oracles observe).
+    Log(AccessLog),
+    /// Write the rest of `transmit`, then close the connection.
+    Close,
+    /// Reset the connection now; unsent bytes are dropped.
+    Abort,
+    /// Nothing more until the next input, or until `deadline`.
+    Wait { deadline: Option<Instant> },
+}
+
+/// A handle to an open file, chosen by the driver.
+pub type FileHandle = u64;
+
+/// File operations (a file is opened once and read by handle, so a rename or symlink swap
+/// between checking and reading cannot change which file is served).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileOp {
+    /// Open `path` for reading and report its metadata.
+    Open { path: String },
+    /// Read up to `len` bytes at `offset`. Fewer bytes only at end of file.
+    Read {
+        handle: FileHandle,
+        offset: u64,
+        len: usize,
+    },
+    /// Release the handle (no reply).
+    Close { handle: FileHandle },
+}
+
+/// Metadata of an opened file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileMeta {
+    pub handle: FileHandle,
+    pub len: u64,
+    /// Last modification, whole seconds since the Unix epoch.
+    pub modified: UnixTime,
+    pub is_dir: bool,
+    /// The path with every symlink resolved (the driver's `realpath`), so the machine can
+    /// refuse files whose real location is outside their root.
+    pub real_path: String,
+}
+
+/// Why a file operation failed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FsError {
+    NotFound,
+    PermissionDenied,
+    /// Any other I/O failure (EIO and friends).
+    Io,
+}
+
+/// The driver's answer to a [`FileOp`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileReply {
+    Opened(Result<FileMeta, FsError>),
+    Read(Result<Vec<u8>, FsError>),
+}
+
+/// One finished (or abandoned) request, as written to the access log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessLog {
+    pub method: String,
+    pub target: String,
+    pub status: u16,
+    /// Body bytes put in the transmit buffer for this response.
+    pub bytes: u64,
+    /// From the request head's arrival to the response's end, in nanoseconds.
+    pub duration_ns: u64,
+    /// The response was cut short (disk error mid-body, reset).
+    pub aborted: bool,
+}
+
+/// A connection machine. See the module docs for the contract.
+pub trait Connection {
+    fn handle(&mut self, now: Now, input: ConnInput<'_>);
+    fn poll_output(&mut self) -> ConnOutput;
+    fn transmit(&self) -> &[u8];
+    fn wants_read(&self) -> bool;
+    /// Cheap internal consistency checks; the simulator calls this after every step.
+    fn check_invariants(&self) {}
+}
