@@ -46,6 +46,8 @@ pub enum ConnInput<'a> {
     Timeout,
     /// The driver wrote this many bytes from the front of [`Connection::transmit`].
     Flushed(usize),
+    /// The server is shutting down: finish the exchange in progress, then close.
+    Drain,
 }
 
 /// An effect a connection machine asks its driver to carry out.

@@ -54,14 +54,22 @@ fn core_source_stays_sans_io_and_deterministic() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut hits = Vec::new();
     visit(&src, &mut hits);
-    assert!(hits.is_empty(), "core/ breaks the sans-I/O rules:\n{}", hits.join("\n"));
+    assert!(
+        hits.is_empty(),
+        "core/ breaks the sans-I/O rules:\n{}",
+        hits.join("\n")
+    );
 }
 
 #[test]
 fn the_rule_checker_sees_a_violation() {
     let dir = std::env::temp_dir().join(format!("weaprous-rules-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("bad.rs"), "fn f() { let _ = std::time::Instant::now(); }\n").unwrap();
+    std::fs::write(
+        dir.join("bad.rs"),
+        "fn f() { let _ = std::time::Instant::now(); }\n",
+    )
+    .unwrap();
     let mut hits = Vec::new();
     visit(&dir, &mut hits);
     std::fs::remove_dir_all(&dir).unwrap();

@@ -1,1 +1,15 @@
-//! placeholder
+//! # weaprous-net-real
+//!
+//! Runs `weaprous-core` connection machines on real sockets with smol. This crate makes no
+//! protocol decision: it moves bytes, time, file results and signals into machines and carries
+//! out what they ask (DESIGN.md §5).
+//!
+//! * [`clock`]: the real clocks mapped onto core's [`weaprous_core::node::Now`].
+//! * [`files`]: carries out file effects on the real file system.
+//! * [`server`]: the accept loop and the per-connection task that calls its machine inline.
+//! * [`shutdown`]: SIGINT/SIGTERM (and the drain signal every connection listens to).
+
+pub mod clock;
+pub mod files;
+pub mod server;
+pub mod shutdown;

@@ -440,6 +440,7 @@ impl Connection for BackendConn {
                 }
                 self.finish(now, true);
             }
+            ConnInput::Drain => self.http.drain(),
             ConnInput::Flushed(n) => {
                 self.http.flushed(now, n);
                 self.continue_stream(now);

@@ -163,6 +163,14 @@ impl ServerConn {
         self.peer_eof = true;
         self.parser.feed_eof();
     }
+    /// Graceful shutdown: the exchange in progress finishes, no further request is read.
+    pub fn drain(&mut self) {
+        self.keep_alive = false;
+        let between_requests = self.req == Req::Idle && !self.head_started && !self.responding();
+        if between_requests && self.closing == Closing::Open {
+            self.closing = Closing::AfterFlush;
+        }
+    }
     /// The driver wrote `n` bytes of [`Self::transmit`].
     pub fn flushed(&mut self, now: Now, n: usize) {
         self.out_pos += n;

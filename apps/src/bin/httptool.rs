@@ -1,0 +1,121 @@
+//! `httptool`: the core parser as a command, for checking any corpus against it.
+//!
+//! `httptool parse [--response] [--eof] < bytes` prints one JSON line:
+//! `{"outcome": "accept"|"reject"|"incomplete"|"upgrade", "messages": [...], "error": {"kind", "offset"} | null}`.
+
+use clap::{Parser as ClapParser, Subcommand};
+use serde_json::{json, Value};
+use std::io::Read;
+use weaprous_apps::base64;
+use weaprous_core::http::parse::{ErrorKind, Event, Kind, Parser};
+use weaprous_core::http::{Headers, Limits};
+
+#[derive(ClapParser, Debug)]
+#[command(version, about = "HTTP conformance tools")]
+struct Args {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Parse raw bytes from stdin (one or more pipelined messages) and print the result as JSON.
+    Parse {
+        /// Parse responses instead of requests (each read as the answer to a GET).
+        #[arg(long)]
+        response: bool,
+        /// The input ends because the peer closed (completes a close-delimited response).
+        #[arg(long)]
+        eof: bool,
+    },
+}
+
+fn headers_json(h: &Headers) -> Value {
+    Value::Array(
+        h.iter()
+            .map(|(n, v)| json!([String::from_utf8_lossy(n), String::from_utf8_lossy(v)]))
+            .collect(),
+    )
+}
+
+fn main() {
+    let Cmd::Parse { response, eof } = Args::parse().cmd;
+    let mut input = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut input) {
+        eprintln!("httptool: reading stdin: {e}");
+        std::process::exit(2);
+    }
+    println!("{}", parse(&input, response, eof));
+}
+
+fn parse(input: &[u8], response: bool, eof: bool) -> Value {
+    let mut p = Parser::new(
+        if response {
+            Kind::Response
+        } else {
+            Kind::Request
+        },
+        Limits::default(),
+    );
+    p.feed(input);
+    if eof {
+        p.feed_eof();
+    }
+    let mut messages: Vec<Value> = Vec::new();
+    let mut body: Vec<u8> = Vec::new();
+    let (outcome, error) = loop {
+        match p.next_event() {
+            Ok(Event::Request(h)) => {
+                body.clear();
+                messages.push(json!({
+                    "method": h.method.as_str(), "target": h.target.as_str(), "version": h.version.to_string(),
+                    "status": null, "reason": null, "headers": headers_json(&h.headers),
+                    "body_base64": "", "trailers": [], "complete": false,
+                }));
+            }
+            Ok(Event::Response(h)) => {
+                body.clear();
+                messages.push(json!({
+                    "method": null, "target": null, "version": h.version.to_string(),
+                    "status": h.status.0, "reason": h.reason, "headers": headers_json(&h.headers),
+                    "body_base64": "", "trailers": [], "complete": h.status.is_informational(),
+                }));
+            }
+            Ok(Event::Data(d)) => {
+                body.extend_from_slice(&d);
+                if let Some(m) = messages.last_mut() {
+                    m["body_base64"] = json!(base64(&body));
+                }
+            }
+            Ok(Event::End { trailers }) => {
+                if let Some(m) = messages.last_mut() {
+                    m["complete"] = json!(true);
+                    m["trailers"] = headers_json(&trailers);
+                }
+            }
+            Ok(Event::NeedData) => {
+                let partial = p.buffered() > 0
+                    || messages
+                        .last()
+                        .is_some_and(|m| m["complete"] == json!(false));
+                break (if partial { "incomplete" } else { "accept" }, Value::Null);
+            }
+            Ok(Event::Closed) => break ("accept", Value::Null),
+            Ok(Event::Paused | Event::Upgrade) => {
+                // A 101 head is complete: what follows is not HTTP.
+                if let Some(m) = messages.last_mut() {
+                    m["complete"] = json!(true);
+                }
+                break ("upgrade", Value::Null);
+            }
+            Err(e) if e.kind == ErrorKind::Truncated => {
+                break (
+                    "incomplete",
+                    json!({"kind": e.kind.name(), "offset": e.offset}),
+                )
+            }
+            Err(e) => break ("reject", json!({"kind": e.kind.name(), "offset": e.offset})),
+        }
+    };
+    json!({"outcome": outcome, "messages": messages, "error": error})
+}

@@ -1,0 +1,84 @@
+//! `stack`: starts every weaprous process as a child, prints the URLs, and stops them all on
+//! Ctrl-C (SIGINT) or SIGTERM. Today that is the `backend`; the proxy and the chat app join it
+//! as their issues land.
+
+use clap::Parser;
+use std::process::{Child, Command};
+use weaprous_apps::sibling_binary;
+
+#[derive(Parser, Debug)]
+#[command(version, about = "start the whole weaprous system")]
+struct Args {
+    /// Address every process listens on.
+    #[arg(long, default_value = "127.0.0.1")]
+    ip: String,
+    /// Port of the static-file backend.
+    #[arg(long, default_value_t = 9000)]
+    backend_port: u16,
+    #[arg(long, default_value = "www")]
+    www: String,
+    #[arg(long = "static", default_value = "static")]
+    static_dir: String,
+}
+
+fn main() {
+    let args = Args::parse();
+    let mut children: Vec<(&str, Child)> = Vec::new();
+    let backend = Command::new(sibling_binary("backend"))
+        .args([
+            "--server-ip",
+            &args.ip,
+            "--server-port",
+            &args.backend_port.to_string(),
+        ])
+        .args(["--www", &args.www, "--static", &args.static_dir])
+        .spawn();
+    match backend {
+        Ok(c) => children.push(("backend", c)),
+        Err(e) => {
+            eprintln!("stack: cannot start backend ({e}); build it with `cargo build --release`");
+            std::process::exit(1);
+        }
+    }
+    println!(
+        "stack: backend (static files)  http://{}:{}/",
+        args.ip, args.backend_port
+    );
+    println!("stack: Ctrl-C stops everything");
+    let watch = smol::block_on(async {
+        futures_lite::future::or(
+            async {
+                weaprous_net_real::shutdown::terminate_signal()
+                    .await
+                    .map(|_| None)
+            },
+            async {
+                // A child that dies on its own ends the stack too.
+                loop {
+                    for (name, c) in children.iter_mut() {
+                        if let Ok(Some(status)) = c.try_wait() {
+                            return Ok(Some((name.to_string(), status)));
+                        }
+                    }
+                    async_io::Timer::after(std::time::Duration::from_millis(200)).await;
+                }
+            },
+        )
+        .await
+    });
+    if let Ok(Some((name, status))) = &watch {
+        eprintln!("stack: {name} exited ({status}); stopping the rest");
+    }
+    for (_, c) in children.iter_mut() {
+        // SIGTERM so each child drains its connections; std only offers SIGKILL.
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+    }
+    for (name, mut c) in children {
+        match c.wait() {
+            Ok(s) => println!("stack: {name} stopped ({s})"),
+            Err(e) => eprintln!("stack: {name}: {e}"),
+        }
+    }
+}

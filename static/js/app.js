@@ -1,0 +1,2 @@
+// Placeholder: the chat UI arrives with the framework issue.
+document.documentElement.dataset.ready = "true";
