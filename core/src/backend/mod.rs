@@ -424,6 +424,10 @@ impl BackendConn {
 impl Connection for BackendConn {
     fn handle(&mut self, now: Now, input: ConnInput<'_>) {
         if self.finished {
+            // Only the flush of what was queued before Close still matters.
+            if let ConnInput::Flushed(n) = input {
+                self.http.flushed(now, n);
+            }
             return;
         }
         match input {

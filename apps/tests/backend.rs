@@ -1,0 +1,381 @@
+//! The real `backend` binary on loopback, with real files.
+
+mod common;
+
+use common::{get, raw_exchange, read_responses, request, Server, TempDir};
+use std::io::{Read, Write};
+use weaprous_core::http::Method;
+
+const SECRET: &str = "TOP-SECRET-OUTSIDE-THE-ROOT";
+
+/// A site: www/, static/, and a secret next to them that must never be served.
+fn site() -> TempDir {
+    let t = TempDir::new("site");
+    let p = t.path();
+    for d in [
+        "www/sub",
+        "static/css",
+        "static/images",
+        "static/js",
+        "static/dir",
+    ] {
+        std::fs::create_dir_all(p.join(d)).unwrap();
+    }
+    std::fs::write(p.join("www/index.html"), "<h1>index</h1>").unwrap();
+    std::fs::write(p.join("www/login.html"), "<form>login</form>").unwrap();
+    std::fs::write(p.join("www/sub/index.html"), "<p>sub</p>").unwrap();
+    std::fs::write(p.join("static/css/styles.css"), "body{}").unwrap();
+    std::fs::write(
+        p.join("static/images/welcome.png"),
+        b"\x89PNG\r\n\x1a\nfake",
+    )
+    .unwrap();
+    std::fs::write(p.join("static/js/app.js"), "console.log(1)").unwrap();
+    std::fs::write(p.join("static/favicon.ico"), b"\0\0\x01\0").unwrap();
+    std::fs::write(p.join("static/data.bin"), (0..=255u8).collect::<Vec<_>>()).unwrap();
+    std::fs::write(p.join("secret.txt"), SECRET).unwrap();
+    std::fs::write(p.join("www/secret.html"), "").unwrap();
+    std::fs::remove_file(p.join("www/secret.html")).unwrap();
+    std::os::unix::fs::symlink(p.join("secret.txt"), p.join("static/leak.txt")).unwrap();
+    std::os::unix::fs::symlink(p.join("secret.txt"), p.join("www/leak.html")).unwrap();
+    std::os::unix::fs::symlink(p, p.join("static/up")).unwrap();
+    t
+}
+
+fn start(site: &TempDir) -> Server {
+    let www = site.path().join("www");
+    let st = site.path().join("static");
+    Server::start(
+        env!("CARGO_BIN_EXE_backend"),
+        &[
+            "--server-ip",
+            "127.0.0.1",
+            "--server-port",
+            "0",
+            "--www",
+            www.to_str().unwrap(),
+            "--static",
+            st.to_str().unwrap(),
+        ],
+    )
+}
+
+#[test]
+fn serves_the_seed_mapping_with_types() {
+    let site = site();
+    let b = start(&site);
+    let cases = [
+        ("/", "text/html; charset=utf-8", &b"<h1>index</h1>"[..]),
+        ("/index.html", "text/html; charset=utf-8", b"<h1>index</h1>"),
+        (
+            "/login.html",
+            "text/html; charset=utf-8",
+            b"<form>login</form>",
+        ),
+        ("/sub/", "text/html; charset=utf-8", b"<p>sub</p>"),
+        ("/css/styles.css", "text/css; charset=utf-8", b"body{}"),
+        ("/images/welcome.png", "image/png", b"\x89PNG\r\n\x1a\nfake"),
+        (
+            "/js/app.js",
+            "text/javascript; charset=utf-8",
+            b"console.log(1)",
+        ),
+        ("/favicon.ico", "image/vnd.microsoft.icon", b"\0\0\x01\0"),
+        (
+            "/js/app.js?v=3&x=..%2f",
+            "text/javascript; charset=utf-8",
+            b"console.log(1)",
+        ),
+    ];
+    for (path, ty, body) in cases {
+        let r = get(b.port, path);
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.header("content-type").as_deref(), Some(ty), "{path}");
+        assert_eq!(r.body, body, "{path}");
+        assert!(
+            r.header("etag").is_some()
+                && r.header("last-modified").is_some()
+                && r.header("date").is_some()
+        );
+    }
+    let log = b.wait_line("\"GET /css/styles.css\"");
+    assert!(
+        log.starts_with("127.0.0.1:") && log.contains(" 200 6 "),
+        "access log line: {log}"
+    );
+}
+
+#[test]
+fn methods_errors_and_redirects() {
+    let site = site();
+    let b = start(&site);
+    let r = request(
+        b.port,
+        "HEAD /css/styles.css HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(
+        (
+            r.status(),
+            r.header("content-length").as_deref(),
+            r.body.len()
+        ),
+        (200, Some("6"), 0),
+        "H2"
+    );
+    let r = request(b.port, "POST /css/styles.css HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi");
+    assert_eq!(
+        (r.status(), r.header("allow").as_deref()),
+        (405, Some("GET, HEAD")),
+        "H6"
+    );
+    assert_eq!(
+        request(
+            b.port,
+            "BREW / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        .status(),
+        501
+    );
+    assert_eq!(
+        request(
+            b.port,
+            "get / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        .status(),
+        501,
+        "A7"
+    );
+    assert_eq!(get(b.port, "/missing.css").status(), 404);
+    let r = get(b.port, "/dir?x=1");
+    assert_eq!(
+        (r.status(), r.header("location").as_deref()),
+        (301, Some("/dir/?x=1")),
+        "H5"
+    );
+    let out = raw_exchange(b.port, b"GET / HTTP/1.1\r\n\r\n");
+    assert!(
+        out.starts_with(b"HTTP/1.1 400 "),
+        "B1 no Host: {}",
+        String::from_utf8_lossy(&out)
+    );
+    let out = raw_exchange(b.port, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+    assert!(
+        out.starts_with(b"HTTP/1.1 400 ")
+            && String::from_utf8_lossy(&out).contains("Connection: close"),
+        "C7"
+    );
+    let long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(10_000));
+    assert!(
+        raw_exchange(b.port, long.as_bytes()).starts_with(b"HTTP/1.1 414 "),
+        "A13"
+    );
+    assert!(
+        raw_exchange(b.port, b"GET / HTTP/2.0\r\nHost: a\r\n\r\n").starts_with(b"HTTP/1.1 505 "),
+        "A9"
+    );
+    // The server is still serving after all of that.
+    assert_eq!(get(b.port, "/").status(), 200);
+}
+
+#[test]
+fn conditional_and_range_requests() {
+    let site = site();
+    let b = start(&site);
+    let full = get(b.port, "/data.bin");
+    let etag = full.header("etag").unwrap();
+    let lm = full.header("last-modified").unwrap();
+    let r = request(b.port, &format!("GET /data.bin HTTP/1.1\r\nHost: t\r\nIf-None-Match: {etag}\r\nConnection: close\r\n\r\n"));
+    assert_eq!((r.status(), r.body.len()), (304, 0), "H4 INM");
+    let r = request(b.port, &format!("GET /data.bin HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: {lm}\r\nConnection: close\r\n\r\n"));
+    assert_eq!(r.status(), 304, "H4 IMS");
+    let r = request(
+        b.port,
+        "GET /data.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=0-4\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(
+        (
+            r.status(),
+            r.header("content-range").as_deref(),
+            &r.body[..]
+        ),
+        (206, Some("bytes 0-4/256"), &[0u8, 1, 2, 3, 4][..])
+    );
+    let r = request(
+        b.port,
+        "GET /data.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=-5\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(&r.body[..], &[251u8, 252, 253, 254, 255][..]);
+    let r = request(
+        b.port,
+        "GET /data.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=999999-\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(
+        (r.status(), r.header("content-range").as_deref()),
+        (416, Some("bytes */256"))
+    );
+    let r = request(
+        b.port,
+        "GET /data.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=zz\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(
+        (r.status(), r.body.len()),
+        (200, 256),
+        "malformed Range is ignored"
+    );
+}
+
+#[test]
+fn paths_never_escape_their_root() {
+    let site = site();
+    let b = start(&site);
+    let attacks = [
+        "/../secret.txt",
+        "/../../etc/passwd",
+        "/%2e%2e/secret.txt",
+        "/%2E%2E/%2E%2E/etc/passwd",
+        "/css/../../secret.txt",
+        "/css/%2e%2e/%2e%2e/secret.txt",
+        "/a/%2F..%2F..%2Fsecret.txt",
+        "/..%2fsecret.txt",
+        "/..%5csecret.txt",
+        "/..\\secret.txt",
+        "/css\\..\\..\\secret.txt",
+        "/secret.txt%00.css",
+        "/%00",
+        "/leak.txt",
+        "/leak.html",
+        "/up/secret.txt",
+        "/up/www/index.html",
+        "//etc/passwd",
+        "/./../secret.txt",
+        "/.%2e/secret.txt",
+        "/%252e%252e/secret.txt",
+        "/css/..%c0%af../secret.txt",
+        "/etc/passwd",
+        "/secret.txt",
+        "/",
+    ];
+    for path in attacks {
+        let out = raw_exchange(
+            b.port,
+            format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        let text = String::from_utf8_lossy(&out);
+        assert!(!text.contains(SECRET), "{path} leaked the secret");
+        assert!(!text.contains("root:"), "{path} leaked /etc/passwd");
+        if path != "/" {
+            let code = &text[9..12];
+            assert!(["400", "403", "404"].contains(&code), "{path} gave {code}");
+        }
+    }
+    let abs = raw_exchange(
+        b.port,
+        b"GET /etc/passwd HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        abs.starts_with(b"HTTP/1.1 404"),
+        "an absolute path is looked up inside the root"
+    );
+}
+
+#[test]
+fn keep_alive_and_pipelining_answer_in_order() {
+    let site = site();
+    let b = start(&site);
+    let mut s = b.connect();
+    s.write_all(b"GET /css/styles.css HTTP/1.1\r\nHost: t\r\n\r\nHEAD / HTTP/1.1\r\nHost: t\r\n\r\nGET /js/app.js HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let rs = read_responses(&mut s, &[Method::Get, Method::Head, Method::Get]);
+    assert_eq!(rs[0].body, b"body{}");
+    assert_eq!((rs[1].status(), rs[1].body.len()), (200, 0));
+    assert_eq!(rs[2].body, b"console.log(1)");
+    // Still open: a fourth request on the same connection.
+    s.write_all(b"GET /favicon.ico HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let r = read_responses(&mut s, &[Method::Get]);
+    assert_eq!(r[0].header("connection").as_deref(), Some("close"));
+    let mut rest = Vec::new();
+    assert_eq!(
+        s.read_to_end(&mut rest).unwrap(),
+        0,
+        "closed after Connection: close"
+    );
+    // HTTP/1.0 without keep-alive closes.
+    let out = raw_exchange(b.port, b"GET / HTTP/1.0\r\n\r\n");
+    assert!(out.starts_with(b"HTTP/1.1 200") && out.ends_with(b"<h1>index</h1>"));
+}
+
+#[test]
+fn a_stalled_client_does_not_stop_others() {
+    let site = site();
+    let b = start(&site);
+    let mut slow = b.connect();
+    slow.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
+    let mut half = b.connect();
+    half.write_all(b"GET /data.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap(); // never reads
+    for _ in 0..20 {
+        assert_eq!(get(b.port, "/css/styles.css").status(), 200);
+    }
+}
+
+#[test]
+fn a_gibibyte_streams_with_bounded_memory() {
+    let site = site();
+    let big = site.path().join("static/big.bin");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(1 << 30).unwrap(); // sparse: reads as zeros, costs no disk
+    drop(f);
+    let b = start(&site);
+    let mut s = b.connect();
+    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    let head_len = total - (1 << 30);
+    assert!(
+        head_len > 100 && head_len < 1000,
+        "whole body received (head {head_len} bytes)"
+    );
+    let rss = b.peak_rss_kib();
+    assert!(rss < 64 * 1024, "peak RSS {rss} KiB while serving 1 GiB");
+}
+
+#[test]
+fn sigterm_finishes_in_flight_requests_then_exits() {
+    let site = site();
+    let big = site.path().join("static/big.bin");
+    std::fs::write(&big, vec![7u8; 32 << 20]).unwrap();
+    let mut b = start(&site);
+    let mut s = b.connect();
+    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let first = s.read(&mut buf).unwrap();
+    assert!(first > 0);
+    b.signal("-TERM");
+    let mut total = first as u64;
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    assert!(
+        total > 32 << 20,
+        "the in-flight response completed ({total} bytes)"
+    );
+    let status = b.child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", b.port)).is_err(),
+        "no longer accepting"
+    );
+}
