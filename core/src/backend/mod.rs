@@ -112,9 +112,11 @@ impl BackendConn {
         }
     }
 
-    /// Pulls events from the HTTP layer while no file work is pending.
+    /// Pulls events from the HTTP layer while no file work is pending and the client keeps
+    /// up: a pipelined request is not started while a chunk's worth of response still waits,
+    /// so a client that pipelines without reading cannot make us buffer without bound.
     fn drive(&mut self, now: Now) {
-        while matches!(self.job, Job::None) {
+        while matches!(self.job, Job::None) && self.http.transmit_len() < self.cfg.read_chunk {
             let Some(ev) = self.http.poll_event(now) else {
                 break;
             };

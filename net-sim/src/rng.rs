@@ -1,0 +1,23 @@
+//! Independent random streams from one seed.
+//!
+//! Each concern (network latency, chunking, workload, disk) draws from its own stream, so a
+//! change in how one of them uses randomness does not reshuffle the others.
+
+/// SplitMix64: a good way to derive unrelated seeds from one.
+pub fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// The stream named `stream` of simulation `seed`.
+pub fn stream(seed: u64, stream: u64) -> fastrand::Rng {
+    fastrand::Rng::with_seed(splitmix(seed ^ splitmix(stream)))
+}
+
+pub const NET: u64 = 1;
+pub const CHUNKS: u64 = 2;
+pub const WORKLOAD: u64 = 3;
+pub const DISK: u64 = 4;
+pub const FILES: u64 = 5;
