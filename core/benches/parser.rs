@@ -1,1 +1,122 @@
-fn main() {}
+//! Parser throughput beside httparse on the same inputs.
+//!
+//! `cargo bench -p weaprous-core --bench parser`
+//!
+//! httparse parses a head in place and returns borrowed slices; it does not frame bodies,
+//! validate Host, Content-Length or Transfer-Encoding, or decode chunks. Ours does all of that
+//! and returns owned heads, with the parser reused across messages as a keep-alive connection
+//! reuses it. Both figures are printed side by side with the ratio (ours / httparse).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // a benchmark reads the clock
+
+use std::hint::black_box;
+use std::time::Instant;
+use weaprous_core::http::parse::{Event, Parser};
+use weaprous_core::http::Limits;
+
+const BROWSER_GET: &[u8] = b"GET /wp-content/uploads/2010/03/hello-kitty-darth-vader-pink.jpg HTTP/1.1\r\n\
+Host: www.kittyhell.com\r\n\
+User-Agent: Mozilla/5.0 (Macintosh; U; Intel Mac OS X 10.6; ja-JP-mac; rv:1.9.2.3) Gecko/20100401 Firefox/3.6.3 Pathtraq/0.9\r\n\
+Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n\
+Accept-Language: ja,en-us;q=0.7,en;q=0.3\r\n\
+Accept-Encoding: gzip,deflate\r\n\
+Accept-Charset: Shift_JIS,utf-8;q=0.7,*;q=0.7\r\n\
+Keep-Alive: 115\r\n\
+Connection: keep-alive\r\n\
+Cookie: wp_ozh_wsa_visits=2; wp_ozh_wsa_visit_lasttime=xxxxxxxxxx; __utma=xxxxxxxxx.xxxxxxxxxx.xxxxxxxxxx.xxxxxxxxxx.xxxxxxxxxx.x; __utmz=xxxxxxxxx.xxxxxxxxxx.x.x.utmccn=(referral)|utmcsr=reader.livedoor.com|utmcct=/reader/|utmcmd=referral\r\n\
+Referer: http://www.kittyhell.com/\r\n\r\n";
+
+const SMALL_POST: &[u8] = b"POST /channel/general/message HTTP/1.1\r\n\
+Host: localhost:8080\r\n\
+Content-Type: application/x-www-form-urlencoded\r\n\
+Content-Length: 37\r\n\
+Cookie: session=3f2a9c1d7e6b5a4c3d2e1f0a9b8c7d6e\r\n\r\n\
+username=alice&message=Hello%20World!";
+
+const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\n\
+Date: Wed, 25 Nov 2026 22:00:00 GMT\r\n\
+Server: weaprous\r\n\
+Content-Type: text/html; charset=utf-8\r\n\
+Last-Modified: Wed, 25 Nov 2026 21:00:00 GMT\r\n\
+ETag: \"6b075aab-1ed\"\r\n\
+Accept-Ranges: bytes\r\n\
+Content-Length: 12\r\n\r\n\
+<h1>hi</h1>\n";
+
+fn time<F: FnMut()>(iters: u64, mut f: F) -> f64 {
+    for _ in 0..iters / 10 {
+        f();
+    }
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let t = Instant::now();
+        for _ in 0..iters {
+            f();
+        }
+        best = best.min(t.elapsed().as_secs_f64() / iters as f64);
+    }
+    best
+}
+
+fn ours(p: &mut Parser, msg: &[u8]) {
+    p.feed(msg);
+    loop {
+        match p.next_event() {
+            Ok(Event::End { .. }) => return,
+            Ok(Event::NeedData) | Err(_) => panic!("benchmark input must parse"),
+            Ok(e) => {
+                black_box(e);
+            }
+        }
+    }
+}
+
+fn theirs_request(msg: &[u8]) {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut req = httparse::Request::new(&mut headers);
+    let status = req.parse(black_box(msg)).expect("parses");
+    black_box((status, req.method, req.path));
+}
+
+fn theirs_response(msg: &[u8]) {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    let status = resp.parse(black_box(msg)).expect("parses");
+    black_box((status, resp.code));
+}
+
+fn main() {
+    let iters = 300_000;
+    println!(
+        "{:<14} {:>12} {:>12} {:>12} {:>12} {:>8}",
+        "input", "ours ns", "httparse ns", "ours MB/s", "httparse MB/s", "ratio"
+    );
+    let cases: [(&str, &[u8], bool); 3] = [
+        ("browser GET", BROWSER_GET, false),
+        ("small POST", SMALL_POST, false),
+        ("response", RESPONSE, true),
+    ];
+    for (name, msg, is_response) in cases {
+        let mut p = if is_response {
+            Parser::response(Limits::default())
+        } else {
+            Parser::request(Limits::default())
+        };
+        let ours_s = time(iters, || ours(&mut p, msg));
+        let theirs_s = if is_response {
+            time(iters, || theirs_response(msg))
+        } else {
+            time(iters, || theirs_request(msg))
+        };
+        let mb = |s: f64| msg.len() as f64 / s / 1e6;
+        println!(
+            "{:<14} {:>12.1} {:>12.1} {:>12.0} {:>12.0} {:>8.2}",
+            name,
+            ours_s * 1e9,
+            theirs_s * 1e9,
+            mb(ours_s),
+            mb(theirs_s),
+            theirs_s / ours_s
+        );
+    }
+    println!("ratio = ours throughput / httparse throughput (>1 means we are faster)");
+}

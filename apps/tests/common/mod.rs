@@ -52,6 +52,11 @@ pub struct Server {
 impl Server {
     /// Starts `bin` with `args` and waits for its `listening on IP:PORT` line.
     pub fn start(bin: &str, args: &[&str]) -> Server {
+        Self::start_waiting_for(bin, args, "listening on")
+    }
+
+    /// Starts `bin` and waits for a stdout line containing `ready` that ends in `:PORT`.
+    pub fn start_waiting_for(bin: &str, args: &[&str], ready: &str) -> Server {
         let mut child = Command::new(bin)
             .args(args)
             .stdout(Stdio::piped())
@@ -67,9 +72,14 @@ impl Server {
                 }
             }
         });
-        let first = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("startup line");
+        let first = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("startup line");
+            if line.contains(ready) {
+                break line;
+            }
+        };
         let port = first
             .rsplit(':')
             .next()

@@ -35,6 +35,32 @@ impl Headers {
             fields: Vec::with_capacity(fields),
         }
     }
+    /// Headers whose names and values are spans of `arena` (a copy of the head's bytes), so
+    /// parsing copies the head once instead of field by field.
+    pub(crate) fn from_arena(arena: Vec<u8>, fields: usize) -> Self {
+        Headers {
+            arena,
+            fields: Vec::with_capacity(fields),
+        }
+    }
+    /// Adds a field whose name and value are `arena[name]` and `arena[value]`.
+    pub(crate) fn push_span(
+        &mut self,
+        name: std::ops::Range<usize>,
+        value: std::ops::Range<usize>,
+    ) {
+        debug_assert!(name.end <= self.arena.len() && value.end <= self.arena.len());
+        self.fields.push(Field {
+            name: Span {
+                start: name.start as u32,
+                end: name.end as u32,
+            },
+            value: Span {
+                start: value.start as u32,
+                end: value.end as u32,
+            },
+        });
+    }
     fn push_bytes(&mut self, b: &[u8]) -> Span {
         let start = self.arena.len() as u32;
         self.arena.extend_from_slice(b);

@@ -15,6 +15,7 @@ pub mod headers;
 pub mod parse;
 pub mod serialize;
 pub mod server;
+pub mod split_check;
 pub mod target;
 
 pub use headers::Headers;

@@ -214,6 +214,9 @@ pub struct Parser {
     methods: VecDeque<Method>,
     /// The message being read switches protocols once it ends.
     switch_after: bool,
+    /// Positions (in `buf`) of the LFs of the head being scanned, so parsing need not search
+    /// for them again.
+    line_ends: Vec<usize>,
 }
 
 impl Parser {
@@ -234,6 +237,7 @@ impl Parser {
             body_seen: 0,
             methods: VecDeque::new(),
             switch_after: false,
+            line_ends: Vec::new(),
         }
     }
     pub fn request(limits: Limits) -> Self {
@@ -436,6 +440,9 @@ impl Parser {
         let start = self.pos;
         let max = self.limits.max_head;
         let mut i = start + scanned;
+        if scanned == 0 {
+            self.line_ends.clear();
+        }
         loop {
             let Some(rel) = find_byte(b'\n', &self.buf[i..]) else {
                 let len = self.buf.len() - start;
@@ -471,6 +478,7 @@ impl Parser {
                 return Err(self.fail(ErrorKind::BareLf, lf));
             }
             lines += 1;
+            self.line_ends.push(lf - start);
             // The line is empty: the head ends here.
             if lf - 1 == start || (lf >= start + 3 && self.buf[lf - 2] == b'\n') {
                 return Ok(Some(lf + 1));
@@ -538,9 +546,9 @@ impl Parser {
     }
 
     fn parse_request(&mut self, start: usize, end: usize) -> Result<Event, (ErrorKind, usize)> {
-        let buf = &self.buf[..end];
-        let line_end = start + find_byte(b'\n', &buf[start..]).unwrap_or(0) - 1;
-        let line = &buf[start..line_end];
+        let head = &self.buf[start..end];
+        let line_end = self.line_ends[0] - 1;
+        let line = &head[..line_end];
         let sp1 = find_byte(b' ', line).ok_or((ErrorKind::BadStartLine, start))?;
         let method_bytes = &line[..sp1];
         let rest = &line[sp1 + 1..];
@@ -560,18 +568,21 @@ impl Parser {
             };
             (kind, target_at)
         })?;
-        let headers = parse_fields(buf, line_end + 2, end - 2)?;
+        let (headers, known) = parse_fields(head, &self.line_ends, start)?;
 
         // Host (RFC 9112 §3.2): exactly one, valid, and required from 1.1 clients.
-        match (headers.count("host"), headers.get("host")) {
-            (2.., _) => return Err((ErrorKind::DuplicateHost, start)),
-            (_, Some(h)) if !valid_host(h) => return Err((ErrorKind::BadHost, start)),
-            (0, _) if version.at_least_11() => return Err((ErrorKind::MissingHost, start)),
+        match known.host {
+            2.. => return Err((ErrorKind::DuplicateHost, start)),
+            1 if !valid_host(headers.get("host").unwrap_or_default()) => {
+                return Err((ErrorKind::BadHost, start))
+            }
+            0 if version.at_least_11() => return Err((ErrorKind::MissingHost, start)),
             _ => {}
         }
-        let framing = request_framing(&headers, version, &self.limits).map_err(|k| (k, start))?;
+        let framing =
+            request_framing(&headers, &known, version, &self.limits).map_err(|k| (k, start))?;
         let upgrade = method == Method::Connect
-            || (headers.has_token("connection", "upgrade") && headers.contains("upgrade"));
+            || (known.connection && known.upgrade && headers.has_token("connection", "upgrade"));
         self.start_body(framing, upgrade);
         Ok(Event::Request(RequestHead {
             method,
@@ -582,9 +593,8 @@ impl Parser {
     }
 
     fn parse_response(&mut self, start: usize, end: usize) -> Result<Event, (ErrorKind, usize)> {
-        let buf = &self.buf[..end];
-        let line_end = start + find_byte(b'\n', &buf[start..]).unwrap_or(0) - 1;
-        let line = &buf[start..line_end];
+        let head = &self.buf[start..end];
+        let line = &head[..self.line_ends[0] - 1];
         // status-line = HTTP-version SP 3DIGIT SP [reason]; a missing SP + reason is tolerated.
         if line.len() < 12 || line[8] != b' ' {
             return Err((ErrorKind::BadStatus, start));
@@ -607,7 +617,7 @@ impl Parser {
             return Err((ErrorKind::BadStatus, start + 13));
         }
         let reason = String::from_utf8_lossy(reason_bytes).into_owned();
-        let headers = parse_fields(buf, line_end + 2, end - 2)?;
+        let (headers, known) = parse_fields(head, &self.line_ends, start)?;
         let method = if status.is_informational() && status != Status::SWITCHING_PROTOCOLS {
             self.methods.front().cloned().unwrap_or(Method::Get)
         } else {
@@ -628,7 +638,7 @@ impl Parser {
             if status.is_informational() || status.forbids_body() || method == Method::Head {
                 Framing::Empty
             } else {
-                response_framing(&headers).map_err(|k| (k, start))?
+                response_framing(&headers, &known).map_err(|k| (k, start))?
             };
         if status.is_informational() {
             // The final response for the same request follows.
@@ -699,8 +709,10 @@ impl Parser {
             Some(end) => end,
             None => return self.need_data_in_body(),
         };
-        self.trailers =
-            parse_fields(&self.buf[..end], start, end - 2).map_err(|(k, at)| self.fail(k, at))?;
+        // Trailers have no start line: parse from the head's first byte.
+        self.line_ends.insert(0, usize::MAX);
+        let parsed = parse_fields(&self.buf[start..end], &self.line_ends, start);
+        self.trailers = parsed.map_err(|(k, at)| self.fail(k, at))?.0;
         self.pos = end;
         self.state = State::EndPending;
         self.next_event()
@@ -727,46 +739,113 @@ fn parse_version(b: &[u8]) -> Result<Version, ErrorKind> {
     }
 }
 
-/// Parses the field lines in `buf[from..to]` (each ending in CRLF, `to` excludes the final
-/// empty line's CRLF... i.e. `to` is where the empty line starts).
-fn parse_fields(buf: &[u8], from: usize, to: usize) -> Result<Headers, (ErrorKind, usize)> {
-    let mut headers = Headers::with_capacity(16, to.saturating_sub(from));
-    let mut i = from;
-    while i < to {
-        let lf = i + find_byte(b'\n', &buf[i..to]).unwrap_or(to - i);
-        let line = &buf[i..lf - 1];
+/// Which framing-relevant fields a head has (found while parsing, so no later scan is needed).
+#[derive(Default, Debug)]
+struct Known {
+    host: u8,
+    content_length: bool,
+    transfer_encoding: bool,
+    connection: bool,
+    upgrade: bool,
+}
+
+/// Parses the field lines of `head` (a whole head, CRLFs validated). `line_ends` holds the
+/// positions of its LFs relative to `head`: the first ends the start line (or is `usize::MAX`
+/// for trailers, which have none) and the last ends the empty line. `base` is `head`'s index in
+/// the parser's buffer, for error offsets.
+fn parse_fields(
+    head: &[u8],
+    line_ends: &[usize],
+    base: usize,
+) -> Result<(Headers, Known), (ErrorKind, usize)> {
+    let mut known = Known::default();
+    let field_lines = &line_ends[1..line_ends.len() - 1];
+    let mut headers = Headers::from_arena(head.to_vec(), field_lines.len());
+    let mut i = line_ends[0].wrapping_add(1);
+    for &lf in field_lines {
+        let line = &head[i..lf - 1];
         if let [b' ' | b'\t', ..] = line {
-            return Err((ErrorKind::ObsFold, i));
+            return Err((ErrorKind::ObsFold, base + i));
         }
-        let colon = find_byte(b':', line).ok_or((ErrorKind::MissingColon, i))?;
-        let name = &line[..colon];
-        if !name.iter().all(|&b| tchar(b)) || name.is_empty() {
-            let kind = match name.last() {
+        let name_len = line.iter().take_while(|&&b| tchar(b)).count();
+        if line.get(name_len) != Some(&b':') || name_len == 0 {
+            let kind = match line.get(name_len) {
+                _ if find_byte(b':', line).is_none() => ErrorKind::MissingColon,
                 Some(b' ' | b'\t') => ErrorKind::WhitespaceBeforeColon,
-                _ if name.contains(&b'\r') => ErrorKind::BareCr,
+                Some(b'\r') => ErrorKind::BareCr,
                 _ => ErrorKind::BadHeaderName,
             };
-            return Err((kind, i));
+            return Err((kind, base + i));
         }
-        let value = trim_ows(&line[colon + 1..]);
-        if let Some(bad) = value.iter().position(|&b| !value_byte(b)) {
+        let name = &line[..name_len];
+        let mut vs = name_len + 1;
+        let mut ve = line.len();
+        while vs < ve && matches!(line[vs], b' ' | b'\t') {
+            vs += 1;
+        }
+        while ve > vs && matches!(line[ve - 1], b' ' | b'\t') {
+            ve -= 1;
+        }
+        let value = &line[vs..ve];
+        if !values_ok(value) {
+            let bad = value.iter().position(|&b| !value_byte(b)).unwrap_or(0);
             let kind = if value[bad] == b'\r' {
                 ErrorKind::BareCr
             } else {
                 ErrorKind::BadHeaderValue
             };
-            return Err((kind, i));
+            return Err((kind, base + i));
         }
-        headers.append(name, value);
+        match name.len() {
+            4 if name.eq_ignore_ascii_case(b"host") => known.host = known.host.saturating_add(1),
+            7 if name.eq_ignore_ascii_case(b"upgrade") => known.upgrade = true,
+            10 if name.eq_ignore_ascii_case(b"connection") => known.connection = true,
+            14 if name.eq_ignore_ascii_case(b"content-length") => known.content_length = true,
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => known.transfer_encoding = true,
+            _ => {}
+        }
+        headers.push_span(i..i + name_len, i + vs..i + ve);
         i = lf + 1;
     }
-    Ok(headers)
+    Ok((headers, known))
+}
+
+/// True when every byte may appear in a field value: checks eight bytes at a time for a
+/// control byte or DEL, and only then looks closer (a TAB is allowed).
+#[inline]
+fn values_ok(v: &[u8]) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = v.chunks_exact(8);
+    for c in &mut chunks {
+        let x = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+        let below_space = x.wrapping_sub(LO * 0x20) & !x & HI;
+        let d = x ^ (LO * 0x7f);
+        let del = d.wrapping_sub(LO) & !d & HI;
+        if below_space | del != 0 && !c.iter().all(|&b| value_byte(b)) {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(|&b| value_byte(b))
 }
 
 /// RFC 9112 §6.3 for requests, strict: see the module docs.
-fn request_framing(h: &Headers, version: Version, limits: &Limits) -> Result<Framing, ErrorKind> {
-    let te = transfer_codings(h)?;
-    let cl = content_length(h)?;
+fn request_framing(
+    h: &Headers,
+    known: &Known,
+    version: Version,
+    limits: &Limits,
+) -> Result<Framing, ErrorKind> {
+    let te = if known.transfer_encoding {
+        transfer_codings(h)?
+    } else {
+        None
+    };
+    let cl = if known.content_length {
+        content_length(h)?
+    } else {
+        None
+    };
     match (te, cl) {
         (Some(_), Some(_)) => Err(ErrorKind::TransferEncodingWithContentLength),
         (Some(_), None) if !version.at_least_11() => Err(ErrorKind::TransferEncodingInHttp10),
@@ -787,9 +866,17 @@ fn request_framing(h: &Headers, version: Version, limits: &Limits) -> Result<Fra
 
 /// RFC 9112 §6.3 for responses (status and request method already considered). Stricter than
 /// the RFC where a proxy must be: TE with CL, or a TE not ending in `chunked`, is refused (502).
-fn response_framing(h: &Headers) -> Result<Framing, ErrorKind> {
-    let te = transfer_codings(h)?;
-    let cl = content_length(h)?;
+fn response_framing(h: &Headers, known: &Known) -> Result<Framing, ErrorKind> {
+    let te = if known.transfer_encoding {
+        transfer_codings(h)?
+    } else {
+        None
+    };
+    let cl = if known.content_length {
+        content_length(h)?
+    } else {
+        None
+    };
     match (te, cl) {
         (Some(_), Some(_)) => Err(ErrorKind::TransferEncodingWithContentLength),
         (Some(codings), None) => {

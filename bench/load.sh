@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Load benchmark: wrk against our `backend` and against nginx, same files, same machine, same run.
+#
+#   bench/load.sh                 # every size x connections x mode, 5 s each
+#   DURATION=10 bench/load.sh     # longer runs
+#   SIZES="1k" CONNS="50" MODES="keepalive" bench/load.sh
+#
+# Prints requests/s, p99 latency and server CPU time per request for both, with ratios
+# (ours / nginx: above 1 is better for requests/s, below 1 is better for CPU and p99).
+# nginx runs with Debian's default `worker_processes auto` (one per core), sendfile on,
+# access logs off and keepalive_requests raised so keep-alive runs measure steady state;
+# our backend runs with its default threads (one per core) and access logs off.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-5}
+SIZES=${SIZES:-"1k 100k 1m"}
+CONNS=${CONNS:-"1 50 256"}
+MODES=${MODES:-"keepalive close"}
+OURS_PORT=${OURS_PORT:-19080}
+NGINX_PORT=${NGINX_PORT:-19081}
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need wrk || ! need nginx; then
+  echo "installing wrk and nginx from Debian's packages" >&2
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build --release -q -p weaprous-apps --bin backend
+
+work=$(mktemp -d /tmp/weaprous-load.XXXXXX)
+mkdir -p "$work/www" "$work/static" "$work/nginx"
+head -c 1024 /dev/urandom >"$work/static/1k.bin"
+head -c $((100 * 1024)) /dev/urandom >"$work/static/100k.bin"
+head -c $((1024 * 1024)) /dev/urandom >"$work/static/1m.bin"
+echo "<h1>bench</h1>" >"$work/www/index.html"
+
+cat >"$work/nginx/nginx.conf" <<CONF
+worker_processes auto;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  types { application/octet-stream bin; text/html html; }
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $work/static;
+  }
+}
+CONF
+
+ours_pid=""
+cleanup() {
+  [ -n "$ours_pid" ] && kill "$ours_pid" 2>/dev/null || true
+  [ -f "$work/nginx/nginx.pid" ] && "$NGINX" -c "$work/nginx/nginx.conf" -s stop 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+target/release/backend --server-ip 127.0.0.1 --server-port "$OURS_PORT" --www "$work/www" --static "$work/static" --no-access-log >/dev/null &
+ours_pid=$!
+"$NGINX" -c "$work/nginx/nginx.conf"
+for port in "$OURS_PORT" "$NGINX_PORT"; do
+  for _ in $(seq 50); do
+    curl -sf -o /dev/null "http://127.0.0.1:$port/1k.bin" && break
+    sleep 0.1
+  done
+done
+
+# CPU ticks (user + system) of a set of pids.
+ticks() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0; done | paste -sd+ | bc; }
+nginx_pids() { pgrep -f "nginx.*$work/nginx/nginx.conf"; }
+HZ=$(getconf CLK_TCK)
+
+# run PORT SIZE CONNS MODE PIDS... -> "rps p99_ms requests cpu_us_per_req"
+run() {
+  local port=$1 size=$2 conns=$3 mode=$4; shift 4
+  local hdr=()
+  [ "$mode" = close ] && hdr=(-H "Connection: close")
+  local threads=2
+  [ "$conns" -lt 2 ] && threads=1
+  local before after out
+  before=$(ticks "$@")
+  out=$(wrk -t"$threads" -c"$conns" -d"${DURATION}s" --latency "${hdr[@]}" "http://127.0.0.1:$port/$size.bin" 2>&1)
+  after=$(ticks "$@")
+  local rps p99 reqs
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' <<<"$out")
+  local cpu_us
+  cpu_us=$(echo "scale=3; ($after - $before) * 1000000 / $HZ / ($reqs + 1)" | bc)
+  echo "$rps ${p99:-0} $reqs $cpu_us"
+}
+
+printf '%-5s %5s %-9s | %10s %10s %6s | %8s %8s | %9s %9s %6s\n' size conns mode "ours r/s" "nginx r/s" ratio "ours p99" "nginx p99" "ours cpu" "nginx cpu" ratio
+printf '%-5s %5s %-9s | %10s %10s %6s | %8s %8s | %9s %9s %6s\n' "" "" "" "" "" "" "ms" "ms" "us/req" "us/req" ""
+for size in $SIZES; do
+  for conns in $CONNS; do
+    for mode in $MODES; do
+      read -r o_rps o_p99 _ o_cpu < <(run "$OURS_PORT" "$size" "$conns" "$mode" "$ours_pid")
+      # shellcheck disable=SC2046
+      read -r n_rps n_p99 _ n_cpu < <(run "$NGINX_PORT" "$size" "$conns" "$mode" $(nginx_pids))
+      rps_ratio=$(echo "scale=2; $o_rps / $n_rps" | bc)
+      cpu_ratio=$(echo "scale=2; $o_cpu / ($n_cpu + 0.0001)" | bc)
+      printf '%-5s %5s %-9s | %10.0f %10.0f %6s | %8.2f %8.2f | %9.1f %9.1f %6s\n' "$size" "$conns" "$mode" "$o_rps" "$n_rps" "$rps_ratio" "$o_p99" "$n_p99" "$o_cpu" "$n_cpu" "$cpu_ratio"
+    done
+  done
+done

@@ -1,0 +1,204 @@
+//! The backend connection machine driven directly (no driver): deadlines, disk errors,
+//! keep-alive rules and the effects it asks for.
+
+use std::sync::Arc;
+use weaprous_core::backend::{BackendConfig, BackendConn};
+use weaprous_core::node::{
+    ConnInput, ConnOutput, Connection, FileMeta, FileOp, FileReply, FsError, Now,
+};
+use weaprous_core::time::{Duration, Instant, UnixTime};
+
+const FILE: &[u8] = b"0123456789abcdef";
+
+/// A tiny driver: a fake disk with one file, a clock we move by hand, and everything the
+/// machine wrote.
+struct Harness {
+    conn: BackendConn,
+    now: Now,
+    wire: Vec<u8>,
+    closed: Option<ConnOutput>,
+    deadline: Option<Instant>,
+    fail_reads_after: Option<usize>,
+    reads: usize,
+    chunk: usize,
+}
+
+impl Harness {
+    fn new(chunk: usize) -> Self {
+        let mut cfg = BackendConfig::new("/www", "/static");
+        cfg.read_chunk = chunk;
+        let now = Now {
+            mono: Instant::ZERO,
+            wall: UnixTime(1_700_000_000),
+        };
+        Harness {
+            conn: BackendConn::new(Arc::new(cfg), now),
+            now,
+            wire: Vec::new(),
+            closed: None,
+            deadline: None,
+            fail_reads_after: None,
+            reads: 0,
+            chunk,
+        }
+    }
+    fn input(&mut self, input: ConnInput<'_>) {
+        self.conn.handle(self.now, input);
+        self.pump();
+    }
+    fn pump(&mut self) {
+        loop {
+            let out = self.conn.poll_output();
+            self.conn.check_invariants();
+            match out {
+                ConnOutput::File(op) => {
+                    let reply = match op {
+                        FileOp::Open { path } if path == "/static/f.txt" => {
+                            FileReply::Opened(Ok(FileMeta {
+                                handle: 1,
+                                len: FILE.len() as u64,
+                                modified: UnixTime(1_600_000_000),
+                                is_dir: false,
+                                real_path: path,
+                            }))
+                        }
+                        FileOp::Open { .. } => FileReply::Opened(Err(FsError::NotFound)),
+                        FileOp::Read { offset, len, .. } => {
+                            self.reads += 1;
+                            if self.fail_reads_after.is_some_and(|n| self.reads > n) {
+                                FileReply::Read(Err(FsError::Io))
+                            } else {
+                                let s = offset as usize;
+                                FileReply::Read(Ok(FILE[s..(s + len).min(FILE.len())].to_vec()))
+                            }
+                        }
+                        FileOp::Close { .. } => continue,
+                    };
+                    self.conn.handle(self.now, ConnInput::File(reply));
+                }
+                ConnOutput::Log(_) => {}
+                c @ (ConnOutput::Close | ConnOutput::Abort) => self.closed = Some(c),
+                ConnOutput::Wait { deadline } => {
+                    self.deadline = deadline;
+                    let t = self.conn.transmit().to_vec();
+                    if t.is_empty() {
+                        return;
+                    }
+                    // A slow client: take at most one chunk's worth per round.
+                    let n = t.len().min(self.chunk * 2);
+                    self.wire.extend_from_slice(&t[..n]);
+                    self.conn.handle(self.now, ConnInput::Flushed(n));
+                }
+            }
+        }
+    }
+    fn send(&mut self, bytes: &[u8]) {
+        self.input(ConnInput::Data(bytes));
+    }
+    fn advance_to_deadline(&mut self) {
+        self.now.mono = self.deadline.expect("a deadline is armed");
+        self.input(ConnInput::Timeout);
+    }
+    fn wire(&self) -> String {
+        String::from_utf8_lossy(&self.wire).into_owned()
+    }
+}
+
+#[test]
+fn serves_and_keeps_alive_then_idles_out() {
+    let mut h = Harness::new(64 * 1024);
+    h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(h.wire().starts_with("HTTP/1.1 200 OK\r\n") && h.wire().ends_with("0123456789abcdef"));
+    assert!(h.closed.is_none(), "1.1 keeps the connection");
+    let idle = h.deadline.expect("idle deadline");
+    assert_eq!(idle, Instant::ZERO + Duration::from_secs(60));
+    h.advance_to_deadline();
+    assert_eq!(
+        h.closed,
+        Some(ConnOutput::Close),
+        "idle keep-alive ends in a silent close"
+    );
+    assert_eq!(
+        h.wire().matches("HTTP/1.1").count(),
+        1,
+        "no response to an idle timeout"
+    );
+}
+
+#[test]
+fn slow_header_gets_408_at_the_header_deadline() {
+    let mut h = Harness::new(64 * 1024);
+    h.now.mono = Instant::ZERO + Duration::from_secs(5);
+    h.send(b"GET /f.txt HTTP/1.1\r\nHo");
+    assert_eq!(
+        h.deadline,
+        Some(Instant::ZERO + Duration::from_secs(15)),
+        "header deadline runs from the first byte"
+    );
+    h.advance_to_deadline();
+    assert!(h.wire().starts_with("HTTP/1.1 408 "), "{}", h.wire());
+    assert_eq!(h.closed, Some(ConnOutput::Close));
+}
+
+#[test]
+fn http10_closes_and_connection_close_is_honoured() {
+    let mut h = Harness::new(64 * 1024);
+    h.send(b"GET /f.txt HTTP/1.0\r\n\r\n");
+    assert!(h.wire().contains("Connection: close\r\n"));
+    assert_eq!(h.closed, Some(ConnOutput::Close));
+    let mut h = Harness::new(64 * 1024);
+    h.send(b"GET /f.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert!(h.wire().contains("Connection: keep-alive\r\n") && h.closed.is_none());
+    let mut h = Harness::new(64 * 1024);
+    h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(
+        h.wire().matches("HTTP/1.1 200").count(),
+        1,
+        "nothing after Connection: close is read (E7)"
+    );
+    assert_eq!(h.closed, Some(ConnOutput::Close));
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let mut h = Harness::new(4);
+    h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\nGET /nope HTTP/1.1\r\nHost: a\r\n\r\nHEAD /f.txt HTTP/1.1\r\nHost: a\r\n\r\n");
+    let w = h.wire();
+    let a = w.find("200 OK").unwrap();
+    let b = w.find("404 Not Found").unwrap();
+    let c = w.rfind("200 OK").unwrap();
+    assert!(a < b && b < c, "{w}");
+    assert!(
+        w[..b].contains("0123456789abcdef"),
+        "the first body is whole before the second head"
+    );
+}
+
+#[test]
+fn disk_error_before_the_head_is_500_after_it_an_abort() {
+    let mut h = Harness::new(4);
+    h.fail_reads_after = Some(0);
+    h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(h.wire().starts_with("HTTP/1.1 500 "), "{}", h.wire());
+    assert!(h.closed.is_none(), "a clean 500 keeps the connection");
+
+    let mut h = Harness::new(4);
+    h.fail_reads_after = Some(2);
+    h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(h.wire().starts_with("HTTP/1.1 200 "));
+    assert_eq!(
+        h.closed,
+        Some(ConnOutput::Abort),
+        "a short body is never presented as complete"
+    );
+    assert!(!h.wire().ends_with("0123456789abcdef"));
+}
+
+#[test]
+fn unread_body_is_drained_not_parsed_as_a_request() {
+    let mut h = Harness::new(64 * 1024);
+    h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\nContent-Length: 29\r\n\r\nGET /nope HTTP/1.1\r\nHost: a\r\n");
+    h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(h.wire().matches("200 OK").count(), 2, "E6: {}", h.wire());
+    assert!(!h.wire().contains("404"));
+}
