@@ -68,7 +68,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-target/release/backend --server-ip 127.0.0.1 --server-port "$OURS_PORT" --www "$work/www" --static "$work/static" --no-access-log >/dev/null &
+target/release/backend --server-ip 127.0.0.1 --server-port "$OURS_PORT" --www "$work/www" --static "$work/static" --no-access-log ${OURS_THREADS:+--threads $OURS_THREADS} >/dev/null &
 ours_pid=$!
 "$NGINX" -c "$work/nginx/nginx.conf"
 for port in "$OURS_PORT" "$NGINX_PORT"; do
@@ -80,7 +80,12 @@ done
 
 # CPU ticks (user + system) of a set of pids.
 ticks() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0; done | paste -sd+ | bc; }
-nginx_pids() { pgrep -f "nginx.*$work/nginx/nginx.conf"; }
+nginx_pids() {
+  local master
+  master=$(cat "$work/nginx/nginx.pid")
+  echo "$master"
+  pgrep -P "$master"
+}
 HZ=$(getconf CLK_TCK)
 
 # run PORT SIZE CONNS MODE PIDS... -> "rps p99_ms requests cpu_us_per_req"

@@ -8,18 +8,84 @@
 //! which are slow by nature. Reads are bounded by the machine's chunk size, so one connection
 //! can never hold a thread for long on a warm cache.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::io::AsRawFd;
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 use weaprous_core::node::{FileHandle, FileMeta, FileOp, FileReply, FsError};
 use weaprous_core::time::UnixTime;
 
+/// Most paths whose real location one thread remembers.
+const REAL_PATHS: usize = 4096;
+
+thread_local! {
+    /// path → (device, inode, real path) of the file last opened under that name. Asking the
+    /// kernel for the real path of an open descriptor (`/proc/self/fd/N`) costs a quarter of a
+    /// small request, so it is asked once per (name, file) pair: when the name now opens a
+    /// different file (a symlink was swapped, a file replaced), the inode differs and the real
+    /// path is asked again. A file moved out of the root while keeping its inode and name is
+    /// the one case this cannot see; whoever can do that already controls the server's disk.
+    static REAL: RefCell<HashMap<String, (u64, u64, String)>> = RefCell::new(HashMap::new());
+}
+
+/// The real path of `file`, opened as `path`.
+fn real_path(path: &str, file: &File, meta: &std::fs::Metadata) -> Result<String, FsError> {
+    let key = (meta.dev(), meta.ino());
+    let cached = REAL.with(|m| {
+        m.borrow()
+            .get(path)
+            .filter(|(d, i, _)| (*d, *i) == key)
+            .map(|(_, _, r)| r.clone())
+    });
+    if let Some(real) = cached {
+        return Ok(real);
+    }
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .or_else(|_| std::fs::canonicalize(path))
+        .map_err(fs_error)?
+        .to_string_lossy()
+        .into_owned();
+    REAL.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() >= REAL_PATHS {
+            m.clear();
+        }
+        m.insert(path.to_string(), (key.0, key.1, real.clone()));
+    });
+    Ok(real)
+}
+
+/// Most descriptors one thread keeps open for reuse.
+const OPEN_FILES: usize = 1024;
+
+/// An open file and the identity it had when opened.
+struct Cached {
+    file: Arc<File>,
+    meta: (u64, u64, i64, i64, u64),
+    real: String,
+}
+
+thread_local! {
+    /// Open descriptors by path, reused while `stat(path)` still shows the same file (device,
+    /// inode, modification time, size): one `stat` replaces `open` + `fstat` + `close` for
+    /// every request after the first, as nginx's `open_file_cache` does. A changed or replaced
+    /// file has a different identity and is opened afresh.
+    static OPEN: RefCell<HashMap<String, Cached>> = RefCell::new(HashMap::new());
+}
+
+fn identity(m: &std::fs::Metadata) -> (u64, u64, i64, i64, u64) {
+    (m.dev(), m.ino(), m.mtime(), m.mtime_nsec(), m.len())
+}
+
 /// The open files of one connection (a machine holds at most a couple at a time).
 #[derive(Default)]
 pub struct Files {
-    open: Vec<(FileHandle, File)>,
+    open: Vec<(FileHandle, Arc<File>)>,
     next: FileHandle,
 }
 
@@ -52,12 +118,40 @@ impl Files {
     }
 
     fn open(&mut self, path: &str) -> Result<FileMeta, FsError> {
-        let file = File::open(path).map_err(fs_error)?;
-        let meta = file.metadata().map_err(fs_error)?;
-        // The real path of the file we hold, not of the name we opened: no window for a swap.
-        let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
-            .or_else(|_| std::fs::canonicalize(path))
-            .map_err(fs_error)?;
+        let meta = std::fs::metadata(path).map_err(fs_error)?;
+        let hit = OPEN.with(|m| {
+            m.borrow()
+                .get(path)
+                .filter(|c| c.meta == identity(&meta))
+                .map(|c| (c.file.clone(), c.real.clone()))
+        });
+        let (file, real) = match hit {
+            Some(hit) => hit,
+            None => {
+                let file = File::open(path).map_err(fs_error)?;
+                let meta = file.metadata().map_err(fs_error)?;
+                // The real path of the file we hold, not of the name we opened: no window for a swap.
+                let real = real_path(path, &file, &meta)?;
+                let file = Arc::new(file);
+                if !meta.is_dir() {
+                    OPEN.with(|m| {
+                        let mut m = m.borrow_mut();
+                        if m.len() >= OPEN_FILES {
+                            m.clear();
+                        }
+                        m.insert(
+                            path.to_string(),
+                            Cached {
+                                file: file.clone(),
+                                meta: identity(&meta),
+                                real: real.clone(),
+                            },
+                        );
+                    });
+                }
+                (file, real)
+            }
+        };
         let modified = meta
             .modified()
             .ok()
@@ -71,7 +165,7 @@ impl Files {
             len: meta.len(),
             modified: UnixTime(modified),
             is_dir: meta.is_dir(),
-            real_path: real.to_string_lossy().into_owned(),
+            real_path: real,
         })
     }
 

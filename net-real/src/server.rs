@@ -74,13 +74,13 @@ where
             let ex = ex.clone();
             let stop = stop_rx.clone();
             std::thread::spawn(move || {
-                future::block_on(ex.run(async { while stop.recv().await.is_ok() {} }))
+                async_io::block_on(ex.run(async { while stop.recv().await.is_ok() {} }))
             })
         })
         .collect();
 
     let make = Arc::new(make);
-    let result = future::block_on(ex.run(accept_loop(ex.clone(), listener, make, opts)));
+    let result = async_io::block_on(ex.run(accept_loop(ex.clone(), listener, make, opts)));
     drop(stop_tx);
     for w in workers {
         let _ = w.join();

@@ -117,6 +117,8 @@ pub struct ServerConn {
     /// Body bytes of the current response (for the access log).
     body_sent: u64,
     status: Status,
+    /// The last `Date` value and the second it is for (formatting costs more than a lookup).
+    date: (crate::time::UnixTime, String),
 }
 
 impl ServerConn {
@@ -140,6 +142,7 @@ impl ServerConn {
             closing: Closing::Open,
             body_sent: 0,
             status: Status::OK,
+            date: (now.wall, date::format(now.wall)),
         }
     }
 
@@ -386,7 +389,10 @@ impl ServerConn {
             head.headers.append("Connection", "keep-alive");
         }
         if !head.headers.contains("date") {
-            head.headers.append("Date", date::format(now.wall));
+            if self.date.0 != now.wall {
+                self.date = (now.wall, date::format(now.wall));
+            }
+            head.headers.append("Date", &self.date.1);
         }
         self.status = head.status;
         write_response_head(&head, framing, &mut self.out);
