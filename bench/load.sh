@@ -36,6 +36,8 @@ head -c 1024 /dev/urandom >"$work/static/1k.bin"
 head -c $((100 * 1024)) /dev/urandom >"$work/static/100k.bin"
 head -c $((1024 * 1024)) /dev/urandom >"$work/static/1m.bin"
 echo "<h1>bench</h1>" >"$work/www/index.html"
+# nginx's workers run as an unprivileged user: the files must be readable by anyone.
+chmod -R a+rX "$work"
 
 cat >"$work/nginx/nginx.conf" <<CONF
 worker_processes auto;
@@ -75,6 +77,18 @@ for port in "$OURS_PORT" "$NGINX_PORT"; do
   for _ in $(seq 50); do
     curl -sf -o /dev/null "http://127.0.0.1:$port/1k.bin" && break
     sleep 0.1
+  done
+done
+
+# Both servers must answer 200 with the whole file, or the comparison means nothing.
+for port in "$OURS_PORT" "$NGINX_PORT"; do
+  for size in $SIZES; do
+    got=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "http://127.0.0.1:$port/$size.bin")
+    want="200 $(stat -c %s "$work/static/$size.bin")"
+    if [ "$got" != "$want" ]; then
+      echo "port $port /$size.bin answered '$got', expected '$want'" >&2
+      exit 1
+    fi
   done
 done
 

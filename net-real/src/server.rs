@@ -319,10 +319,18 @@ enum ConnInputKind {
     Eof,
 }
 
-/// Half-closes, then reads and discards for a short while, so a client's unread request bytes
-/// do not turn our FIN into a reset that destroys the response it has not read yet.
+/// Half-closes; then, if the client has sent bytes we will never read, reads and discards them
+/// for a short while, so they do not turn our close into a reset that destroys the response the
+/// client has not read yet. With nothing unread (the usual `Connection: close` exchange) the
+/// socket closes at once, as nginx's `lingering_close on` does.
 async fn lingering_close(stream: &Async<TcpStream>) {
     let _ = stream.get_ref().shutdown(Shutdown::Write);
+    let mut probe = [0u8; 4096];
+    match stream.get_ref().read(&mut probe) {
+        Ok(n) if n > 0 => {}
+        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+        _ => return,
+    }
     let discard = async {
         let mut buf = [0u8; 4096];
         loop {
