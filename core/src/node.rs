@@ -11,7 +11,8 @@
 //!    output in order. `Wait { deadline }` names the next instant at which `handle` must be
 //!    called with [`ConnInput::Timeout`] if nothing else happens first (calls before it are
 //!    harmless no-ops). Once drained, `poll_output` keeps returning `Wait` until the next input.
-//! 3. Write what [`Connection::transmit`] holds and report it with [`ConnInput::Flushed`].
+//! 3. Write what [`Connection::transmit`] holds, then the file range of
+//!    [`Connection::transmit_file`] if any, and report each write with [`ConnInput::Flushed`].
 //!    Read from the socket only while [`Connection::wants_read`] is true: that is backpressure.
 //!
 //! Only `handle` changes what `poll_output`, `transmit` and `wants_read` return.
@@ -44,7 +45,8 @@ pub enum ConnInput<'a> {
     File(FileReply),
     /// A deadline passed (spurious calls are no-ops).
     Timeout,
-    /// The driver wrote this many bytes from the front of [`Connection::transmit`].
+    /// The driver wrote this many bytes: from the front of [`Connection::transmit`] while it
+    /// holds bytes, else from the front of [`Connection::transmit_file`].
     Flushed(usize),
     /// The server is shutting down: finish the exchange in progress, then close.
     Drain,
@@ -82,6 +84,15 @@ pub enum FileOp {
     },
     /// Release the handle (no reply).
     Close { handle: FileHandle },
+}
+
+/// A range of an open file to send as it is (the driver may use `sendfile`, so the bytes
+/// never pass through the machine). Sent only after every byte of `transmit`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSegment {
+    pub handle: FileHandle,
+    pub offset: u64,
+    pub len: u64,
 }
 
 /// Metadata of an opened file.
@@ -132,6 +143,11 @@ pub trait Connection {
     fn handle(&mut self, now: Now, input: ConnInput<'_>);
     fn poll_output(&mut self) -> ConnOutput;
     fn transmit(&self) -> &[u8];
+    /// A file range to send once `transmit` is empty. If reading the file fails, the driver
+    /// answers with [`ConnInput::File`] carrying `FileReply::Read(Err(..))`.
+    fn transmit_file(&self) -> Option<FileSegment> {
+        None
+    }
     fn wants_read(&self) -> bool;
     /// Cheap internal consistency checks; the simulator calls this after every step.
     fn check_invariants(&self) {}

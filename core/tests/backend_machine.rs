@@ -47,7 +47,7 @@ impl Harness {
         self.pump();
     }
     fn pump(&mut self) {
-        loop {
+        for _ in 0..100_000 {
             let out = self.conn.poll_output();
             self.conn.check_invariants();
             match out {
@@ -82,7 +82,23 @@ impl Harness {
                     self.deadline = deadline;
                     let t = self.conn.transmit().to_vec();
                     if t.is_empty() {
-                        return;
+                        // What a sendfile-capable driver does with a file segment.
+                        let Some(seg) = self.conn.transmit_file() else {
+                            return;
+                        };
+                        self.reads += 1;
+                        if self.fail_reads_after.is_some_and(|n| self.reads > n) {
+                            self.conn.handle(
+                                self.now,
+                                ConnInput::File(FileReply::Read(Err(FsError::Io))),
+                            );
+                            continue;
+                        }
+                        let s = seg.offset as usize;
+                        let n = (seg.len as usize).min(self.chunk * 2);
+                        self.wire.extend_from_slice(&FILE[s..s + n]);
+                        self.conn.handle(self.now, ConnInput::Flushed(n));
+                        continue;
                     }
                     // A slow client: take at most one chunk's worth per round.
                     let n = t.len().min(self.chunk * 2);
@@ -91,7 +107,9 @@ impl Harness {
                 }
             }
         }
+        panic!("the machine never settled: it keeps asking for work");
     }
+
     fn send(&mut self, bytes: &[u8]) {
         self.input(ConnInput::Data(bytes));
     }

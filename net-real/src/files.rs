@@ -169,6 +169,28 @@ impl Files {
         })
     }
 
+    /// Sends up to `len` bytes of `handle` from `offset` straight into `socket` (`sendfile`:
+    /// the bytes never enter user space). `Ok(0)` at end of file.
+    pub fn send_to(
+        &self,
+        socket: &std::net::TcpStream,
+        handle: FileHandle,
+        offset: u64,
+        len: u64,
+    ) -> std::io::Result<usize> {
+        let file = &self
+            .open
+            .iter()
+            .find(|(h, _)| *h == handle)
+            .ok_or(ErrorKind::NotFound)?
+            .1;
+        let mut off = offset;
+        // Bounded, so one large file cannot hold the thread for long.
+        let count = len.min(1 << 20) as usize;
+        rustix::fs::sendfile(socket, file.as_ref(), Some(&mut off), count)
+            .map_err(std::io::Error::from)
+    }
+
     fn read(&mut self, handle: FileHandle, offset: u64, len: usize) -> Result<Vec<u8>, FsError> {
         let file = &self
             .open

@@ -21,7 +21,7 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
-use weaprous_core::node::{AccessLog, ConnInput, ConnOutput, Connection, Now};
+use weaprous_core::node::{AccessLog, ConnInput, ConnOutput, Connection, FileReply, FsError, Now};
 
 /// How to run a server.
 #[derive(Clone, Debug)]
@@ -224,12 +224,29 @@ pub async fn run_connection<C: Connection>(
                     return;
                 }
             }
+        } else if let Some(seg) = conn.transmit_file() {
+            match files.send_to(stream.get_ref(), seg.handle, seg.offset, seg.len) {
+                Ok(n) if n > 0 => {
+                    conn.handle(clock::now(), ConnInput::Flushed(n));
+                    continue;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // The file ended early (it shrank) or could not be read: the machine decides.
+                _ => {
+                    conn.handle(
+                        clock::now(),
+                        ConnInput::File(FileReply::Read(Err(FsError::Io))),
+                    );
+                    continue;
+                }
+            }
         } else if close_after_flush {
             lingering_close(&stream).await;
             return;
         }
         let want_read = conn.wants_read();
-        let want_write = !conn.transmit().is_empty();
+        let want_write = !conn.transmit().is_empty() || conn.transmit_file().is_some();
         if !want_read && !want_write && deadline.is_none() && drained {
             // Nothing can wake this machine again.
             let _ = stream.get_ref().shutdown(Shutdown::Both);

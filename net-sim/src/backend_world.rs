@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::sync::Arc;
 use weaprous_core::backend::{BackendConfig, BackendConn};
 use weaprous_core::http::Method;
-use weaprous_core::node::{ConnInput, ConnOutput, Connection, FileReply, Now};
+use weaprous_core::node::{ConnInput, ConnOutput, Connection, FileOp, FileReply, FsError, Now};
 use weaprous_core::time::{Duration, Instant, UnixTime};
 
 /// The knobs of one run.
@@ -343,15 +343,7 @@ impl World {
                 .chunks
                 .usize(1..=self.sc.max_chunk.max(1))
                 .min(rest.len());
-            let lat = self.latency();
-            let link = self.links.get_mut(&conn).expect("link");
-            let last = if to_server {
-                &mut link.last_to_server
-            } else {
-                &mut link.last_to_client
-            };
-            let arrive = (self.now + lat).max(*last);
-            *last = arrive;
+            let arrive = self.arrival(conn, to_server);
             let chunk = rest[..n].to_vec();
             rest = &rest[n..];
             let ev = if to_server {
@@ -362,7 +354,9 @@ impl World {
             self.at(arrive, ev);
         }
     }
-    fn send_fin(&mut self, conn: ConnId, to_server: bool) {
+    /// When something sent now on one pipe arrives: after a sampled latency, never before what
+    /// was sent on that pipe earlier (TCP keeps order).
+    fn arrival(&mut self, conn: ConnId, to_server: bool) -> Instant {
         let lat = self.latency();
         let link = self.links.get_mut(&conn).expect("link");
         let last = if to_server {
@@ -372,6 +366,10 @@ impl World {
         };
         let arrive = (self.now + lat).max(*last);
         *last = arrive;
+        arrive
+    }
+    fn send_fin(&mut self, conn: ConnId, to_server: bool) {
+        let arrive = self.arrival(conn, to_server);
         self.at(
             arrive,
             if to_server {
@@ -487,9 +485,30 @@ impl World {
             let in_flight = self.links.get(&conn).map_or(0, |l| l.in_flight);
             let room = self.sc.window.saturating_sub(in_flight);
             let pending = side.machine.transmit().len();
-            if pending > 0 && room > 0 {
-                let n = pending.min(room);
-                let bytes = side.machine.transmit()[..n].to_vec();
+            // File segments are "sent from the disk" like sendfile: read, then put on the wire.
+            let from_file = match side.machine.transmit_file() {
+                Some(seg) if pending == 0 && room > 0 => {
+                    let len = (seg.len as usize).min(room);
+                    let op = FileOp::Read {
+                        handle: seg.handle,
+                        offset: seg.offset,
+                        len,
+                    };
+                    match self.disk.run(&op) {
+                        Some(FileReply::Read(Ok(bytes))) if !bytes.is_empty() => Some(bytes),
+                        _ => {
+                            side.machine
+                                .handle(now, ConnInput::File(FileReply::Read(Err(FsError::Io))));
+                            continue;
+                        }
+                    }
+                }
+                _ => None,
+            };
+            if from_file.is_some() || (pending > 0 && room > 0) {
+                let bytes = from_file
+                    .unwrap_or_else(|| side.machine.transmit()[..pending.min(room)].to_vec());
+                let n = bytes.len();
                 side.machine.handle(now, ConnInput::Flushed(n));
                 if let Some(l) = self.links.get_mut(&conn) {
                     l.in_flight += n;
@@ -500,7 +519,7 @@ impl World {
                 self.send(conn, false, &bytes);
                 continue;
             }
-            if pending == 0 && side.close_after_flush {
+            if pending == 0 && side.machine.transmit_file().is_none() && side.close_after_flush {
                 side.done = true;
                 self.send_fin(conn, false);
             }

@@ -31,8 +31,8 @@ use crate::http::server::{Closing, ServerConn, ServerEvent, Timeouts};
 use crate::http::target::{normalize_path, CleanPath};
 use crate::http::{Limits, Method, RequestHead, ResponseHead, Status};
 use crate::node::{
-    AccessLog, ConnInput, ConnOutput, Connection, FileHandle, FileMeta, FileOp, FileReply, FsError,
-    Now,
+    AccessLog, ConnInput, ConnOutput, Connection, FileHandle, FileMeta, FileOp, FileReply,
+    FileSegment, FsError, Now,
 };
 use range::RangeAnswer;
 use std::collections::VecDeque;
@@ -79,6 +79,10 @@ enum Job {
         start: u64,
         len: u64,
     },
+    /// The rest of the body is a file segment the driver sends directly.
+    Sending {
+        handle: FileHandle,
+    },
     /// Streaming: `next` is the next offset to read, `end` one past the last byte.
     Streaming {
         handle: FileHandle,
@@ -116,7 +120,8 @@ impl BackendConn {
     /// up: a pipelined request is not started while a chunk's worth of response still waits,
     /// so a client that pipelines without reading cannot make us buffer without bound.
     fn drive(&mut self, now: Now) {
-        while matches!(self.job, Job::None) && self.http.transmit_len() < self.cfg.read_chunk {
+        while matches!(self.job, Job::None) && self.http.pending_len() < self.cfg.read_chunk as u64
+        {
             let Some(ev) = self.http.poll_event(now) else {
                 break;
             };
@@ -307,11 +312,23 @@ impl BackendConn {
                     self.http.send_head(now, head, BodyFraming::Length(len));
                     let n = (data.len() as u64).min(len);
                     self.http.send_data(now, &data[..n as usize]);
-                    self.job = Job::Streaming {
+                    let (next, end) = (start + n, start + len);
+                    let segment = FileSegment {
                         handle: meta.handle,
-                        next: start + n,
-                        end: start + len,
-                        reading: false,
+                        offset: next,
+                        len: end - next,
+                    };
+                    self.job = if next < end && self.http.send_file(now, segment) {
+                        Job::Sending {
+                            handle: meta.handle,
+                        }
+                    } else {
+                        Job::Streaming {
+                            handle: meta.handle,
+                            next,
+                            end,
+                            reading: false,
+                        }
                     };
                     self.continue_stream(now);
                 }
@@ -324,9 +341,10 @@ impl BackendConn {
             Job::Streaming {
                 handle, next, end, ..
             } => match result {
-                Ok(data) if !data.is_empty() => {
+                Ok(mut data) if !data.is_empty() => {
                     let n = (data.len() as u64).min(end - next);
-                    self.http.send_data(now, &data[..n as usize]);
+                    data.truncate(n as usize);
+                    self.http.send_data_owned(now, data);
                     self.job = Job::Streaming {
                         handle,
                         next: next + n,
@@ -341,6 +359,12 @@ impl BackendConn {
                     self.finish(now, true);
                 }
             },
+            // Only a failure is ever reported while the driver sends the file itself.
+            Job::Sending { handle } => {
+                self.close_file(handle);
+                self.http.abort();
+                self.finish(now, true);
+            }
             other => {
                 debug_assert!(false, "a read reply with no read pending");
                 self.job = other;
@@ -350,6 +374,15 @@ impl BackendConn {
 
     /// Asks for the next chunk once the transmit buffer has drained below one chunk.
     fn continue_stream(&mut self, now: Now) {
+        if let Job::Sending { handle } = self.job {
+            if self.http.pending_len() == 0 {
+                self.job = Job::None;
+                self.close_file(handle);
+                self.http.end_response(now);
+                self.finish(now, false);
+            }
+            return;
+        }
         let Job::Streaming {
             handle,
             next,
@@ -437,7 +470,7 @@ impl Connection for BackendConn {
             ConnInput::Eof => self.http.feed_eof(),
             ConnInput::Reset => {
                 self.http.abort();
-                if let Job::Streaming { handle, .. } = self.job {
+                if let Job::Streaming { handle, .. } | Job::Sending { handle } = self.job {
                     self.close_file(handle);
                 }
                 if let Job::FirstRead { ref meta, .. } = self.job {
@@ -501,6 +534,10 @@ impl Connection for BackendConn {
 
     fn transmit(&self) -> &[u8] {
         self.http.transmit()
+    }
+
+    fn transmit_file(&self) -> Option<FileSegment> {
+        self.http.transmit_file()
     }
 
     fn wants_read(&self) -> bool {

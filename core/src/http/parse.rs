@@ -335,20 +335,14 @@ impl Parser {
                 leading,
             } => self.next_head(scanned, lines, leading),
             State::Length { remaining } => {
-                let avail = self.buffered() as u64;
-                if avail == 0 {
+                let Some((data, left)) = self.take_up_to(remaining) else {
                     return self.need_data_in_body();
-                }
-                let n = avail.min(remaining) as usize;
-                let data = self.buf[self.pos..self.pos + n].to_vec();
-                self.pos += n;
-                self.body_seen += n as u64;
-                self.state = if remaining == n as u64 {
+                };
+                self.body_seen += data.len() as u64;
+                self.state = if left == 0 {
                     State::EndPending
                 } else {
-                    State::Length {
-                        remaining: remaining - n as u64,
-                    }
+                    State::Length { remaining: left }
                 };
                 Ok(Event::Data(data))
             }
@@ -369,19 +363,13 @@ impl Parser {
             }
             State::ChunkSize => self.next_chunk_size(),
             State::ChunkData { remaining } => {
-                let avail = self.buffered() as u64;
-                if avail == 0 {
+                let Some((data, left)) = self.take_up_to(remaining) else {
                     return self.need_data_in_body();
-                }
-                let n = avail.min(remaining) as usize;
-                let data = self.buf[self.pos..self.pos + n].to_vec();
-                self.pos += n;
-                self.state = if remaining == n as u64 {
+                };
+                self.state = if left == 0 {
                     State::ChunkDataEnd
                 } else {
-                    State::ChunkData {
-                        remaining: remaining - n as u64,
-                    }
+                    State::ChunkData { remaining: left }
                 };
                 Ok(Event::Data(data))
             }
@@ -417,6 +405,18 @@ impl Parser {
                 Ok(Event::End { trailers })
             }
         }
+    }
+
+    /// Consumes up to `remaining` buffered body bytes: the bytes and how many remain after
+    /// them, or `None` when nothing is buffered.
+    fn take_up_to(&mut self, remaining: u64) -> Option<(Vec<u8>, u64)> {
+        let n = (self.buffered() as u64).min(remaining) as usize;
+        if n == 0 {
+            return None;
+        }
+        let data = self.buf[self.pos..self.pos + n].to_vec();
+        self.pos += n;
+        Some((data, remaining - n as u64))
     }
 
     fn need_data_in_body(&mut self) -> Result<Event, ParseError> {
@@ -829,13 +829,10 @@ fn values_ok(v: &[u8]) -> bool {
     chunks.remainder().iter().all(|&b| value_byte(b))
 }
 
-/// RFC 9112 §6.3 for requests, strict: see the module docs.
-fn request_framing(
-    h: &Headers,
-    known: &Known,
-    version: Version,
-    limits: &Limits,
-) -> Result<Framing, ErrorKind> {
+/// The transfer codings and the Content-Length, read only when the head has those fields.
+type FramingFields = (Option<Vec<String>>, Option<u64>);
+
+fn framing_fields(h: &Headers, known: &Known) -> Result<FramingFields, ErrorKind> {
     let te = if known.transfer_encoding {
         transfer_codings(h)?
     } else {
@@ -846,7 +843,17 @@ fn request_framing(
     } else {
         None
     };
-    match (te, cl) {
+    Ok((te, cl))
+}
+
+/// RFC 9112 §6.3 for requests, strict: see the module docs.
+fn request_framing(
+    h: &Headers,
+    known: &Known,
+    version: Version,
+    limits: &Limits,
+) -> Result<Framing, ErrorKind> {
+    match framing_fields(h, known)? {
         (Some(_), Some(_)) => Err(ErrorKind::TransferEncodingWithContentLength),
         (Some(_), None) if !version.at_least_11() => Err(ErrorKind::TransferEncodingInHttp10),
         (Some(codings), None) => {
@@ -867,17 +874,7 @@ fn request_framing(
 /// RFC 9112 §6.3 for responses (status and request method already considered). Stricter than
 /// the RFC where a proxy must be: TE with CL, or a TE not ending in `chunked`, is refused (502).
 fn response_framing(h: &Headers, known: &Known) -> Result<Framing, ErrorKind> {
-    let te = if known.transfer_encoding {
-        transfer_codings(h)?
-    } else {
-        None
-    };
-    let cl = if known.content_length {
-        content_length(h)?
-    } else {
-        None
-    };
-    match (te, cl) {
+    match framing_fields(h, known)? {
         (Some(_), Some(_)) => Err(ErrorKind::TransferEncodingWithContentLength),
         (Some(codings), None) => {
             if codings.last().map(|c| c.eq_ignore_ascii_case("chunked")) == Some(true) {

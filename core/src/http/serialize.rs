@@ -32,18 +32,7 @@ pub fn write_response_head(head: &ResponseHead, framing: BodyFraming, out: &mut 
     out.push(b' ');
     out.extend_from_slice(head.reason.as_bytes());
     out.extend_from_slice(b"\r\n");
-    for (n, v) in head.headers.iter() {
-        if n.eq_ignore_ascii_case(b"content-length") || n.eq_ignore_ascii_case(b"transfer-encoding")
-        {
-            continue;
-        }
-        out.extend_from_slice(n);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(v);
-        out.extend_from_slice(b"\r\n");
-    }
-    write_framing(framing, out);
-    out.extend_from_slice(b"\r\n");
+    write_fields(&head.headers, framing, out);
 }
 
 /// Appends a request head (origin-form `target`).
@@ -61,6 +50,12 @@ pub fn write_request_head(
     out.push(b' ');
     out.extend_from_slice(version.to_string().as_bytes());
     out.extend_from_slice(b"\r\n");
+    write_fields(headers, framing, out);
+}
+
+/// The fields (less any framing field, which `framing` alone decides), the framing field and
+/// the empty line that ends the head.
+fn write_fields(headers: &Headers, framing: BodyFraming, out: &mut Vec<u8>) {
     for (n, v) in headers.iter() {
         if n.eq_ignore_ascii_case(b"content-length") || n.eq_ignore_ascii_case(b"transfer-encoding")
         {

@@ -26,7 +26,7 @@
 use super::parse::{ErrorKind, Event, ParseError, Parser};
 use super::serialize::{write_chunk, write_last_chunk, write_response_head, BodyFraming};
 use super::{date, Headers, Limits, Method, RequestHead, ResponseHead, Status, Version};
-use crate::node::Now;
+use crate::node::{FileSegment, Now};
 use crate::time::{Duration, Instant};
 
 /// Deadlines and buffer limits of a server connection.
@@ -119,6 +119,8 @@ pub struct ServerConn {
     status: Status,
     /// The last `Date` value and the second it is for (formatting costs more than a lookup).
     date: (crate::time::UnixTime, String),
+    /// File bytes to send after `out` (the rest of the current body).
+    file: Option<FileSegment>,
 }
 
 impl ServerConn {
@@ -143,6 +145,7 @@ impl ServerConn {
             body_sent: 0,
             status: Status::OK,
             date: (now.wall, date::format(now.wall)),
+            file: None,
         }
     }
 
@@ -174,13 +177,23 @@ impl ServerConn {
             self.closing = Closing::AfterFlush;
         }
     }
-    /// The driver wrote `n` bytes of [`Self::transmit`].
+    /// The driver wrote `n` bytes of [`Self::transmit`], or, once that is empty, of
+    /// [`Self::transmit_file`].
     pub fn flushed(&mut self, now: Now, n: usize) {
-        self.out_pos += n;
-        debug_assert!(self.out_pos <= self.out.len());
-        if self.out_pos == self.out.len() {
-            self.out.clear();
-            self.out_pos = 0;
+        if self.transmit_len() > 0 {
+            self.out_pos += n;
+            debug_assert!(self.out_pos <= self.out.len());
+            if self.out_pos == self.out.len() {
+                self.out.clear();
+                self.out_pos = 0;
+            }
+        } else if let Some(f) = &mut self.file {
+            debug_assert!(n as u64 <= f.len);
+            f.offset += n as u64;
+            f.len -= (n as u64).min(f.len);
+            if f.len == 0 {
+                self.file = None;
+            }
         }
         if n > 0 {
             self.send_since = now.mono;
@@ -191,7 +204,7 @@ impl ServerConn {
         if self.closing != Closing::Open {
             return None;
         }
-        if self.transmit_len() > 0 && now.mono >= self.send_since + self.timeouts.send {
+        if self.pending_len() > 0 && now.mono >= self.send_since + self.timeouts.send {
             self.closing = Closing::Abort;
             return None;
         }
@@ -415,6 +428,10 @@ impl ServerConn {
     /// Appends body bytes (dropped for HEAD/204/304). Writing more than a `Content-Length`
     /// announced is a bug in the caller: the excess is dropped.
     pub fn send_data(&mut self, now: Now, data: &[u8]) {
+        debug_assert!(
+            self.file.is_none(),
+            "bytes after a file segment would overtake it"
+        );
         let was_empty = self.transmit_len() == 0;
         let Resp::Body {
             chunked,
@@ -446,6 +463,50 @@ impl ServerConn {
         self.body_sent += data.len() as u64;
     }
 
+    /// Like [`Self::send_data`] for an owned buffer: when nothing waits in the transmit buffer
+    /// (the usual case while streaming a file) the buffer becomes the transmit buffer, saving a
+    /// copy of every chunk.
+    pub fn send_data_owned(&mut self, now: Now, data: Vec<u8>) {
+        let plain = matches!(self.resp, Resp::Body { chunked: false, send_body: true, remaining: Some(r) } if r >= data.len() as u64);
+        if !plain || self.transmit_len() > 0 || data.is_empty() {
+            return self.send_data(now, &data);
+        }
+        if let Resp::Body {
+            remaining: Some(r), ..
+        } = &mut self.resp
+        {
+            *r -= data.len() as u64;
+        }
+        self.body_sent += data.len() as u64;
+        self.send_since = now.mono;
+        self.out = data;
+        self.out_pos = 0;
+    }
+
+    /// Appends a file range to the body (plain `Content-Length` bodies only; the caller falls
+    /// back to [`Self::send_data`] otherwise). Nothing may be sent after it until it is written.
+    /// Returns false, and sends nothing, when the body is chunked, bodiless or too short.
+    pub fn send_file(&mut self, now: Now, segment: FileSegment) -> bool {
+        let Resp::Body {
+            chunked: false,
+            send_body: true,
+            remaining: Some(r),
+        } = &mut self.resp
+        else {
+            return false;
+        };
+        if *r < segment.len || self.file.is_some() || segment.len == 0 {
+            return false;
+        }
+        *r -= segment.len;
+        if self.pending_len() == 0 {
+            self.send_since = now.mono;
+        }
+        self.body_sent += segment.len;
+        self.file = Some(segment);
+        true
+    }
+
     /// Ends the response. If a `Content-Length` was not met the connection is aborted, so the
     /// client can never take a short body for a whole one.
     pub fn end_response(&mut self, now: Now) {
@@ -475,6 +536,7 @@ impl ServerConn {
     /// Gives up on the current response (e.g. a disk error after the head went out).
     pub fn abort(&mut self) {
         self.closing = Closing::Abort;
+        self.file = None;
     }
 
     // ----- outputs -----
@@ -484,6 +546,18 @@ impl ServerConn {
     }
     pub fn transmit_len(&self) -> usize {
         self.out.len() - self.out_pos
+    }
+    /// The file range to send once [`Self::transmit`] is empty.
+    pub fn transmit_file(&self) -> Option<FileSegment> {
+        if self.transmit_len() == 0 && self.closing != Closing::Abort {
+            self.file
+        } else {
+            None
+        }
+    }
+    /// Everything still to be written: transmit bytes and file bytes.
+    pub fn pending_len(&self) -> u64 {
+        self.transmit_len() as u64 + self.file.map_or(0, |f| f.len)
     }
     pub fn closing(&self) -> Closing {
         self.closing
@@ -500,7 +574,7 @@ impl ServerConn {
         if self.closing != Closing::Open {
             return None;
         }
-        let send = (self.transmit_len() > 0).then(|| self.send_since + self.timeouts.send);
+        let send = (self.pending_len() > 0).then(|| self.send_since + self.timeouts.send);
         let client = match (self.req, self.head_started) {
             (Req::Done, _) => None,
             (Req::Idle, false) => Some(self.wait_since + self.timeouts.idle),
@@ -527,6 +601,12 @@ impl ServerConn {
     }
     pub fn check_invariants(&self) {
         assert!(self.out_pos <= self.out.len());
+        if self.file.is_some() {
+            assert!(
+                self.responding(),
+                "file bytes belong to the response in progress"
+            );
+        }
         if self.req == Req::Idle {
             assert!(
                 !matches!(self.resp, Resp::Body { .. }),
