@@ -1,7 +1,10 @@
-//! Shared pieces of the weaprous binaries: flag parsing helpers only (no protocol logic).
+//! Shared pieces of the weaprous binaries: the processes' entry points ([`cmd`]) and flag
+//! helpers. No protocol logic lives here.
+
+pub mod cmd;
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// `--server-ip` and `--server-port` as one address.
 pub fn socket_addr(ip: &str, port: u16) -> Result<SocketAddr, String> {
@@ -19,12 +22,6 @@ pub fn root_dir(flag: &str, dir: &Path) -> Result<String, String> {
         return Err(format!("{flag} {}: not a directory", dir.display()));
     }
     Ok(real.to_string_lossy().trim_end_matches('/').to_string())
-}
-
-/// The path of a sibling binary (same directory as the running one).
-pub fn sibling_binary(name: &str) -> PathBuf {
-    let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from(name));
-    me.with_file_name(name)
 }
 
 /// Standard base64 (RFC 4648 §4) with padding, for `httptool`'s JSON output.

@@ -341,13 +341,14 @@ enum ConnInputKind {
 /// client has not read yet. With nothing unread (the usual `Connection: close` exchange) the
 /// socket closes at once, as nginx's `lingering_close on` does.
 async fn lingering_close(stream: &Async<TcpStream>) {
-    let _ = stream.get_ref().shutdown(Shutdown::Write);
     let mut probe = [0u8; 4096];
     match stream.get_ref().read(&mut probe) {
         Ok(n) if n > 0 => {}
         Err(e) if e.kind() == ErrorKind::Interrupted => {}
+        // Nothing unread: dropping the socket sends the FIN.
         _ => return,
     }
+    let _ = stream.get_ref().shutdown(Shutdown::Write);
     let discard = async {
         let mut buf = [0u8; 4096];
         loop {

@@ -1,10 +1,12 @@
 //! `stack`: starts every weaprous process as a child, prints the URLs, and stops them all on
 //! Ctrl-C (SIGINT) or SIGTERM. Today that is the `backend`; the proxy and the chat app join it
 //! as their issues land.
+//!
+//! Each child is this same executable run as `stack child NAME ARGS...`, so `cargo run --bin
+//! stack` needs no other binary to have been built.
 
 use clap::Parser;
 use std::process::{Child, Command};
-use weaprous_apps::sibling_binary;
 
 #[derive(Parser, Debug)]
 #[command(version, about = "start the whole weaprous system")]
@@ -22,9 +24,21 @@ struct Args {
 }
 
 fn main() {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == "child") {
+        match argv.get(2).and_then(|n| n.to_str()) {
+            Some("backend") => weaprous_apps::cmd::backend::main_with(argv[2..].iter().cloned()),
+            other => {
+                eprintln!("stack: unknown child {other:?}");
+                std::process::exit(2);
+            }
+        }
+    }
     let args = Args::parse();
+    let me = std::env::current_exe().unwrap_or_else(|_| "stack".into());
     let mut children: Vec<(&str, Child)> = Vec::new();
-    let backend = Command::new(sibling_binary("backend"))
+    let backend = Command::new(&me)
+        .args(["child", "backend"])
         .args([
             "--server-ip",
             &args.ip,
@@ -36,7 +50,7 @@ fn main() {
     match backend {
         Ok(c) => children.push(("backend", c)),
         Err(e) => {
-            eprintln!("stack: cannot start backend ({e}); build it with `cargo build --release`");
+            eprintln!("stack: cannot start backend ({e})");
             std::process::exit(1);
         }
     }

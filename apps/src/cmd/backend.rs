@@ -1,0 +1,63 @@
+//! `backend`: the static-file server (and, from the framework issue on, login).
+//!
+//! Serves `--www` for HTML pages and `--static` for everything else, as the seed maps them
+//! (see `weaprous_core::backend`). Prints `backend listening on ADDR`, then one access-log line
+//! per request. SIGINT/SIGTERM: stop accepting, finish in-flight requests, exit.
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::sync::Arc;
+use weaprous_core::backend::{BackendConfig, BackendConn};
+use weaprous_net_real::server::{serve, ServeOptions};
+
+#[derive(Parser, Debug)]
+#[command(name = "backend", version, about = "weaprous static-file backend")]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    server_ip: String,
+    /// Port to listen on (0 picks a free one; the startup line tells which).
+    #[arg(long, default_value_t = 9000)]
+    server_port: u16,
+    /// Root for HTML pages.
+    #[arg(long, default_value = "www")]
+    www: PathBuf,
+    /// Root for every other file (css, js, images, ...).
+    #[arg(long = "static", default_value = "static")]
+    static_dir: PathBuf,
+    /// Executor threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Do not print an access-log line per request.
+    #[arg(long)]
+    no_access_log: bool,
+}
+
+/// Parses `args` (the first is the program name) and runs the backend until SIGINT/SIGTERM.
+pub fn main_with<I, T>(args: I) -> !
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args = Args::parse_from(args);
+    match run(args) {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("backend: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let addr = crate::socket_addr(&args.server_ip, args.server_port)?;
+    let www = crate::root_dir("--www", &args.www)?;
+    let static_root = crate::root_dir("--static", &args.static_dir)?;
+    let cfg = Arc::new(BackendConfig::new(www, static_root));
+    let mut opts = ServeOptions::new("backend", addr);
+    if let Some(t) = args.threads {
+        opts.threads = t;
+    }
+    opts.access_log = !args.no_access_log;
+    serve(opts, move |now| BackendConn::new(cfg.clone(), now)).map_err(|e| format!("{addr}: {e}"))
+}
