@@ -220,3 +220,54 @@ fn unread_body_is_drained_not_parsed_as_a_request() {
     assert_eq!(h.wire().matches("200 OK").count(), 2, "E6: {}", h.wire());
     assert!(!h.wire().contains("404"));
 }
+
+#[test]
+fn a_stalled_body_after_the_answer_closes_without_a_second_answer() {
+    let mut h = Harness::new(64 * 1024);
+    h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc");
+    assert_eq!(h.wire().matches("HTTP/1.1 ").count(), 1);
+    assert_eq!(
+        h.deadline,
+        Some(Instant::ZERO + Duration::from_secs(30)),
+        "the body deadline runs"
+    );
+    h.advance_to_deadline();
+    assert_eq!(h.closed, Some(ConnOutput::Close));
+    assert_eq!(
+        h.wire().matches("HTTP/1.1 ").count(),
+        1,
+        "never two answers to one request"
+    );
+}
+
+#[test]
+fn a_stalled_body_before_any_answer_gets_408() {
+    use weaprous_core::http::server::{ServerConn, ServerEvent, Timeouts};
+    let now = Now {
+        mono: Instant::ZERO,
+        wall: UnixTime(0),
+    };
+    let mut c = ServerConn::new(now, Default::default(), Timeouts::default());
+    c.feed(
+        now,
+        b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+    );
+    assert!(matches!(c.poll_event(now), Some(ServerEvent::Request(_))));
+    assert!(matches!(c.poll_event(now), Some(ServerEvent::Body(_))));
+    assert_eq!(c.poll_event(now), None);
+    let at = c.deadline().expect("body deadline");
+    assert_eq!(at, Instant::ZERO + Duration::from_secs(30));
+    let later = Now {
+        mono: at,
+        wall: UnixTime(30),
+    };
+    assert!(
+        matches!(c.on_timeout(later), Some(ServerEvent::Rejected { status, .. }) if status.0 == 408)
+    );
+    assert!(String::from_utf8_lossy(c.transmit()).starts_with("HTTP/1.1 408 "));
+    assert_eq!(
+        c.deadline().filter(|d| *d <= at),
+        None,
+        "no deadline left in the past (no spin)"
+    );
+}

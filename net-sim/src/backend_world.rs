@@ -617,7 +617,15 @@ impl World {
                 self.trace
                     .record(self.now.0, 7, conn, 0, || format!("conn {conn} timer"));
                 side.machine.handle(now, ConnInput::Timeout);
-                self.drive_server(conn)
+                self.drive_server(conn)?;
+                // A deadline that is still due after its timeout was handled would make every
+                // driver spin: the machine must move it or act.
+                match self.servers.get(&conn) {
+                    Some(side) if !side.done && side.armed.is_some_and(|d| d <= self.now) => {
+                        Err(format!("conn {conn}: deadline still due after its timeout (a spin)"))
+                    }
+                    _ => Ok(()),
+                }
             }
             Ev::Disk { conn, reply } => {
                 let now = self.now_for_node();

@@ -208,12 +208,9 @@ impl ServerConn {
             self.closing = Closing::Abort;
             return None;
         }
-        let waiting_for_client = match self.req {
-            Req::Idle => true,
-            Req::Body => true,
-            Req::Done => false,
-        };
-        if !waiting_for_client || self.resp_in_progress_blocks_reading() {
+        // The client owes us bytes only before its request is complete; once the request has
+        // been read, only the send deadline runs.
+        if self.req == Req::Done {
             return None;
         }
         let limit = match (self.req, self.head_started) {
@@ -224,21 +221,22 @@ impl ServerConn {
         if now.mono < self.wait_since + limit {
             return None;
         }
-        if self.req == Req::Idle && !self.head_started {
-            self.closing = Closing::AfterFlush;
-            return None;
+        match (self.req, self.head_started, self.resp) {
+            // Idle keep-alive: nothing to answer.
+            (Req::Idle, false, _) => self.closing = Closing::AfterFlush,
+            // A stalled body after the answer went out: a second answer is impossible; close.
+            (Req::Body, _, Resp::Done) => self.closing = Closing::AfterFlush,
+            // A stalled body while the answer is being written: the send deadline governs.
+            (Req::Body, _, Resp::Body { .. }) => {}
+            _ => {
+                let error = ParseError {
+                    kind: ErrorKind::Truncated,
+                    offset: 0,
+                };
+                return Some(self.reject(now, error, Status::REQUEST_TIMEOUT));
+            }
         }
-        let error = ParseError {
-            kind: ErrorKind::Truncated,
-            offset: 0,
-        };
-        Some(self.reject(now, error, Status::REQUEST_TIMEOUT))
-    }
-
-    fn resp_in_progress_blocks_reading(&self) -> bool {
-        // While a response is being written after the request was fully read, the client is
-        // not expected to send anything: no client deadline runs.
-        self.req == Req::Done
+        None
     }
 
     /// The next event for the application, or `None` when it must wait (more bytes needed, or
@@ -579,6 +577,8 @@ impl ServerConn {
             (Req::Done, _) => None,
             (Req::Idle, false) => Some(self.wait_since + self.timeouts.idle),
             (Req::Idle, true) => Some(self.wait_since + self.timeouts.header),
+            // While the answer is being written the send deadline governs (see on_timeout).
+            (Req::Body, _) if self.responding() => None,
             (Req::Body, _) => Some(self.wait_since + self.timeouts.body),
         };
         match (send, client) {
