@@ -1,12 +1,16 @@
-//! Carries out [`FileOp`]s on the real file system for one connection.
+//! Carries out [`FileOp`]s and file segments on the real file system for one connection.
 //!
-//! Decision: operations run inline on the executor thread. The files a web server serves are
-//! almost always in the page cache, where `open`/`fstat`/`pread` of one 64 KiB chunk take a few
-//! microseconds, while a hop to a blocking thread pool costs more than that twice over (nginx
-//! makes the same choice without `aio`). DESIGN.md §5 asks for file reads off the executor;
-//! we measured the hop (see the README's benchmark section) and keep it for durable-log syncs,
-//! which are slow by nature. Reads are bounded by the machine's chunk size, so one connection
-//! can never hold a thread for long on a warm cache.
+//! Decision: operations run inline on the executor thread, as nginx does without `aio`. The
+//! files a web server serves are almost always in the page cache, where `stat`/`pread` of one
+//! 64 KiB chunk or a 1 MiB `sendfile` take microseconds, while a hop to `smol::unblock`'s
+//! thread pool adds two thread handoffs per operation. DESIGN.md §5 asks for file reads off the
+//! executor; this deviates for static files (the hop has not been measured here yet; a cold
+//! disk would stall one executor thread per read) and keeps `unblock` for what is slow by
+//! nature, such as durable-log syncs. Every operation is bounded (a chunk, or 1 MiB of
+//! `sendfile`), so one connection never holds a thread for long on a warm cache.
+//!
+//! Two per-thread caches keep the per-request system calls to nginx's level: open descriptors
+//! by path (reused while `stat` shows the same file) and the real path of each (name, inode).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -178,12 +182,7 @@ impl Files {
         offset: u64,
         len: u64,
     ) -> std::io::Result<usize> {
-        let file = &self
-            .open
-            .iter()
-            .find(|(h, _)| *h == handle)
-            .ok_or(ErrorKind::NotFound)?
-            .1;
+        let file = self.file(handle).ok_or(ErrorKind::NotFound)?;
         let mut off = offset;
         // Bounded, so one large file cannot hold the thread for long.
         let count = len.min(1 << 20) as usize;
@@ -191,13 +190,12 @@ impl Files {
             .map_err(std::io::Error::from)
     }
 
+    fn file(&self, handle: FileHandle) -> Option<&Arc<File>> {
+        self.open.iter().find(|(h, _)| *h == handle).map(|(_, f)| f)
+    }
+
     fn read(&mut self, handle: FileHandle, offset: u64, len: usize) -> Result<Vec<u8>, FsError> {
-        let file = &self
-            .open
-            .iter()
-            .find(|(h, _)| *h == handle)
-            .ok_or(FsError::Io)?
-            .1;
+        let file = self.file(handle).ok_or(FsError::Io)?;
         let mut buf = vec![0u8; len];
         let mut got = 0;
         while got < len {

@@ -621,9 +621,9 @@ impl World {
                 // A deadline that is still due after its timeout was handled would make every
                 // driver spin: the machine must move it or act.
                 match self.servers.get(&conn) {
-                    Some(side) if !side.done && side.armed.is_some_and(|d| d <= self.now) => {
-                        Err(format!("conn {conn}: deadline still due after its timeout (a spin)"))
-                    }
+                    Some(side) if !side.done && side.armed.is_some_and(|d| d <= self.now) => Err(
+                        format!("conn {conn}: deadline still due after its timeout (a spin)"),
+                    ),
                     _ => Ok(()),
                 }
             }

@@ -305,7 +305,7 @@ impl Parser {
         self.state = State::Upgraded;
         rest
     }
-    /// The framing of the message being read, once its head has been returned.
+    /// Body bytes of the current message so far (for chunked bodies: announced by chunk sizes).
     pub fn body_bytes_seen(&self) -> u64 {
         self.body_seen
     }

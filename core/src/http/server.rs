@@ -6,7 +6,7 @@
 //! [`ServerConn::end_response`]. The next pipelined request is parsed only once the current
 //! response has ended and the current request's body has been read (an unread body is drained,
 //! never parsed as a request), so responses always go out in request order. Pipelined bytes
-//! wait in the parser, up to [`Timeouts`]' sibling limit `max_pipelined`; past it, reading stops.
+//! wait in the parser, up to [`Timeouts::max_pipelined`] bytes; past it, reading stops.
 //!
 //! | situation | what the connection does |
 //! |---|---|
@@ -29,7 +29,7 @@ use super::{date, Headers, Limits, Method, RequestHead, ResponseHead, Status, Ve
 use crate::node::{FileSegment, Now};
 use crate::time::{Duration, Instant};
 
-/// Deadlines and buffer limits of a server connection.
+/// Deadlines and the pipelining buffer limit of a server connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Timeouts {
     pub header: Duration,
