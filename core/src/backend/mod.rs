@@ -17,9 +17,10 @@
 //! # Responses
 //! `ETag` and `Last-Modified` on every file, 304 for a matching `If-None-Match` (or, without
 //! it, `If-Modified-Since`), one `Range` as 206 (416 when unsatisfiable, `If-Range` honoured).
-//! Bodies are read in chunks of [`BackendConfig::read_chunk`] and the next chunk is asked for
-//! only when less than one chunk waits in the transmit buffer: memory per connection is
-//! bounded whatever the file size. The first chunk is read before the head is sent, so a disk
+//! The first [`BackendConfig::first_read`] bytes are read by the machine; the rest goes out as a
+//! file segment that the driver sends itself (sendfile). Where it cannot, bodies are read in
+//! chunks of [`BackendConfig::read_chunk`], the next asked for only when less than one chunk
+//! waits in the transmit buffer: memory per connection is bounded whatever the file size. The first chunk is read before the head is sent, so a disk
 //! error there is a clean 500; a disk error after the head aborts the connection, so a short
 //! body is never presented as complete.
 
@@ -47,6 +48,9 @@ pub struct BackendConfig {
     pub timeouts: Timeouts,
     /// Bytes per file read (and the transmit low-water mark).
     pub read_chunk: usize,
+    /// Bytes read before the head is sent (a disk error there is a clean 500); the rest of a
+    /// larger file goes out as a file segment (sendfile) when the driver can.
+    pub first_read: usize,
     /// The `Server` header.
     pub server_name: String,
 }
@@ -59,6 +63,7 @@ impl BackendConfig {
             limits: Limits::default(),
             timeouts: Timeouts::default(),
             read_chunk: 64 * 1024,
+            first_read: 16 * 1024,
             server_name: "weaprous".into(),
         }
     }
@@ -286,7 +291,7 @@ impl BackendConn {
             return self.finish(now, false);
         }
         let handle = meta.handle;
-        let want = len.min(self.cfg.read_chunk as u64) as usize;
+        let want = len.min(self.cfg.first_read.min(self.cfg.read_chunk) as u64) as usize;
         self.job = Job::FirstRead {
             meta,
             head,
