@@ -4,6 +4,8 @@
 #   bench/load.sh                 # every size x connections x mode, 5 s each
 #   DURATION=10 bench/load.sh     # longer runs
 #   SIZES="1k" CONNS="50" MODES="keepalive" bench/load.sh
+#   PIN=1 bench/load.sh           # servers on core 0 (one worker / one thread), wrk on core 1:
+#                                 # steadier per-core figures than the default shared-cores run
 #
 # Prints requests/s, p99 latency and server CPU time per request for both, with ratios
 # (ours / nginx: above 1 is better for requests/s, below 1 is better for CPU and p99).
@@ -19,6 +21,17 @@ CONNS=${CONNS:-"1 50 256"}
 MODES=${MODES:-"keepalive close"}
 OURS_PORT=${OURS_PORT:-19080}
 NGINX_PORT=${NGINX_PORT:-19081}
+PIN=${PIN:-0}
+if [ "$PIN" = 1 ]; then
+  SERVER_CPU=(taskset -c 0)
+  CLIENT_CPU=(taskset -c 1)
+  NGINX_WORKERS=1
+  OURS_THREADS=1
+else
+  SERVER_CPU=()
+  CLIENT_CPU=()
+  NGINX_WORKERS=auto
+fi
 
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need wrk || ! need nginx; then
@@ -40,7 +53,7 @@ echo "<h1>bench</h1>" >"$work/www/index.html"
 chmod -R a+rX "$work"
 
 cat >"$work/nginx/nginx.conf" <<CONF
-worker_processes auto;
+worker_processes $NGINX_WORKERS;
 pid $work/nginx/nginx.pid;
 error_log $work/nginx/error.log;
 events { worker_connections 4096; }
@@ -70,9 +83,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-target/release/backend --server-ip 127.0.0.1 --server-port "$OURS_PORT" --www "$work/www" --static "$work/static" --no-access-log ${OURS_THREADS:+--threads $OURS_THREADS} >/dev/null &
+"${SERVER_CPU[@]}" target/release/backend --server-ip 127.0.0.1 --server-port "$OURS_PORT" --www "$work/www" --static "$work/static" --no-access-log ${OURS_THREADS:+--threads $OURS_THREADS} >/dev/null &
 ours_pid=$!
-"$NGINX" -c "$work/nginx/nginx.conf"
+"${SERVER_CPU[@]}" "$NGINX" -c "$work/nginx/nginx.conf"
 for port in "$OURS_PORT" "$NGINX_PORT"; do
   for _ in $(seq 50); do
     curl -sf -o /dev/null "http://127.0.0.1:$port/1k.bin" && break
@@ -108,10 +121,10 @@ run() {
   local hdr=()
   [ "$mode" = close ] && hdr=(-H "Connection: close")
   local threads=2
-  [ "$conns" -lt 2 ] && threads=1
+  [ "$conns" -lt 2 ] || [ "$PIN" = 1 ] && threads=1
   local before after out
   before=$(ticks "$@")
-  out=$(wrk -t"$threads" -c"$conns" -d"${DURATION}s" --latency "${hdr[@]}" "http://127.0.0.1:$port/$size.bin" 2>&1)
+  out=$("${CLIENT_CPU[@]}" wrk -t"$threads" -c"$conns" -d"${DURATION}s" --latency "${hdr[@]}" "http://127.0.0.1:$port/$size.bin" 2>&1)
   after=$(ticks "$@")
   local rps p99 reqs
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
