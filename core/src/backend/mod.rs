@@ -17,12 +17,11 @@
 //! # Responses
 //! `ETag` and `Last-Modified` on every file, 304 for a matching `If-None-Match` (or, without
 //! it, `If-Modified-Since`), one `Range` as 206 (416 when unsatisfiable, `If-Range` honoured).
-//! The first [`BackendConfig::first_read`] bytes are read by the machine; the rest goes out as a
-//! file segment that the driver sends itself (sendfile). Where it cannot, bodies are read in
-//! chunks of [`BackendConfig::read_chunk`], the next asked for only when less than one chunk
-//! waits in the transmit buffer: memory per connection is bounded whatever the file size. The first chunk is read before the head is sent, so a disk
-//! error there is a clean 500; a disk error after the head aborts the connection, so a short
-//! body is never presented as complete.
+//! The first [`BackendConfig::first_read`] bytes are read by the machine and sent with the
+//! head, so a disk error there is a clean 500; the rest goes out as a file segment that the
+//! driver sends itself (sendfile), so memory per connection is bounded whatever the file size.
+//! A disk error after the head aborts the connection: a short body is never presented as
+//! complete.
 
 pub mod mime;
 pub mod range;
@@ -46,7 +45,8 @@ pub struct BackendConfig {
     pub static_root: String,
     pub limits: Limits,
     pub timeouts: Timeouts,
-    /// Bytes per file read (and the transmit low-water mark).
+    /// The transmit low-water mark: the next pipelined request is started only when less than
+    /// this waits to be sent. Also caps [`Self::first_read`].
     pub read_chunk: usize,
     /// Bytes read before the head is sent (a disk error there is a clean 500); the rest of a
     /// larger file goes out as a file segment (sendfile) when the driver can.
@@ -87,13 +87,6 @@ enum Job {
     /// The rest of the body is a file segment the driver sends directly.
     Sending {
         handle: FileHandle,
-    },
-    /// Streaming: `next` is the next offset to read, `end` one past the last byte.
-    Streaming {
-        handle: FileHandle,
-        next: u64,
-        end: u64,
-        reading: bool,
     },
 }
 
@@ -323,45 +316,25 @@ impl BackendConn {
                         offset: next,
                         len: end - next,
                     };
-                    self.job = if next < end && self.http.send_file(now, segment) {
-                        Job::Sending {
+                    if next == end {
+                        self.close_file(meta.handle);
+                        self.http.end_response(now);
+                        self.finish(now, false);
+                    } else if self.http.send_file(now, segment) {
+                        self.job = Job::Sending {
                             handle: meta.handle,
-                        }
+                        };
                     } else {
-                        Job::Streaming {
-                            handle: meta.handle,
-                            next,
-                            end,
-                            reading: false,
-                        }
-                    };
-                    self.continue_stream(now);
+                        debug_assert!(false, "a Content-Length body always takes a file segment");
+                        self.close_file(meta.handle);
+                        self.http.abort();
+                        self.finish(now, true);
+                    }
                 }
                 // The file shrank or the disk failed before any byte went out: a clean 500.
                 _ => {
                     self.close_file(meta.handle);
                     self.simple(now, Status::INTERNAL_SERVER_ERROR, &[]);
-                }
-            },
-            Job::Streaming {
-                handle, next, end, ..
-            } => match result {
-                Ok(mut data) if !data.is_empty() => {
-                    let n = (data.len() as u64).min(end - next);
-                    data.truncate(n as usize);
-                    self.http.send_data_owned(now, data);
-                    self.job = Job::Streaming {
-                        handle,
-                        next: next + n,
-                        end,
-                        reading: false,
-                    };
-                    self.continue_stream(now);
-                }
-                _ => {
-                    self.close_file(handle);
-                    self.http.abort();
-                    self.finish(now, true);
                 }
             },
             // Only a failure is ever reported while the driver sends the file itself.
@@ -377,7 +350,7 @@ impl BackendConn {
         }
     }
 
-    /// Asks for the next chunk once the transmit buffer has drained below one chunk.
+    /// Ends the response once the driver has sent the whole file segment.
     fn continue_stream(&mut self, now: Now) {
         if let Job::Sending { handle } = self.job {
             if self.http.pending_len() == 0 {
@@ -386,36 +359,6 @@ impl BackendConn {
                 self.http.end_response(now);
                 self.finish(now, false);
             }
-            return;
-        }
-        let Job::Streaming {
-            handle,
-            next,
-            end,
-            reading,
-        } = &mut self.job
-        else {
-            return;
-        };
-        if next == end {
-            let handle = *handle;
-            self.job = Job::None;
-            self.close_file(handle);
-            self.http.end_response(now);
-            return self.finish(now, false);
-        }
-        if !*reading
-            && self.http.transmit_len() < self.cfg.read_chunk
-            && self.http.closing() == Closing::Open
-        {
-            *reading = true;
-            let len = (*end - *next).min(self.cfg.read_chunk as u64) as usize;
-            let op = FileOp::Read {
-                handle: *handle,
-                offset: *next,
-                len,
-            };
-            self.out.push_back(ConnOutput::File(op));
         }
     }
 
@@ -475,7 +418,7 @@ impl Connection for BackendConn {
             ConnInput::Eof => self.http.feed_eof(),
             ConnInput::Reset => {
                 self.http.abort();
-                if let Job::Streaming { handle, .. } | Job::Sending { handle } = self.job {
+                if let Job::Sending { handle } = self.job {
                     self.close_file(handle);
                 }
                 if let Job::FirstRead { ref meta, .. } = self.job {
@@ -551,8 +494,11 @@ impl Connection for BackendConn {
 
     fn check_invariants(&self) {
         self.http.check_invariants();
-        if let Job::Streaming { next, end, .. } = self.job {
-            assert!(next <= end);
+        if let Job::Sending { .. } = self.job {
+            assert!(
+                self.http.responding(),
+                "a file segment belongs to a response in progress"
+            );
         }
         // Memory per connection is bounded: one chunk beyond the low-water mark, plus a head.
         assert!(

@@ -461,26 +461,6 @@ impl ServerConn {
         self.body_sent += data.len() as u64;
     }
 
-    /// Like [`Self::send_data`] for an owned buffer: when nothing waits in the transmit buffer
-    /// (the usual case while streaming a file) the buffer becomes the transmit buffer, saving a
-    /// copy of every chunk.
-    pub fn send_data_owned(&mut self, now: Now, data: Vec<u8>) {
-        let plain = matches!(self.resp, Resp::Body { chunked: false, send_body: true, remaining: Some(r) } if r >= data.len() as u64);
-        if !plain || self.transmit_len() > 0 || data.is_empty() {
-            return self.send_data(now, &data);
-        }
-        if let Resp::Body {
-            remaining: Some(r), ..
-        } = &mut self.resp
-        {
-            *r -= data.len() as u64;
-        }
-        self.body_sent += data.len() as u64;
-        self.send_since = now.mono;
-        self.out = data;
-        self.out_pos = 0;
-    }
-
     /// Appends a file range to the body (plain `Content-Length` bodies only; the caller falls
     /// back to [`Self::send_data`] otherwise). Nothing may be sent after it until it is written.
     /// Returns false, and sends nothing, when the body is chunked, bodiless or too short.
