@@ -63,7 +63,7 @@ impl BackendConfig {
             limits: Limits::default(),
             timeouts: Timeouts::default(),
             read_chunk: 64 * 1024,
-            first_read: 16 * 1024,
+            first_read: 64 * 1024,
             server_name: "weaprous".into(),
         }
     }
