@@ -72,6 +72,9 @@ pub struct Report {
     pub trace_hash: u64,
     pub events: u64,
     pub responses: usize,
+    /// Requests the server answered with 408 (stalled clients), so a test can tell the
+    /// deadline path ran.
+    pub timeouts: usize,
     pub sim_time: Duration,
 }
 
@@ -167,6 +170,7 @@ pub struct World {
     current: Vec<Option<ConnId>>,
     next_conn: ConnId,
     trace: Trace,
+    timeouts: usize,
 }
 
 const WALL_EPOCH: u64 = 1_764_000_000;
@@ -279,11 +283,25 @@ fn plans(
                     }
                 })
                 .collect();
-            ConnPlan {
+            let mut plan = ConnPlan {
                 reqs,
                 depth: r.usize(1..=sc.max_depth),
                 close_header: r.bool(),
+                stall_after: None,
+            };
+            if r.u8(..25) == 0 {
+                // A stalled client: part of a head, then silence; the answer is a 408.
+                // (As a GET: the server never learns the method of a head it never got, so
+                // it answers as to a GET, with a body.)
+                plan.reqs.truncate(1);
+                plan.reqs[0].method = Method::Get;
+                plan.reqs[0].expect = Expect {
+                    status: 408,
+                    body: None,
+                };
+                plan.stall_after = Some(r.usize(1..20));
             }
+            plan
         })
         .collect()
 }
@@ -311,6 +329,7 @@ impl World {
             links: BTreeMap::new(),
             clients,
             next_conn: 0,
+            timeouts: 0,
         }
     }
 
@@ -442,6 +461,9 @@ impl World {
                     ConnOutput::File(op) => disk_ops.push(op),
                     ConnOutput::Log(l) => {
                         let (status, bytes) = (l.status, l.bytes);
+                        if status == 408 {
+                            self.timeouts += 1;
+                        }
                         self.trace.record(self.now.0, 9, conn, status as u64, || {
                             format!("conn {conn} log {} {} {status} {bytes}", l.method, l.target)
                         });
@@ -686,6 +708,7 @@ impl World {
                 trace_hash: self.trace.hash(),
                 events: self.trace.events(),
                 responses: self.clients.iter().map(|c| c.answered).sum(),
+                timeouts: self.timeouts,
                 sim_time: self.now.since(Instant::ZERO),
             }),
             Err(message) => Err(Failure {

@@ -47,6 +47,9 @@ pub struct ConnPlan {
     pub depth: usize,
     /// Ask the server to close after the last response (else the client closes).
     pub close_header: bool,
+    /// A stalled client: send only this many bytes of the first request, then nothing (the
+    /// server must answer 408 at its header deadline and close; nobody else may notice).
+    pub stall_after: Option<usize>,
 }
 
 /// What the client asks the network to do.
@@ -120,6 +123,14 @@ impl SimClient {
             return vec![];
         };
         let mut out = Vec::new();
+        if let (Some(n), 0) = (a.plan.stall_after, a.sent) {
+            let req = &a.plan.reqs[0];
+            a.parser.expect_response_to(req.method.clone());
+            let bytes = req.to_bytes(false);
+            out.push(Action::Write(bytes[..n.min(bytes.len() - 1)].to_vec()));
+            a.sent = a.plan.reqs.len();
+            return out;
+        }
         while a.sent < a.plan.reqs.len() && a.sent - a.answered < a.plan.depth {
             let last = a.sent + 1 == a.plan.reqs.len();
             let req = &a.plan.reqs[a.sent];

@@ -15,6 +15,7 @@ fn seeds() -> std::ops::Range<u64> {
 #[test]
 fn fifty_clients_get_exactly_their_files_over_many_seeds() {
     let mut responses = 0;
+    let mut timeouts = 0;
     for seed in seeds() {
         let mut sc = BackendScenario::new(seed);
         // Vary the network per seed: byte-by-byte for some, MTU-sized for others.
@@ -30,6 +31,7 @@ fn fifty_clients_get_exactly_their_files_over_many_seeds() {
             Ok(r) => {
                 assert!(r.responses > 0);
                 responses += r.responses;
+                timeouts += r.timeouts;
             }
             Err(f) => {
                 let mut sc = BackendScenario::new(seed);
@@ -44,6 +46,10 @@ fn fifty_clients_get_exactly_their_files_over_many_seeds() {
     assert!(
         responses > 1000,
         "the workload actually ran ({responses} responses)"
+    );
+    assert!(
+        timeouts > 10,
+        "stalled clients met the header deadline ({timeouts} answered 408)"
     );
 }
 
@@ -80,6 +86,7 @@ fn the_client_oracle_rejects_a_wrong_body() {
             reqs: vec![req],
             depth: 1,
             close_header: false,
+            stall_after: None,
         }],
     );
     assert_eq!(c.start(), vec![Action::Connect]);
