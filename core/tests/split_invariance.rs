@@ -7,6 +7,7 @@ mod common;
 use common::run;
 use proptest::prelude::*;
 use weaprous_core::http::parse::Kind;
+use weaprous_core::http::split_check::assert_split_invariant;
 
 const SEEDS: &[&str] = &[
     "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -59,56 +60,24 @@ fn cuts(len: usize) -> impl Strategy<Value = Vec<usize>> {
     })
 }
 
-fn split<'a>(v: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
-    let mut parts = Vec::new();
-    let mut prev = 0;
-    for &c in cuts {
-        parts.push(&v[prev..c]);
-        prev = c;
-    }
-    parts.push(&v[prev..]);
-    parts
-}
-
-fn check(kind: Kind, v: &[u8], cuts: &[usize], eof: bool) -> Result<(), TestCaseError> {
-    let whole = run(kind, &[v], eof);
-    let bytes: Vec<&[u8]> = v.chunks(1).collect();
-    let bytewise = run(kind, &bytes, eof);
-    let random = run(kind, &split(v, cuts), eof);
-    prop_assert_eq!(
-        &whole,
-        &bytewise,
-        "byte by byte differs for {:?}",
-        String::from_utf8_lossy(v)
-    );
-    prop_assert_eq!(
-        &whole,
-        &random,
-        "split at {:?} differs for {:?}",
-        cuts,
-        String::from_utf8_lossy(v)
-    );
-    Ok(())
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
     #[test]
     fn requests_are_split_invariant((v, c) in input(SEEDS).prop_flat_map(|v| { let n = v.len(); (Just(v), cuts(n)) }), eof in any::<bool>()) {
-        check(Kind::Request, &v, &c, eof)?;
+        assert_split_invariant(Kind::Request, &v, &c, eof);
     }
 
     #[test]
     fn responses_are_split_invariant((v, c) in input(RESPONSE_SEEDS).prop_flat_map(|v| { let n = v.len(); (Just(v), cuts(n)) }), eof in any::<bool>()) {
-        check(Kind::Response, &v, &c, eof)?;
+        assert_split_invariant(Kind::Response, &v, &c, eof);
     }
 
     #[test]
     fn arbitrary_bytes_never_panic_and_are_split_invariant(v in prop::collection::vec(any::<u8>(), 0..200), c in cuts(200)) {
         let c: Vec<usize> = c.into_iter().map(|x| x.min(v.len())).collect();
-        check(Kind::Request, &v, &c, false)?;
-        check(Kind::Response, &v, &c, true)?;
+        assert_split_invariant(Kind::Request, &v, &c, false);
+        assert_split_invariant(Kind::Response, &v, &c, true);
     }
 }
 

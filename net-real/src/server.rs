@@ -214,15 +214,7 @@ pub async fn run_connection<C: Connection>(
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    conn.handle(clock::now(), ConnInput::Reset);
-                    while let ConnOutput::Log(l) = conn.poll_output() {
-                        if access_log {
-                            log_line(peer, &l);
-                        }
-                    }
-                    return;
-                }
+                Err(_) => return reset(&mut conn, peer, access_log),
             }
         } else if let Some(seg) = conn.transmit_file() {
             match files.send_to(stream.get_ref(), seg.handle, seg.offset, seg.len) {
@@ -232,6 +224,12 @@ pub async fn run_connection<C: Connection>(
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // The peer is gone: the same as a failed write.
+                Err(e)
+                    if matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset) =>
+                {
+                    return reset(&mut conn, peer, access_log);
+                }
                 // The file ended early (it shrank) or could not be read: the machine decides.
                 _ => {
                     conn.handle(
@@ -327,6 +325,16 @@ pub async fn run_connection<C: Connection>(
                 drained = true;
                 conn.handle(clock::now(), ConnInput::Drain);
             }
+        }
+    }
+}
+
+/// The connection broke under a write: tell the machine, keep its last log lines, stop.
+fn reset<C: Connection>(conn: &mut C, peer: SocketAddr, access_log: bool) {
+    conn.handle(clock::now(), ConnInput::Reset);
+    while let ConnOutput::Log(l) = conn.poll_output() {
+        if access_log {
+            log_line(peer, &l);
         }
     }
 }

@@ -60,12 +60,14 @@ pub fn hex_val(b: u8) -> Option<u8> {
     }
 }
 /// Strips SP and HTAB (and nothing else: RFC 9110 OWS) from both ends.
-pub fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
+pub fn trim_ows(s: &[u8]) -> &[u8] {
+    &s[trim_ows_range(s)]
+}
+
+/// The range of `s` that [`trim_ows`] keeps (for callers that record positions).
+pub fn trim_ows_range(s: &[u8]) -> std::ops::Range<usize> {
+    let ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = s.iter().position(|b| !ows(b)).unwrap_or(s.len());
+    let end = s.iter().rposition(|b| !ows(b)).map_or(start, |i| i + 1);
+    start..end
 }

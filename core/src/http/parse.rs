@@ -19,7 +19,7 @@
 //!   [`Parser::resume`] (the upgrade was declined) or takes the rest with [`Parser::take_rest`].
 //!   After a 101 response, or a 2xx response to CONNECT, it returns [`Event::Upgrade`] forever.
 
-use super::chars::{hex_val, is_token, tchar, trim_ows, value_byte};
+use super::chars::{hex_val, is_token, tchar, trim_ows, trim_ows_range, value_byte};
 use super::target::TargetError;
 use super::{Headers, Limits, Method, RequestHead, ResponseHead, Status, Target, Version};
 use std::collections::VecDeque;
@@ -568,7 +568,8 @@ impl Parser {
             };
             (kind, target_at)
         })?;
-        let (headers, known) = parse_fields(head, &self.line_ends, start)?;
+        let (headers, known) =
+            parse_fields(head, self.line_ends[0] + 1, &self.line_ends[1..], start)?;
 
         // Host (RFC 9112 §3.2): exactly one, valid, and required from 1.1 clients.
         match known.host {
@@ -617,7 +618,8 @@ impl Parser {
             return Err((ErrorKind::BadStatus, start + 13));
         }
         let reason = String::from_utf8_lossy(reason_bytes).into_owned();
-        let (headers, known) = parse_fields(head, &self.line_ends, start)?;
+        let (headers, known) =
+            parse_fields(head, self.line_ends[0] + 1, &self.line_ends[1..], start)?;
         let method = if status.is_informational() && status != Status::SWITCHING_PROTOCOLS {
             self.methods.front().cloned().unwrap_or(Method::Get)
         } else {
@@ -709,9 +711,8 @@ impl Parser {
             Some(end) => end,
             None => return self.need_data_in_body(),
         };
-        // Trailers have no start line: parse from the head's first byte.
-        self.line_ends.insert(0, usize::MAX);
-        let parsed = parse_fields(&self.buf[start..end], &self.line_ends, start);
+        // Trailers have no start line: the fields begin at the section's first byte.
+        let parsed = parse_fields(&self.buf[start..end], 0, &self.line_ends, start);
         self.trailers = parsed.map_err(|(k, at)| self.fail(k, at))?.0;
         self.pos = end;
         self.state = State::EndPending;
@@ -749,19 +750,20 @@ struct Known {
     upgrade: bool,
 }
 
-/// Parses the field lines of `head` (a whole head, CRLFs validated). `line_ends` holds the
-/// positions of its LFs relative to `head`: the first ends the start line (or is `usize::MAX`
-/// for trailers, which have none) and the last ends the empty line. `base` is `head`'s index in
-/// the parser's buffer, for error offsets.
+/// Parses the field lines of `head` (a whole head or trailer section, CRLFs validated). The
+/// fields begin at `first`; `ends` holds the positions (relative to `head`) of the LFs after
+/// `first`, the last of them ending the empty line. `base` is `head`'s index in the parser's
+/// buffer, for error offsets.
 fn parse_fields(
     head: &[u8],
-    line_ends: &[usize],
+    first: usize,
+    ends: &[usize],
     base: usize,
 ) -> Result<(Headers, Known), (ErrorKind, usize)> {
     let mut known = Known::default();
-    let field_lines = &line_ends[1..line_ends.len() - 1];
+    let field_lines = &ends[..ends.len() - 1];
     let mut headers = Headers::from_arena(head.to_vec(), field_lines.len());
-    let mut i = line_ends[0].wrapping_add(1);
+    let mut i = first;
     for &lf in field_lines {
         let line = &head[i..lf - 1];
         if let [b' ' | b'\t', ..] = line {
@@ -778,14 +780,8 @@ fn parse_fields(
             return Err((kind, base + i));
         }
         let name = &line[..name_len];
-        let mut vs = name_len + 1;
-        let mut ve = line.len();
-        while vs < ve && matches!(line[vs], b' ' | b'\t') {
-            vs += 1;
-        }
-        while ve > vs && matches!(line[ve - 1], b' ' | b'\t') {
-            ve -= 1;
-        }
+        let trimmed = trim_ows_range(&line[name_len + 1..]);
+        let (vs, ve) = (name_len + 1 + trimmed.start, name_len + 1 + trimmed.end);
         let value = &line[vs..ve];
         if !values_ok(value) {
             let bad = value.iter().position(|&b| !value_byte(b)).unwrap_or(0);

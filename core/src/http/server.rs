@@ -117,8 +117,9 @@ pub struct ServerConn {
     /// Body bytes of the current response (for the access log).
     body_sent: u64,
     status: Status,
-    /// The last `Date` value and the second it is for (formatting costs more than a lookup).
-    date: (crate::time::UnixTime, String),
+    /// The last `Date` value and the second it is for (formatting costs more than a lookup);
+    /// formatted on first use, so a connection that never answers never formats one.
+    date: Option<(crate::time::UnixTime, String)>,
     /// File bytes to send after `out` (the rest of the current body).
     file: Option<FileSegment>,
 }
@@ -144,7 +145,7 @@ impl ServerConn {
             closing: Closing::Open,
             body_sent: 0,
             status: Status::OK,
-            date: (now.wall, date::format(now.wall)),
+            date: None,
             file: None,
         }
     }
@@ -400,10 +401,11 @@ impl ServerConn {
             head.headers.append("Connection", "keep-alive");
         }
         if !head.headers.contains("date") {
-            if self.date.0 != now.wall {
-                self.date = (now.wall, date::format(now.wall));
-            }
-            head.headers.append("Date", &self.date.1);
+            let (_, value) = match &mut self.date {
+                Some(d) if d.0 == now.wall => d,
+                d => d.insert((now.wall, date::format(now.wall))),
+            };
+            head.headers.append("Date", value.as_str());
         }
         self.status = head.status;
         write_response_head(&head, framing, &mut self.out);
@@ -461,9 +463,9 @@ impl ServerConn {
         self.body_sent += data.len() as u64;
     }
 
-    /// Appends a file range to the body (plain `Content-Length` bodies only; the caller falls
-    /// back to [`Self::send_data`] otherwise). Nothing may be sent after it until it is written.
-    /// Returns false, and sends nothing, when the body is chunked, bodiless or too short.
+    /// Appends a file range to the body (plain `Content-Length` bodies only). Nothing may be
+    /// sent after it until it is written. Returns false, and sends nothing, when the body is
+    /// chunked, bodiless or shorter than the segment.
     pub fn send_file(&mut self, now: Now, segment: FileSegment) -> bool {
         let Resp::Body {
             chunked: false,
