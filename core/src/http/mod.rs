@@ -11,6 +11,7 @@
 
 pub mod chars;
 pub mod date;
+mod head;
 pub mod headers;
 pub mod parse;
 pub mod serialize;

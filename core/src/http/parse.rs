@@ -6,10 +6,10 @@
 //!   bytes, or the [`ParseError`] that ends the stream (returned again on every later call).
 //! * **Split invariance**: for any input, the sequence of events (with adjacent `Data` events
 //!   merged) and the final error are the same however the bytes were split across `feed` calls.
-//!   This holds because every decision is a function of a prefix of the stream: a head is only
-//!   parsed once its empty line has arrived, and the checks that fire earlier (line and head size
-//!   limits, a bare LF) are defined by byte positions, not by what happened to be buffered.
-//!   `tests/split_invariance.rs` checks it with proptest.
+//!   This holds because every decision is a function of a prefix of the stream: a head line is
+//!   judged only once its LF has arrived, and the size limits are defined by byte positions, not
+//!   by what happened to be buffered (see [`super::head`]). `tests/split_invariance.rs` checks it
+//!   with proptest, the fuzz target with the fuzzer's splits.
 //! * Request framing follows RFC 9112 §6 strictly: Transfer-Encoding with Content-Length, several
 //!   Content-Length fields, a malformed Content-Length, a Transfer-Encoding that does not end in
 //!   `chunked`, obs-fold, whitespace before a colon and bare CR/LF are all errors: ambiguous
@@ -19,8 +19,8 @@
 //!   [`Parser::resume`] (the upgrade was declined) or takes the rest with [`Parser::take_rest`].
 //!   After a 101 response, or a 2xx response to CONNECT, it returns [`Event::Upgrade`] forever.
 
-use super::chars::{hex_val, is_token, tchar, trim_ows, trim_ows_range, value_byte};
-use super::target::TargetError;
+use super::chars::{hex_val, is_token, tchar, trim_ows, value_byte};
+use super::head::{HeadScan, Known, Section, StartLine};
 use super::{Headers, Limits, Method, RequestHead, ResponseHead, Status, Target, Version};
 use std::collections::VecDeque;
 
@@ -169,10 +169,8 @@ pub enum Framing {
 
 #[derive(Clone, Debug)]
 enum State {
-    /// Looking for a head; `scanned` bytes after `pos` have been checked and hold `lines` LFs.
+    /// Reading a head (progress in `Parser::scan`); `leading` empty lines were skipped.
     Head {
-        scanned: usize,
-        lines: usize,
         leading: usize,
     },
     Length {
@@ -183,10 +181,8 @@ enum State {
         remaining: u64,
     },
     ChunkDataEnd,
-    Trailers {
-        scanned: usize,
-        lines: usize,
-    },
+    /// Reading the trailer section (progress in `Parser::scan`).
+    Trailers,
     CloseDelimited,
     /// Emit End with these trailers, then go to `after`.
     EndPending,
@@ -214,9 +210,8 @@ pub struct Parser {
     methods: VecDeque<Method>,
     /// The message being read switches protocols once it ends.
     switch_after: bool,
-    /// Positions (in `buf`) of the LFs of the head being scanned, so parsing need not search
-    /// for them again.
-    line_ends: Vec<usize>,
+    /// Progress through the head or trailer section being read.
+    scan: HeadScan,
 }
 
 impl Parser {
@@ -228,16 +223,12 @@ impl Parser {
             pos: 0,
             base: 0,
             eof: false,
-            state: State::Head {
-                scanned: 0,
-                lines: 0,
-                leading: 0,
-            },
+            state: State::Head { leading: 0 },
             trailers: Headers::new(),
             body_seen: 0,
             methods: VecDeque::new(),
             switch_after: false,
-            line_ends: Vec::new(),
+            scan: HeadScan::default(),
         }
     }
     pub fn request(limits: Limits) -> Self {
@@ -288,11 +279,7 @@ impl Parser {
     /// After [`Event::Paused`]: the switch did not happen; parse the next request.
     pub fn resume(&mut self) {
         if matches!(self.state, State::Paused) {
-            self.state = State::Head {
-                scanned: 0,
-                lines: 0,
-                leading: 0,
-            };
+            self.state = State::Head { leading: 0 };
         }
     }
     /// After [`Event::Paused`] or [`Event::Upgrade`]: the bytes that follow the HTTP part.
@@ -329,11 +316,7 @@ impl Parser {
             State::Closed => Ok(Event::Closed),
             State::Upgraded => Ok(Event::Upgrade),
             State::Paused => Ok(Event::Paused),
-            State::Head {
-                scanned,
-                lines,
-                leading,
-            } => self.next_head(scanned, lines, leading),
+            State::Head { leading } => self.next_head(leading),
             State::Length { remaining } => {
                 let Some((data, left)) = self.take_up_to(remaining) else {
                     return self.need_data_in_body();
@@ -386,7 +369,7 @@ impl Parser {
                     _ => Err(self.fail(ErrorKind::BadChunkTerminator, self.pos)),
                 }
             }
-            State::Trailers { scanned, lines } => self.next_trailers(scanned, lines),
+            State::Trailers => self.next_trailers(),
             State::EndPending => {
                 let trailers = std::mem::take(&mut self.trailers);
                 self.state = if self.switch_after {
@@ -396,11 +379,7 @@ impl Parser {
                         Kind::Response => State::Upgraded,
                     }
                 } else {
-                    State::Head {
-                        scanned: 0,
-                        lines: 0,
-                        leading: 0,
-                    }
+                    State::Head { leading: 0 }
                 };
                 Ok(Event::End { trailers })
             }
@@ -428,76 +407,9 @@ impl Parser {
         }
     }
 
-    /// Scans for the end of a head starting at `self.pos`. Returns the index just past the
-    /// empty line, `Ok(None)` if more bytes are needed. Errors are position-defined (see docs).
-    fn scan_head(
-        &mut self,
-        scanned: usize,
-        mut lines: usize,
-        max_lines: usize,
-        first_line_limit: Option<usize>,
-    ) -> Result<Option<usize>, ParseError> {
-        let start = self.pos;
-        let max = self.limits.max_head;
-        let mut i = start + scanned;
-        if scanned == 0 {
-            self.line_ends.clear();
-        }
-        loop {
-            let Some(rel) = find_byte(b'\n', &self.buf[i..]) else {
-                let len = self.buf.len() - start;
-                if let (Some(limit), 0) = (first_line_limit, lines) {
-                    if len > limit + 2 {
-                        return Err(self.fail(ErrorKind::StartLineTooLong, start + limit + 2));
-                    }
-                }
-                if len > max {
-                    return Err(self.fail(ErrorKind::HeadTooLarge, start + max));
-                }
-                let scanned = self.buf.len() - start;
-                self.state = match self.state {
-                    State::Head { leading, .. } => State::Head {
-                        scanned,
-                        lines,
-                        leading,
-                    },
-                    _ => State::Trailers { scanned, lines },
-                };
-                return Ok(None);
-            };
-            let lf = i + rel;
-            if let (Some(limit), 0) = (first_line_limit, lines) {
-                if lf - start > limit + 1 {
-                    return Err(self.fail(ErrorKind::StartLineTooLong, start + limit + 2));
-                }
-            }
-            if lf - start >= max {
-                return Err(self.fail(ErrorKind::HeadTooLarge, start + max));
-            }
-            if lf == start || self.buf[lf - 1] != b'\r' {
-                return Err(self.fail(ErrorKind::BareLf, lf));
-            }
-            lines += 1;
-            self.line_ends.push(lf - start);
-            // The line is empty: the head ends here.
-            if lf - 1 == start || (lf >= start + 3 && self.buf[lf - 2] == b'\n') {
-                return Ok(Some(lf + 1));
-            }
-            if lines > max_lines {
-                return Err(self.fail(ErrorKind::TooManyHeaders, lf));
-            }
-            i = lf + 1;
-        }
-    }
-
-    fn next_head(
-        &mut self,
-        scanned: usize,
-        lines: usize,
-        mut leading: usize,
-    ) -> Result<Event, ParseError> {
+    fn next_head(&mut self, mut leading: usize) -> Result<Event, ParseError> {
         // RFC 9112 §2.2: ignore empty lines before a request line (a bounded number).
-        if scanned == 0 {
+        if self.scan.is_fresh() {
             loop {
                 match &self.buf[self.pos..] {
                     [b'\r', b'\n', ..] if self.kind == Kind::Request => {
@@ -506,11 +418,7 @@ impl Parser {
                             return Err(self.fail(ErrorKind::TooManyEmptyLines, self.pos));
                         }
                         self.pos += 2;
-                        self.state = State::Head {
-                            scanned: 0,
-                            lines: 0,
-                            leading,
-                        };
+                        self.state = State::Head { leading };
                     }
                     [] | [b'\r'] if self.eof => {
                         if self.buffered() == 0 {
@@ -525,63 +433,79 @@ impl Parser {
                 }
             }
         }
-        let max_lines = self.limits.max_headers + 1;
-        let end =
-            match self.scan_head(scanned, lines, max_lines, Some(self.limits.max_start_line))? {
-                Some(end) => end,
-                None if self.eof => {
-                    let at = self.buf.len();
-                    return Err(self.fail(ErrorKind::Truncated, at));
-                }
-                None => return Ok(Event::NeedData),
+        let section = match self.kind {
+            Kind::Request => Section::Request,
+            Kind::Response => Section::Response,
+        };
+        let Some(end) = self.scan_section(section)? else {
+            return if self.eof {
+                let at = self.buf.len();
+                Err(self.fail(ErrorKind::Truncated, at))
+            } else {
+                Ok(Event::NeedData)
             };
+        };
         let start = self.pos;
-        let ev = match self.kind {
-            Kind::Request => self.parse_request(start, end),
-            Kind::Response => self.parse_response(start, end),
+        let headers = self.take_headers(end);
+        let known = std::mem::take(&mut self.scan.known);
+        // The scan only reports a complete head after its start line, so `None` cannot happen;
+        // it is answered like a bad start line rather than with a panic.
+        let ev = match self.scan.start.take() {
+            Some(StartLine::Request {
+                method,
+                target,
+                version,
+            }) => self.request_head(method, target, version, headers, &known),
+            Some(StartLine::Response {
+                version,
+                status,
+                reason,
+            }) => self.response_head(version, status, reason, headers, &known),
+            None => Err(ErrorKind::BadStartLine),
         }
-        .map_err(|(kind, at)| self.fail(kind, at))?;
+        .map_err(|kind| self.fail(kind, start))?;
+        self.scan.reset();
         self.pos = end;
         Ok(ev)
     }
 
-    fn parse_request(&mut self, start: usize, end: usize) -> Result<Event, (ErrorKind, usize)> {
-        let head = &self.buf[start..end];
-        let line_end = self.line_ends[0] - 1;
-        let line = &head[..line_end];
-        let sp1 = find_byte(b' ', line).ok_or((ErrorKind::BadStartLine, start))?;
-        let method_bytes = &line[..sp1];
-        let rest = &line[sp1 + 1..];
-        let sp2 = find_byte(b' ', rest).ok_or((ErrorKind::BadStartLine, start))?;
-        let target_bytes = &rest[..sp2];
-        let version_bytes = &rest[sp2 + 1..];
-        let method = Method::from_bytes(method_bytes).ok_or((ErrorKind::BadMethod, start))?;
-        let target_at = start + sp1 + 1;
-        if target_bytes.is_empty() {
-            return Err((ErrorKind::BadStartLine, target_at));
+    /// Runs the head scan over the buffered bytes of the current section.
+    fn scan_section(&mut self, section: Section) -> Result<Option<usize>, ParseError> {
+        let start = self.pos;
+        match self.scan.scan(&self.buf[start..], section, &self.limits) {
+            Ok(end) => Ok(end.map(|e| start + e)),
+            Err((kind, at)) => Err(self.fail(kind, start + at)),
         }
-        let version = parse_version(version_bytes).map_err(|k| (k, target_at + sp2 + 1))?;
-        let target = Target::parse(target_bytes, &method).map_err(|e| {
-            let kind = match e {
-                TargetError::Empty => ErrorKind::BadStartLine,
-                _ => ErrorKind::BadTarget,
-            };
-            (kind, target_at)
-        })?;
-        let (headers, known) =
-            parse_fields(head, self.line_ends[0] + 1, &self.line_ends[1..], start)?;
+    }
 
+    /// The fields the scan found, in a header list that owns a copy of the section's bytes.
+    fn take_headers(&mut self, end: usize) -> Headers {
+        let fields = &self.scan.fields;
+        let mut headers = Headers::from_arena(self.buf[self.pos..end].to_vec(), fields.len());
+        for &[ns, ne, vs, ve] in fields {
+            headers.push_span(ns as usize..ne as usize, vs as usize..ve as usize);
+        }
+        headers
+    }
+
+    fn request_head(
+        &mut self,
+        method: Method,
+        target: Target,
+        version: Version,
+        headers: Headers,
+        known: &Known,
+    ) -> Result<Event, ErrorKind> {
         // Host (RFC 9112 §3.2): exactly one, valid, and required from 1.1 clients.
         match known.host {
-            2.. => return Err((ErrorKind::DuplicateHost, start)),
+            2.. => return Err(ErrorKind::DuplicateHost),
             1 if !valid_host(headers.get("host").unwrap_or_default()) => {
-                return Err((ErrorKind::BadHost, start))
+                return Err(ErrorKind::BadHost)
             }
-            0 if version.at_least_11() => return Err((ErrorKind::MissingHost, start)),
+            0 if version.at_least_11() => return Err(ErrorKind::MissingHost),
             _ => {}
         }
-        let framing =
-            request_framing(&headers, &known, version, &self.limits).map_err(|k| (k, start))?;
+        let framing = request_framing(&headers, known, version, &self.limits)?;
         let upgrade = method == Method::Connect
             || (known.connection && known.upgrade && headers.has_token("connection", "upgrade"));
         self.start_body(framing, upgrade);
@@ -593,71 +517,43 @@ impl Parser {
         }))
     }
 
-    fn parse_response(&mut self, start: usize, end: usize) -> Result<Event, (ErrorKind, usize)> {
-        let head = &self.buf[start..end];
-        let line = &head[..self.line_ends[0] - 1];
-        // status-line = HTTP-version SP 3DIGIT SP [reason]; a missing SP + reason is tolerated.
-        if line.len() < 12 || line[8] != b' ' {
-            return Err((ErrorKind::BadStatus, start));
-        }
-        let version = parse_version(&line[..8]).map_err(|k| (k, start))?;
-        let code = &line[9..12];
-        if !code.iter().all(u8::is_ascii_digit) || (line.len() > 12 && line[12] != b' ') {
-            return Err((ErrorKind::BadStatus, start + 9));
-        }
-        let status = Status(code.iter().fold(0u16, |a, &d| a * 10 + (d - b'0') as u16));
-        if status.0 < 100 {
-            return Err((ErrorKind::BadStatus, start + 9));
-        }
-        let reason_bytes = if line.len() > 13 {
-            &line[13..]
-        } else {
-            &[][..]
-        };
-        if !reason_bytes.iter().all(|&b| value_byte(b)) {
-            return Err((ErrorKind::BadStatus, start + 13));
-        }
-        let reason = String::from_utf8_lossy(reason_bytes).into_owned();
-        let (headers, known) =
-            parse_fields(head, self.line_ends[0] + 1, &self.line_ends[1..], start)?;
+    fn response_head(
+        &mut self,
+        version: Version,
+        status: Status,
+        reason: String,
+        headers: Headers,
+        known: &Known,
+    ) -> Result<Event, ErrorKind> {
         let method = if status.is_informational() && status != Status::SWITCHING_PROTOCOLS {
             self.methods.front().cloned().unwrap_or(Method::Get)
         } else {
             self.methods.pop_front().unwrap_or(Method::Get)
         };
         let is_connect_ok = method == Method::Connect && (200..300).contains(&status.0);
+        let head = ResponseHead {
+            version,
+            status,
+            reason,
+            headers,
+        };
         if status == Status::SWITCHING_PROTOCOLS || is_connect_ok {
             self.state = State::Upgraded;
-            self.pos = end;
-            return Ok(Event::Response(ResponseHead {
-                version,
-                status,
-                reason,
-                headers,
-            }));
+            return Ok(Event::Response(head));
         }
         let framing =
             if status.is_informational() || status.forbids_body() || method == Method::Head {
                 Framing::Empty
             } else {
-                response_framing(&headers, &known).map_err(|k| (k, start))?
+                response_framing(&head.headers, known)?
             };
         if status.is_informational() {
             // The final response for the same request follows.
-            self.state = State::Head {
-                scanned: 0,
-                lines: 0,
-                leading: 0,
-            };
+            self.state = State::Head { leading: 0 };
         } else {
             self.start_body(framing, false);
         }
-        Ok(Event::Response(ResponseHead {
-            version,
-            status,
-            reason,
-            headers,
-        }))
+        Ok(Event::Response(head))
     }
 
     fn start_body(&mut self, framing: Framing, switch_after: bool) {
@@ -695,134 +591,23 @@ impl Parser {
         }
         self.pos = lf + 1;
         self.state = if size == 0 {
-            State::Trailers {
-                scanned: 0,
-                lines: 0,
-            }
+            State::Trailers
         } else {
             State::ChunkData { remaining: size }
         };
         self.next_event()
     }
 
-    fn next_trailers(&mut self, scanned: usize, lines: usize) -> Result<Event, ParseError> {
-        let start = self.pos;
-        let end = match self.scan_head(scanned, lines, self.limits.max_headers, None)? {
-            Some(end) => end,
-            None => return self.need_data_in_body(),
+    fn next_trailers(&mut self) -> Result<Event, ParseError> {
+        let Some(end) = self.scan_section(Section::Trailers)? else {
+            return self.need_data_in_body();
         };
-        // Trailers have no start line: the fields begin at the section's first byte.
-        let parsed = parse_fields(&self.buf[start..end], 0, &self.line_ends, start);
-        self.trailers = parsed.map_err(|(k, at)| self.fail(k, at))?.0;
+        self.trailers = self.take_headers(end);
+        self.scan.reset();
         self.pos = end;
         self.state = State::EndPending;
         self.next_event()
     }
-}
-
-/// `HTTP/` DIGIT `.` DIGIT, case-sensitive (RFC 9112 §2.3). Majors other than 1 are 505.
-fn parse_version(b: &[u8]) -> Result<Version, ErrorKind> {
-    match b {
-        [b'H', b'T', b'T', b'P', b'/', ma, b'.', mi]
-            if ma.is_ascii_digit() && mi.is_ascii_digit() =>
-        {
-            let v = Version {
-                major: ma - b'0',
-                minor: mi - b'0',
-            };
-            if v.major == 1 {
-                Ok(v)
-            } else {
-                Err(ErrorKind::UnsupportedVersion)
-            }
-        }
-        _ => Err(ErrorKind::BadVersion),
-    }
-}
-
-/// Which framing-relevant fields a head has (found while parsing, so no later scan is needed).
-#[derive(Default, Debug)]
-struct Known {
-    host: u8,
-    content_length: bool,
-    transfer_encoding: bool,
-    connection: bool,
-    upgrade: bool,
-}
-
-/// Parses the field lines of `head` (a whole head or trailer section, CRLFs validated). The
-/// fields begin at `first`; `ends` holds the positions (relative to `head`) of the LFs after
-/// `first`, the last of them ending the empty line. `base` is `head`'s index in the parser's
-/// buffer, for error offsets.
-fn parse_fields(
-    head: &[u8],
-    first: usize,
-    ends: &[usize],
-    base: usize,
-) -> Result<(Headers, Known), (ErrorKind, usize)> {
-    let mut known = Known::default();
-    let field_lines = &ends[..ends.len() - 1];
-    let mut headers = Headers::from_arena(head.to_vec(), field_lines.len());
-    let mut i = first;
-    for &lf in field_lines {
-        let line = &head[i..lf - 1];
-        if let [b' ' | b'\t', ..] = line {
-            return Err((ErrorKind::ObsFold, base + i));
-        }
-        let name_len = line.iter().take_while(|&&b| tchar(b)).count();
-        if line.get(name_len) != Some(&b':') || name_len == 0 {
-            let kind = match line.get(name_len) {
-                _ if find_byte(b':', line).is_none() => ErrorKind::MissingColon,
-                Some(b' ' | b'\t') => ErrorKind::WhitespaceBeforeColon,
-                Some(b'\r') => ErrorKind::BareCr,
-                _ => ErrorKind::BadHeaderName,
-            };
-            return Err((kind, base + i));
-        }
-        let name = &line[..name_len];
-        let trimmed = trim_ows_range(&line[name_len + 1..]);
-        let (vs, ve) = (name_len + 1 + trimmed.start, name_len + 1 + trimmed.end);
-        let value = &line[vs..ve];
-        if !values_ok(value) {
-            let bad = value.iter().position(|&b| !value_byte(b)).unwrap_or(0);
-            let kind = if value[bad] == b'\r' {
-                ErrorKind::BareCr
-            } else {
-                ErrorKind::BadHeaderValue
-            };
-            return Err((kind, base + i));
-        }
-        match name.len() {
-            4 if name.eq_ignore_ascii_case(b"host") => known.host = known.host.saturating_add(1),
-            7 if name.eq_ignore_ascii_case(b"upgrade") => known.upgrade = true,
-            10 if name.eq_ignore_ascii_case(b"connection") => known.connection = true,
-            14 if name.eq_ignore_ascii_case(b"content-length") => known.content_length = true,
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => known.transfer_encoding = true,
-            _ => {}
-        }
-        headers.push_span(i..i + name_len, i + vs..i + ve);
-        i = lf + 1;
-    }
-    Ok((headers, known))
-}
-
-/// True when every byte may appear in a field value: checks eight bytes at a time for a
-/// control byte or DEL, and only then looks closer (a TAB is allowed).
-#[inline]
-fn values_ok(v: &[u8]) -> bool {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let mut chunks = v.chunks_exact(8);
-    for c in &mut chunks {
-        let x = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
-        let below_space = x.wrapping_sub(LO * 0x20) & !x & HI;
-        let d = x ^ (LO * 0x7f);
-        let del = d.wrapping_sub(LO) & !d & HI;
-        if below_space | del != 0 && !c.iter().all(|&b| value_byte(b)) {
-            return false;
-        }
-    }
-    chunks.remainder().iter().all(|&b| value_byte(b))
 }
 
 /// The transfer codings and the Content-Length, read only when the head has those fields.

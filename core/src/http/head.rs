@@ -1,0 +1,410 @@
+//! Reading a head (a start line and field lines, or a trailer section) line by line as its bytes
+//! arrive, in one pass: the scan that finds a line's end is the scan that validates it.
+//!
+//! # Contract
+//! [`HeadScan::scan`] is given the bytes from the head's first byte to the end of what is
+//! buffered. It reads every complete line it has not read yet, in order, and returns
+//! * `Ok(Some(end))` once the empty line has arrived (`end` is the index just past it); the start
+//!   line, fields and [`Known`] flags are then in the scan, for the caller to take;
+//! * `Ok(None)` when more bytes are needed (the lines read so far are kept);
+//! * `Err((kind, index))` for the first error in byte order.
+//!
+//! **Split invariance.** A line is judged only once its LF is buffered, and its verdict depends
+//! on nothing but its own bytes and its position (for the limits below), so the result is the
+//! same however the head was split. A partial last line is looked at again only when a new LF
+//! has arrived or a limit is reached, so a head trickling in byte by byte costs linear time.
+//!
+//! **Limits** (positions are indices into the head):
+//! * the start line's LF must be within the first `max_start_line + 2` bytes, else
+//!   `StartLineTooLong` at `max_start_line + 2` as soon as that many bytes are buffered;
+//! * the head's final LF must be before `max_head`, else `HeadTooLarge` at `max_head` once more
+//!   than `max_head` bytes are buffered;
+//! * at most `max_headers` field lines: the next one is `TooManyHeaders` at its LF.
+
+use super::chars::{tchar, trim_ows_range, value_byte};
+use super::parse::{find_byte, ErrorKind};
+use super::target::TargetError;
+use super::{Limits, Method, Status, Target, Version};
+
+/// What kind of section is being read.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(super) enum Section {
+    Request,
+    Response,
+    /// A chunked body's trailer section: field lines only.
+    Trailers,
+}
+
+/// A parsed start line.
+#[derive(Clone, Debug)]
+pub(super) enum StartLine {
+    Request {
+        method: Method,
+        target: Target,
+        version: Version,
+    },
+    Response {
+        version: Version,
+        status: Status,
+        reason: String,
+    },
+}
+
+/// Which framing-relevant fields a head has (found while reading, so no later scan is needed).
+#[derive(Clone, Default, Debug)]
+pub(super) struct Known {
+    pub host: u8,
+    pub content_length: bool,
+    pub transfer_encoding: bool,
+    pub connection: bool,
+    pub upgrade: bool,
+}
+
+/// A field as index ranges into the head: name start and end, value start and end.
+pub(super) type FieldSpan = [u32; 4];
+
+/// The progress through one head. See the module docs for the contract.
+#[derive(Clone, Debug, Default)]
+pub(super) struct HeadScan {
+    /// Where the next unread line begins.
+    next_line: usize,
+    /// How many bytes the last incomplete scan had seen: no LF lies in `next_line..checked`.
+    checked: usize,
+    pub start: Option<StartLine>,
+    pub fields: Vec<FieldSpan>,
+    pub known: Known,
+}
+
+/// The outcome of looking at one field line.
+enum Line {
+    /// The empty line: the head ends just before this index.
+    End(usize),
+    /// A valid field line; the next line starts at `next`.
+    Field { span: FieldSpan, next: usize },
+    /// The line's LF has not arrived (within the head limit).
+    Incomplete,
+}
+
+impl HeadScan {
+    /// Forgets everything: the next call reads a new head.
+    pub fn reset(&mut self) {
+        self.next_line = 0;
+        self.checked = 0;
+        self.start = None;
+        self.fields.clear();
+        self.known = Known::default();
+    }
+
+    /// True when no byte of the current head has been looked at yet.
+    pub fn is_fresh(&self) -> bool {
+        self.checked == 0 && self.next_line == 0
+    }
+
+    /// Reads what it can of `head`. See the module docs.
+    pub fn scan(
+        &mut self,
+        head: &[u8],
+        section: Section,
+        limits: &Limits,
+    ) -> Result<Option<usize>, (ErrorKind, usize)> {
+        let window = &head[..head.len().min(limits.max_head)];
+        let start_pending = section != Section::Trailers && self.start.is_none();
+        if self.checked > self.next_line
+            && find_byte(b'\n', &window[self.checked.min(window.len())..]).is_none()
+        {
+            return self.incomplete(head.len(), limits, start_pending);
+        }
+        if start_pending {
+            let reach = window.len().min(limits.max_start_line + 2);
+            let Some(lf) = find_byte(b'\n', &window[..reach]) else {
+                return self.incomplete(head.len(), limits, true);
+            };
+            if lf == 0 || window[lf - 1] != b'\r' {
+                return Err((ErrorKind::BareLf, lf));
+            }
+            let line = &window[..lf - 1];
+            self.start = Some(match section {
+                Section::Response => response_line(line)?,
+                _ => request_line(line)?,
+            });
+            self.next_line = lf + 1;
+        }
+        let mut i = self.next_line;
+        loop {
+            let line = match fast_field_line(window, i) {
+                Some(line) => line,
+                None => slow_field_line(window, i)?,
+            };
+            match line {
+                Line::End(end) => return Ok(Some(end)),
+                Line::Incomplete => return self.incomplete(head.len(), limits, false),
+                Line::Field { span, next } => {
+                    if self.fields.len() == limits.max_headers {
+                        return Err((ErrorKind::TooManyHeaders, next - 1));
+                    }
+                    self.note_known(&window[span[0] as usize..span[1] as usize]);
+                    self.fields.push(span);
+                    i = next;
+                    self.next_line = i;
+                }
+            }
+        }
+    }
+
+    fn incomplete(
+        &mut self,
+        len: usize,
+        limits: &Limits,
+        start_pending: bool,
+    ) -> Result<Option<usize>, (ErrorKind, usize)> {
+        self.checked = len;
+        if start_pending && len >= limits.max_start_line + 2 {
+            return Err((ErrorKind::StartLineTooLong, limits.max_start_line + 2));
+        }
+        if len > limits.max_head {
+            return Err((ErrorKind::HeadTooLarge, limits.max_head));
+        }
+        Ok(None)
+    }
+
+    fn note_known(&mut self, name: &[u8]) {
+        let k = &mut self.known;
+        match name.len() {
+            4 if name.eq_ignore_ascii_case(b"host") => k.host = k.host.saturating_add(1),
+            7 if name.eq_ignore_ascii_case(b"upgrade") => k.upgrade = true,
+            10 if name.eq_ignore_ascii_case(b"connection") => k.connection = true,
+            14 if name.eq_ignore_ascii_case(b"content-length") => k.content_length = true,
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => k.transfer_encoding = true,
+            _ => {}
+        }
+    }
+}
+
+/// The common case in one pass: a token, a colon, OWS, a value of visible bytes (or TAB) and
+/// CRLF. `None` when the line is anything else, for [`slow_field_line`] to judge.
+#[inline]
+fn fast_field_line(h: &[u8], i: usize) -> Option<Line> {
+    if h.get(i) == Some(&b'\r') {
+        return match h.get(i + 1) {
+            Some(b'\n') => Some(Line::End(i + 2)),
+            Some(_) => None,
+            None => Some(Line::Incomplete),
+        };
+    }
+    let mut j = i;
+    while j < h.len() && tchar(h[j]) {
+        j += 1;
+    }
+    match h.get(j) {
+        None => return Some(Line::Incomplete),
+        Some(b':') if j > i => {}
+        Some(_) => return None,
+    }
+    let mut k = j + 1;
+    while matches!(h.get(k), Some(b' ' | b'\t')) {
+        k += 1;
+    }
+    let value_start = k;
+    loop {
+        let Some(p) = first_control(&h[k..]) else {
+            return Some(Line::Incomplete);
+        };
+        let p = k + p;
+        match h[p] {
+            b'\t' => k = p + 1,
+            b'\r' => {
+                return match h.get(p + 1) {
+                    Some(b'\n') => {
+                        let mut value_end = p;
+                        while value_end > value_start && matches!(h[value_end - 1], b' ' | b'\t') {
+                            value_end -= 1;
+                        }
+                        let span = [i, j, value_start, value_end].map(|x| x as u32);
+                        Some(Line::Field { span, next: p + 2 })
+                    }
+                    Some(_) => None,
+                    None => Some(Line::Incomplete),
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Index of the first byte below 0x20 or equal to 0x7f, sixteen bytes at a time. The test of a
+/// chunk is written so that LLVM compiles it to SIMD compares on any x86-64 (no `unsafe`);
+/// the byte within a chunk that tested positive is found with 64-bit SWAR.
+#[inline]
+fn first_control(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(chunk) = b[i..].first_chunk::<16>() {
+        let mut any = 0u8;
+        for &x in chunk {
+            any |= ((x < 0x20) | (x == 0x7f)) as u8;
+        }
+        if any != 0 {
+            let (lo, hi) = chunk.split_at(8);
+            let found = control_bytes(lo)
+                .map(|p| p as usize)
+                .or_else(|| control_bytes(hi).map(|p| 8 + p as usize));
+            return found.map(|p| i + p);
+        }
+        i += 16;
+    }
+    b[i..]
+        .iter()
+        .position(|&x| x < 0x20 || x == 0x7f)
+        .map(|p| i + p)
+}
+
+/// The index of the first byte of `word` (eight bytes) below 0x20 or equal to 0x7f. The borrow
+/// of the subtraction can flag bytes after a true hit, never before one, so the lowest flag
+/// is exact.
+#[inline]
+fn control_bytes(word: &[u8]) -> Option<u32> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(word);
+    let x = u64::from_le_bytes(bytes);
+    let below_space = x.wrapping_sub(LO * 0x20) & !x & HI;
+    let d = x ^ (LO * 0x7f);
+    let del = d.wrapping_sub(LO) & !d & HI;
+    let m = below_space | del;
+    (m != 0).then(|| m.trailing_zeros() / 8)
+}
+
+/// Judges a field line the fast path refused: finds its LF first (a line is judged only once it
+/// is complete), then names the first thing wrong with it.
+fn slow_field_line(h: &[u8], i: usize) -> Result<Line, (ErrorKind, usize)> {
+    let Some(rel) = find_byte(b'\n', &h[i..]) else {
+        return Ok(Line::Incomplete);
+    };
+    let lf = i + rel;
+    if lf == 0 || h[lf - 1] != b'\r' {
+        return Err((ErrorKind::BareLf, lf));
+    }
+    if lf - 1 == i {
+        return Ok(Line::End(lf + 1));
+    }
+    let line = &h[i..lf - 1];
+    if let [b' ' | b'\t', ..] = line {
+        return Err((ErrorKind::ObsFold, i));
+    }
+    let name_len = line.iter().take_while(|&&b| tchar(b)).count();
+    if line.get(name_len) != Some(&b':') || name_len == 0 {
+        let kind = match line.get(name_len) {
+            _ if find_byte(b':', line).is_none() => ErrorKind::MissingColon,
+            Some(b' ' | b'\t') => ErrorKind::WhitespaceBeforeColon,
+            Some(b'\r') => ErrorKind::BareCr,
+            _ => ErrorKind::BadHeaderName,
+        };
+        return Err((kind, i));
+    }
+    let trimmed = trim_ows_range(&line[name_len + 1..]);
+    let value = &line[name_len + 1..][trimmed.clone()];
+    if let Some(bad) = value.iter().position(|&b| !value_byte(b)) {
+        let kind = if value[bad] == b'\r' {
+            ErrorKind::BareCr
+        } else {
+            ErrorKind::BadHeaderValue
+        };
+        return Err((kind, i));
+    }
+    let value_start = i + name_len + 1 + trimmed.start;
+    let value_end = i + name_len + 1 + trimmed.end;
+    let span = [i, i + name_len, value_start, value_end].map(|x| x as u32);
+    Ok(Line::Field { span, next: lf + 1 })
+}
+
+/// `method SP request-target SP HTTP-version` (RFC 9112 §3). Errors carry indices into `line`.
+fn request_line(line: &[u8]) -> Result<StartLine, (ErrorKind, usize)> {
+    let sp1 = find_byte(b' ', line).ok_or((ErrorKind::BadStartLine, 0))?;
+    let rest = &line[sp1 + 1..];
+    let sp2 = find_byte(b' ', rest).ok_or((ErrorKind::BadStartLine, 0))?;
+    let target_bytes = &rest[..sp2];
+    let method = Method::from_bytes(&line[..sp1]).ok_or((ErrorKind::BadMethod, 0))?;
+    let target_at = sp1 + 1;
+    if target_bytes.is_empty() {
+        return Err((ErrorKind::BadStartLine, target_at));
+    }
+    let version = parse_version(&rest[sp2 + 1..]).map_err(|k| (k, target_at + sp2 + 1))?;
+    let target = Target::parse(target_bytes, &method).map_err(|e| {
+        let kind = match e {
+            TargetError::Empty => ErrorKind::BadStartLine,
+            _ => ErrorKind::BadTarget,
+        };
+        (kind, target_at)
+    })?;
+    Ok(StartLine::Request {
+        method,
+        target,
+        version,
+    })
+}
+
+/// `HTTP-version SP 3DIGIT SP [reason]`; a missing SP + reason is tolerated.
+fn response_line(line: &[u8]) -> Result<StartLine, (ErrorKind, usize)> {
+    if line.len() < 12 || line[8] != b' ' {
+        return Err((ErrorKind::BadStatus, 0));
+    }
+    let version = parse_version(&line[..8]).map_err(|k| (k, 0))?;
+    let code = &line[9..12];
+    if !code.iter().all(u8::is_ascii_digit) || (line.len() > 12 && line[12] != b' ') {
+        return Err((ErrorKind::BadStatus, 9));
+    }
+    let status = Status(code.iter().fold(0u16, |a, &d| a * 10 + (d - b'0') as u16));
+    if status.0 < 100 {
+        return Err((ErrorKind::BadStatus, 9));
+    }
+    let reason_bytes = line.get(13..).unwrap_or_default();
+    if !reason_bytes.iter().all(|&b| value_byte(b)) {
+        return Err((ErrorKind::BadStatus, 13));
+    }
+    Ok(StartLine::Response {
+        version,
+        status,
+        reason: String::from_utf8_lossy(reason_bytes).into_owned(),
+    })
+}
+
+/// `HTTP/` DIGIT `.` DIGIT, case-sensitive (RFC 9112 §2.3). Majors other than 1 are 505.
+fn parse_version(b: &[u8]) -> Result<Version, ErrorKind> {
+    match b {
+        [b'H', b'T', b'T', b'P', b'/', ma, b'.', mi]
+            if ma.is_ascii_digit() && mi.is_ascii_digit() =>
+        {
+            let v = Version {
+                major: ma - b'0',
+                minor: mi - b'0',
+            };
+            if v.major == 1 {
+                Ok(v)
+            } else {
+                Err(ErrorKind::UnsupportedVersion)
+            }
+        }
+        _ => Err(ErrorKind::BadVersion),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_control_agrees_with_position() {
+        let hay: Vec<u8> = (0..300u32).map(|i| (i * 37 % 95 + 32) as u8).collect();
+        for bad in [0u8, b'\t', b'\r', b'\n', 0x1f, 0x7f] {
+            for at in 0..hay.len() {
+                let mut h = hay.clone();
+                h[at] = bad;
+                for from in [0, 1, 15, 16, 17] {
+                    let expect = h[from..].iter().position(|&x| x < 0x20 || x == 0x7f);
+                    assert_eq!(first_control(&h[from..]), expect);
+                }
+            }
+        }
+        assert_eq!(first_control(&hay), None);
+    }
+}
