@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod buggify;
 pub mod http;
 pub mod node;
 pub mod time;

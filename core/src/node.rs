@@ -17,7 +17,10 @@
 //!
 //! Only `handle` changes what `poll_output`, `transmit` and `wants_read` return.
 //! After [`ConnOutput::Close`] the driver writes the remaining transmit bytes, then closes;
-//! after [`ConnOutput::Abort`] it resets at once. Either way the machine is finished.
+//! after [`ConnOutput::Abort`] it resets at once. Either way the machine is finished, except
+//! that after `Close` it still names the send deadline in `Wait`, and answers `Abort` if the
+//! peer has not taken the last bytes by then (a peer that stops reading cannot pin the
+//! connection forever; the simulator found this).
 //!
 //! File operations are effects, not calls, so the simulator can inject disk faults and the real
 //! driver decides where blocking reads run. A machine has at most one file operation outstanding.

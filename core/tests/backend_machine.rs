@@ -21,6 +21,10 @@ struct Harness {
     fail_reads_after: Option<usize>,
     reads: usize,
     chunk: usize,
+    /// The client takes no bytes at all (its window is full).
+    not_reading: bool,
+    /// Files opened and not yet closed.
+    open_files: i64,
 }
 
 impl Harness {
@@ -40,6 +44,8 @@ impl Harness {
             fail_reads_after: None,
             reads: 0,
             chunk,
+            not_reading: false,
+            open_files: 0,
         }
     }
     fn input(&mut self, input: ConnInput<'_>) {
@@ -54,6 +60,7 @@ impl Harness {
                 ConnOutput::File(op) => {
                     let reply = match op {
                         FileOp::Open { path } if path == "/static/f.txt" => {
+                            self.open_files += 1;
                             FileReply::Opened(Ok(FileMeta {
                                 handle: 1,
                                 len: FILE.len() as u64,
@@ -72,7 +79,10 @@ impl Harness {
                                 FileReply::Read(Ok(FILE[s..(s + len).min(FILE.len())].to_vec()))
                             }
                         }
-                        FileOp::Close { .. } => continue,
+                        FileOp::Close { .. } => {
+                            self.open_files -= 1;
+                            continue;
+                        }
                     };
                     self.conn.handle(self.now, ConnInput::File(reply));
                 }
@@ -80,6 +90,9 @@ impl Harness {
                 c @ (ConnOutput::Close | ConnOutput::Abort) => self.closed = Some(c),
                 ConnOutput::Wait { deadline } => {
                     self.deadline = deadline;
+                    if self.not_reading {
+                        return;
+                    }
                     let t = self.conn.transmit().to_vec();
                     if t.is_empty() {
                         // What a sendfile-capable driver does with a file segment.
@@ -270,4 +283,38 @@ fn a_stalled_body_before_any_answer_gets_408() {
         None,
         "no deadline left in the past (no spin)"
     );
+}
+
+#[test]
+fn a_client_that_stops_reading_mid_file_is_aborted_and_the_file_closed() {
+    let mut h = Harness::new(4);
+    h.not_reading = true;
+    h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(h.open_files, 1, "the body is being sent from the open file");
+    h.advance_to_deadline();
+    assert_eq!(
+        h.closed,
+        Some(ConnOutput::Abort),
+        "the send deadline aborts"
+    );
+    assert_eq!(
+        h.open_files, 0,
+        "and the file is closed (found by the simulator)"
+    );
+}
+
+#[test]
+fn bytes_left_after_close_still_have_a_send_deadline() {
+    let mut h = Harness::new(4096);
+    h.not_reading = true;
+    h.send(b"GET /missing HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    assert_eq!(h.closed, Some(ConnOutput::Close));
+    assert!(!h.conn.transmit().is_empty(), "the 404 has not been taken");
+    let d = h
+        .deadline
+        .expect("a send deadline runs after Close (found by the simulator)");
+    assert_eq!(d, Instant::ZERO + Duration::from_secs(60));
+    h.advance_to_deadline();
+    assert_eq!(h.closed, Some(ConnOutput::Abort));
+    assert_eq!(h.deadline, None, "nothing more after Abort");
 }

@@ -26,6 +26,7 @@
 pub mod mime;
 pub mod range;
 
+use crate::buggify::Buggify;
 use crate::http::serialize::BodyFraming;
 use crate::http::server::{Closing, ServerConn, ServerEvent, Timeouts};
 use crate::http::target::{normalize_path, CleanPath};
@@ -99,10 +100,19 @@ pub struct BackendConn {
     request: Option<RequestHead>,
     out: VecDeque<ConnOutput>,
     finished: bool,
+    /// Abort was returned (nothing more will be).
+    aborted: bool,
+    buggify: Buggify,
 }
 
 impl BackendConn {
     pub fn new(cfg: std::sync::Arc<BackendConfig>, now: Now) -> Self {
+        Self::with_buggify(cfg, now, Buggify::off())
+    }
+    /// A connection whose rare paths fire under simulation (see [`crate::buggify`]):
+    /// `backend.tiny_first_read` reads only a few bytes before the head, so the body is
+    /// almost all file segment.
+    pub fn with_buggify(cfg: std::sync::Arc<BackendConfig>, now: Now, buggify: Buggify) -> Self {
         let http = ServerConn::new(now, cfg.limits.clone(), cfg.timeouts.clone());
         BackendConn {
             cfg,
@@ -111,7 +121,14 @@ impl BackendConn {
             request: None,
             out: VecDeque::new(),
             finished: false,
+            aborted: false,
+            buggify,
         }
+    }
+
+    /// The rare paths this connection took on purpose (simulation only).
+    pub fn buggify(&self) -> &Buggify {
+        &self.buggify
     }
 
     /// Pulls events from the HTTP layer while no file work is pending and the client keeps
@@ -284,7 +301,10 @@ impl BackendConn {
             return self.finish(now, false);
         }
         let handle = meta.handle;
-        let want = len.min(self.cfg.first_read.min(self.cfg.read_chunk) as u64) as usize;
+        let mut want = len.min(self.cfg.first_read.min(self.cfg.read_chunk) as u64) as usize;
+        if self.buggify.fire("backend.tiny_first_read") {
+            want = want.min(7);
+        }
         self.job = Job::FirstRead {
             meta,
             head,
@@ -362,6 +382,16 @@ impl BackendConn {
         }
     }
 
+    /// Ends the file work in progress, if any, as aborted.
+    fn release_job(&mut self, now: Now) {
+        match std::mem::replace(&mut self.job, Job::None) {
+            Job::Sending { handle } => self.close_file(handle),
+            Job::FirstRead { meta, .. } => self.close_file(meta.handle),
+            Job::None | Job::Opening { .. } => {}
+        }
+        self.finish(now, true);
+    }
+
     fn close_file(&mut self, handle: FileHandle) {
         self.out
             .push_back(ConnOutput::File(FileOp::Close { handle }));
@@ -407,26 +437,20 @@ impl BackendConn {
 impl Connection for BackendConn {
     fn handle(&mut self, now: Now, input: ConnInput<'_>) {
         if self.finished {
-            // Only the flush of what was queued before Close still matters.
-            if let ConnInput::Flushed(n) = input {
-                self.http.flushed(now, n);
+            // Only the flush of what was queued before Close still matters, and its deadline.
+            match input {
+                ConnInput::Flushed(n) => self.http.flushed(now, n),
+                ConnInput::Timeout => {
+                    self.http.on_timeout(now);
+                }
+                _ => {}
             }
             return;
         }
         match input {
             ConnInput::Data(bytes) => self.http.feed(now, bytes),
             ConnInput::Eof => self.http.feed_eof(),
-            ConnInput::Reset => {
-                self.http.abort();
-                if let Job::Sending { handle } = self.job {
-                    self.close_file(handle);
-                }
-                if let Job::FirstRead { ref meta, .. } = self.job {
-                    let h = meta.handle;
-                    self.close_file(h);
-                }
-                self.finish(now, true);
-            }
+            ConnInput::Reset => self.http.abort(),
             ConnInput::Drain => self.http.drain(),
             ConnInput::Flushed(n) => {
                 self.http.flushed(now, n);
@@ -455,7 +479,13 @@ impl Connection for BackendConn {
             }
             ConnInput::File(FileReply::Read(result)) => self.on_read(now, result),
         }
-        self.drive(now);
+        if self.http.closing() == Closing::Abort {
+            // Reset by the peer, or aborted by the HTTP layer itself (a send deadline, a bad
+            // body): the file in use is closed and the request logged as aborted.
+            self.release_job(now);
+        } else {
+            self.drive(now);
+        }
     }
 
     fn poll_output(&mut self) -> ConnOutput {
@@ -463,7 +493,17 @@ impl Connection for BackendConn {
             return o;
         }
         if self.finished {
-            return ConnOutput::Wait { deadline: None };
+            if self.http.closing() == Closing::Abort && !self.aborted {
+                // The bytes left after Close were not taken within the send timeout.
+                self.aborted = true;
+                return ConnOutput::Abort;
+            }
+            let deadline = if self.aborted {
+                None
+            } else {
+                self.http.deadline()
+            };
+            return ConnOutput::Wait { deadline };
         }
         match self.http.closing() {
             Closing::AfterFlush if matches!(self.job, Job::None) => {
@@ -472,6 +512,7 @@ impl Connection for BackendConn {
             }
             Closing::Abort => {
                 self.finished = true;
+                self.aborted = true;
                 ConnOutput::Abort
             }
             _ => ConnOutput::Wait {

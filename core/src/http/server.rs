@@ -202,11 +202,14 @@ impl ServerConn {
     }
     /// A deadline may have passed. Returns the rejection it caused, if any.
     pub fn on_timeout(&mut self, now: Now) -> Option<ServerEvent> {
-        if self.closing != Closing::Open {
+        if self.closing == Closing::Abort {
             return None;
         }
         if self.pending_len() > 0 && now.mono >= self.send_since + self.timeouts.send {
             self.closing = Closing::Abort;
+            return None;
+        }
+        if self.closing != Closing::Open {
             return None;
         }
         // The client owes us bytes only before its request is complete; once the request has
@@ -551,10 +554,14 @@ impl ServerConn {
     }
     /// The earliest instant at which [`Self::on_timeout`] has something to do.
     pub fn deadline(&self) -> Option<Instant> {
-        if self.closing != Closing::Open {
-            return None;
-        }
         let send = (self.pending_len() > 0).then(|| self.send_since + self.timeouts.send);
+        match self.closing {
+            // The last bytes must still leave within the send timeout, or the connection is
+            // aborted: a peer that stops reading cannot hold it open forever.
+            Closing::AfterFlush => return send,
+            Closing::Abort => return None,
+            Closing::Open => {}
+        }
         let client = match (self.req, self.head_started) {
             (Req::Done, _) => None,
             (Req::Idle, false) => Some(self.wait_since + self.timeouts.idle),
