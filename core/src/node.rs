@@ -24,6 +24,8 @@
 //!
 //! File operations are effects, not calls, so the simulator can inject disk faults and the real
 //! driver decides where blocking reads run. A machine has at most one file operation outstanding.
+//! Node machines that keep state across restarts use the durable-log effects ([`LogOp`],
+//! [`LogReply`]) the same way.
 
 use crate::time::{Instant, UnixTime};
 use serde::{Deserialize, Serialize};
@@ -127,6 +129,47 @@ pub enum FileReply {
     Read(Result<Vec<u8>, FsError>),
 }
 
+/// A durable-log effect of a node machine (a chat server's channel history, a tracker's
+/// state): named append-only logs that survive a restart up to the last successful sync.
+///
+/// Contract: bytes are durable only once a `Sync` of their log has succeeded; after a crash a
+/// log holds every synced byte, and may hold a prefix of the last unsynced append (a torn
+/// write), so a reader must frame its records and drop a torn tail. Log names are plain names
+/// (no `/`); the driver keeps them in its data directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogOp {
+    Append {
+        log: String,
+        bytes: Vec<u8>,
+    },
+    Sync {
+        log: String,
+    },
+    /// The whole log as it is now (at start-up: what survived).
+    Read {
+        log: String,
+    },
+}
+
+/// The driver's answer to a [`LogOp`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogReply {
+    /// The log's length after the append.
+    Appended(Result<u64, FsError>),
+    Synced(Result<(), FsError>),
+    Contents(Result<Vec<u8>, FsError>),
+}
+
+/// True for a log name a driver accepts: 1..=64 bytes of `[A-Za-z0-9._-]`, not starting with
+/// a dot (so never `..`, never a path).
+pub fn valid_log_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// One finished (or abandoned) request, as written to the access log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessLog {
@@ -154,4 +197,30 @@ pub trait Connection {
     fn wants_read(&self) -> bool;
     /// Cheap internal consistency checks; the simulator calls this after every step.
     fn check_invariants(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_log_name;
+
+    #[test]
+    fn log_names_are_plain_names() {
+        for ok in ["general", "channel-1.log", "a_b", "x"] {
+            assert!(valid_log_name(ok), "{ok}");
+        }
+        let long = "a".repeat(65);
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "a/b",
+            "../x",
+            "a b",
+            "é",
+            long.as_str(),
+        ] {
+            assert!(!valid_log_name(bad), "{bad}");
+        }
+    }
 }

@@ -22,6 +22,9 @@ const SEEDS: &[&str] = &[
     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloX\r\n",
     "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\nraw bytes",
     "GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+    // A bare LF as the first byte of a trailer section (the fuzz corpus caught a resume bug
+    // that missed it when the section's first scan saw no bytes).
+    "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\n",
 ];
 
 const RESPONSE_SEEDS: &[&str] = &[
