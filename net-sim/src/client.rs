@@ -1,13 +1,30 @@
-//! A simulated HTTP/1.1 client: the workload, and the oracle that checks every response.
+//! A simulated HTTP/1.1 client host: the workload, and the oracle that checks every response.
 //!
-//! Each client runs a list of connections; on each it pipelines up to `depth` requests and
-//! checks each response, in order, against what was expected for *that* request (status, and
-//! every body byte), so a response given to the wrong request, a truncated body presented as
-//! complete, or a corrupted byte is a failure with the client, connection and request named.
+//! The client works through a list of connection plans; on each connection it pipelines up to
+//! `depth` requests and checks each response, in order, against what was expected for *that*
+//! request (status, and every body byte). So a response given to the wrong request, a body
+//! truncated but presented as complete, or a corrupted byte fails the run with the client,
+//! connection and request named.
+//!
+//! It behaves like a real client under faults: when a connect fails, the connection is reset
+//! or closed early, or nothing arrives for [`PROGRESS_TIMEOUT`], it drops the connection and
+//! retries the unanswered requests (all GET or HEAD, so retrying is safe) on a new one after a
+//! short backoff. A `500` is accepted (a disk error before the head); the world checks that
+//! there were no more of them than injected disk errors. Once the simulator has healed, the
+//! client runs one more connection, the **probe**, whose success the liveness oracle demands.
 
+use crate::engine::{ConnectError, Cx, Node, StreamId};
+use crate::scenario::HostId;
+use std::any::Any;
 use std::collections::VecDeque;
 use weaprous_core::http::parse::{Event, Parser};
 use weaprous_core::http::{Limits, Method};
+use weaprous_core::time::{Duration, Instant};
+
+/// How long a client waits for any byte of an outstanding response before giving up.
+pub const PROGRESS_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a client that has finished its plans looks whether the faults are over.
+const PROBE_POLL: Duration = Duration::from_secs(1);
 
 /// What a request must get back.
 #[derive(Clone, Debug)]
@@ -52,106 +69,175 @@ pub struct ConnPlan {
     pub stall_after: Option<usize>,
 }
 
-/// What the client asks the network to do.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Action {
-    Connect,
-    Write(Vec<u8>),
-    /// Half-close our side; the connection is finished for us.
-    Fin,
-}
-
 struct Active {
+    stream: StreamId,
+    connected: bool,
     plan: ConnPlan,
     sent: usize,
     answered: usize,
     parser: Parser,
     body: Vec<u8>,
     status: u16,
+    /// Give up if no byte arrives by then (while a response is outstanding).
+    deadline: Instant,
 }
 
-pub struct SimClient {
+/// A client host. See the module docs.
+pub struct ClientHost {
     pub id: usize,
+    server: HostId,
     plans: VecDeque<ConnPlan>,
+    probe: Option<ConnPlan>,
     active: Option<Active>,
-    pub answered: usize,
-    pub total: usize,
+    /// Connect or retry at this time (our clock).
+    next_try: Option<Instant>,
     conn_index: usize,
+    pub answered: usize,
+    pub server_errors: usize,
+    pub timeouts_408: usize,
+    pub failed_attempts: usize,
+    /// The probe (run after the heal) got all its answers.
+    pub probe_done: bool,
 }
 
-impl SimClient {
-    pub fn new(id: usize, plans: Vec<ConnPlan>) -> Self {
-        let total = plans.iter().map(|p| p.reqs.len()).sum();
-        SimClient {
+impl ClientHost {
+    pub fn new(id: usize, server: HostId, plans: Vec<ConnPlan>, probe: ConnPlan) -> Self {
+        ClientHost {
             id,
+            server,
             plans: plans.into(),
+            probe: Some(probe),
             active: None,
-            answered: 0,
-            total,
+            next_try: None,
             conn_index: 0,
+            answered: 0,
+            server_errors: 0,
+            timeouts_408: 0,
+            failed_attempts: 0,
+            probe_done: false,
         }
     }
     pub fn finished(&self) -> bool {
-        self.active.is_none() && self.plans.is_empty()
+        self.probe_done && self.active.is_none() && self.plans.is_empty()
     }
 
-    /// Starts the next connection, if any.
-    pub fn start(&mut self) -> Vec<Action> {
-        if self.active.is_none() && !self.plans.is_empty() {
-            vec![Action::Connect]
-        } else {
-            vec![]
-        }
+    fn arm(&mut self, cx: &mut Cx) {
+        let t = match &self.active {
+            Some(a) if a.answered < a.sent || !a.connected => Some(a.deadline),
+            Some(_) => None,
+            None => self.next_try,
+        };
+        cx.set_timer(t);
     }
 
-    pub fn on_connected(&mut self) -> Vec<Action> {
-        let plan = self.plans.pop_front().expect("a plan for this connection");
+    fn connect_next(&mut self, cx: &mut Cx) {
+        self.next_try = None;
+        let plan = match self.plans.pop_front() {
+            Some(p) => p,
+            None if !cx.faults_on() => match self.probe.take() {
+                Some(p) => p,
+                None => return,
+            },
+            None => {
+                // Wait for the heal before the probe.
+                self.next_try = Some(cx.now().mono + PROBE_POLL);
+                return;
+            }
+        };
+        let stream = cx.connect(self.server);
         self.conn_index += 1;
+        let id = self.id;
+        let n = self.conn_index;
+        cx.trace(20, id as u64, n as u64, || {
+            format!("client {id} opens conn {n}")
+        });
         self.active = Some(Active {
+            stream,
+            connected: false,
             plan,
             sent: 0,
             answered: 0,
             parser: Parser::response(Limits::default()),
             body: Vec::new(),
             status: 0,
+            deadline: cx.now().mono + PROGRESS_TIMEOUT,
         });
-        self.send_more()
     }
 
-    fn send_more(&mut self) -> Vec<Action> {
+    fn send_more(&mut self, cx: &mut Cx) {
         let Some(a) = self.active.as_mut() else {
-            return vec![];
+            return;
         };
-        let mut out = Vec::new();
         if let (Some(n), 0) = (a.plan.stall_after, a.sent) {
             let req = &a.plan.reqs[0];
             a.parser.expect_response_to(req.method.clone());
             let bytes = req.to_bytes(false);
-            out.push(Action::Write(bytes[..n.min(bytes.len() - 1)].to_vec()));
-            a.sent = a.plan.reqs.len();
-            return out;
+            let part = &bytes[..n.min(bytes.len() - 1)];
+            if cx.room(a.stream) >= part.len() {
+                cx.write(a.stream, part);
+                a.sent = a.plan.reqs.len();
+            }
+            return;
         }
         while a.sent < a.plan.reqs.len() && a.sent - a.answered < a.plan.depth {
             let last = a.sent + 1 == a.plan.reqs.len();
             let req = &a.plan.reqs[a.sent];
+            let bytes = req.to_bytes(last && a.plan.close_header);
+            if cx.room(a.stream) < bytes.len() {
+                cx.want_writable(a.stream);
+                break;
+            }
             a.parser.expect_response_to(req.method.clone());
-            out.push(Action::Write(req.to_bytes(last && a.plan.close_header)));
+            let pipelined = a.sent > a.answered;
+            let segments = cx.write(a.stream, &bytes);
+            if pipelined && segments >= 3 {
+                cx.cover("client.pipelined_request_in_3_segments");
+            }
             a.sent += 1;
         }
-        out
+        a.deadline = cx.now().mono + PROGRESS_TIMEOUT;
     }
 
-    /// Bytes from the server. `Err` describes a wrong response.
-    pub fn on_data(&mut self, bytes: &[u8]) -> Result<Vec<Action>, String> {
+    /// The connection failed before its plan was done: retry what is unanswered.
+    fn failed(&mut self, cx: &mut Cx, why: &str) {
+        let Some(a) = self.active.take() else {
+            return;
+        };
+        if !a.body.is_empty() || a.status != 0 {
+            cx.cover("client.failure_mid_response");
+            if why == "reset" && !a.body.is_empty() {
+                cx.cover("client.reset_mid_body");
+            }
+        }
+        self.failed_attempts += 1;
+        let id = self.id;
+        let n = self.conn_index;
+        cx.trace(21, id as u64, n as u64, || {
+            format!("client {id} conn {n} failed ({why}); retrying")
+        });
+        let mut rest = a.plan;
+        rest.reqs.drain(..a.answered);
+        if !rest.reqs.is_empty() {
+            if self.probe.is_none() && self.plans.is_empty() && !self.probe_done {
+                // The probe itself failed: run it again.
+                self.probe = Some(rest);
+            } else {
+                self.plans.push_front(rest);
+            }
+        } else if self.probe.is_none() && self.plans.is_empty() {
+            self.probe_done = true;
+        }
+        let backoff = Duration::from_millis(cx.rng().u64(10..=1_000));
+        self.next_try = Some(cx.now().mono + backoff);
+    }
+
+    fn read(&mut self, cx: &mut Cx, bytes: &[u8]) {
         let id = self.id;
         let conn = self.conn_index;
         let Some(a) = self.active.as_mut() else {
-            return if bytes.is_empty() {
-                Ok(vec![])
-            } else {
-                Err(format!("client {id}: bytes after its last response"))
-            };
+            return;
         };
+        a.deadline = cx.now().mono + PROGRESS_TIMEOUT;
         a.parser.feed(bytes);
         let mut finished_one = false;
         loop {
@@ -162,18 +248,21 @@ impl SimClient {
                 }
                 Ok(Event::Data(d)) => a.body.extend_from_slice(&d),
                 Ok(Event::End { .. }) => {
-                    let req = a.plan.reqs.get(a.answered).ok_or_else(|| {
-                        format!("client {id} conn {conn}: a response nobody asked for")
-                    })?;
-                    if a.status != req.expect.status {
-                        return Err(format!(
+                    let Some(req) = a.plan.reqs.get(a.answered) else {
+                        return cx.fail(format!(
+                            "client {id} conn {conn}: a response nobody asked for"
+                        ));
+                    };
+                    if a.status == 500 && req.expect.status != 500 {
+                        self.server_errors += 1;
+                    } else if a.status != req.expect.status {
+                        return cx.fail(format!(
                             "client {id} conn {conn} req {} {}: status {} (expected {})",
                             a.answered, req.path, a.status, req.expect.status
                         ));
-                    }
-                    if let Some(body) = &req.expect.body {
+                    } else if let Some(body) = &req.expect.body {
                         if *body != a.body {
-                            return Err(format!(
+                            return cx.fail(format!(
                                 "client {id} conn {conn} req {} {}: body of {} bytes differs from the expected {} bytes",
                                 a.answered,
                                 req.path,
@@ -182,39 +271,106 @@ impl SimClient {
                             ));
                         }
                     }
+                    if a.status == 408 {
+                        self.timeouts_408 += 1;
+                    }
+                    a.status = 0;
+                    a.body.clear();
                     a.answered += 1;
                     self.answered += 1;
                     finished_one = true;
                 }
                 Ok(Event::NeedData) => break,
-                Ok(other) => return Err(format!("client {id}: unexpected {other:?}")),
-                Err(e) => return Err(format!("client {id} conn {conn}: malformed response: {e}")),
+                Ok(other) => {
+                    return cx.fail(format!("client {id}: unexpected {other:?}"));
+                }
+                Err(e) => {
+                    return cx.fail(format!("client {id} conn {conn}: malformed response: {e}"))
+                }
             }
         }
-        let mut out = Vec::new();
         if finished_one {
-            let a = self.active.as_ref().expect("active");
-            if a.answered == a.plan.reqs.len() {
+            let done = a.answered == a.plan.reqs.len();
+            if done {
+                let stream = a.stream;
                 self.active = None;
-                out.push(Action::Fin);
-                out.extend(self.start());
+                cx.fin(stream);
+                if self.plans.is_empty() && self.probe.is_none() {
+                    self.probe_done = true;
+                }
+                let gap = Duration::from_millis(cx.rng().u64(0..=50));
+                self.next_try = Some(cx.now().mono + gap);
             } else {
-                out.extend(self.send_more());
+                self.send_more(cx);
             }
         }
-        Ok(out)
     }
 
-    /// The server closed (FIN). Fine after the last response; otherwise the server dropped work.
-    pub fn on_server_fin(&mut self) -> Result<Vec<Action>, String> {
-        match &self.active {
-            None => Ok(vec![]),
-            Some(a) => Err(format!(
-                "client {}: server closed with {} of {} responses outstanding",
-                self.id,
-                a.plan.reqs.len() - a.answered,
-                a.plan.reqs.len()
-            )),
+    fn is_mine(&self, s: StreamId) -> bool {
+        self.active.as_ref().is_some_and(|a| a.stream == s)
+    }
+}
+
+impl Node for ClientHost {
+    fn start(&mut self, cx: &mut Cx) {
+        let stagger = Duration::from_millis(cx.rng().u64(0..=100));
+        self.next_try = Some(cx.now().mono + stagger);
+        self.arm(cx);
+    }
+    fn on_connected(&mut self, cx: &mut Cx, s: StreamId) {
+        if let Some(a) = self.active.as_mut().filter(|a| a.stream == s) {
+            a.connected = true;
+            self.send_more(cx);
         }
+        self.arm(cx);
+    }
+    fn on_connect_failed(&mut self, cx: &mut Cx, s: StreamId, e: ConnectError) {
+        if self.is_mine(s) {
+            self.failed(cx, &format!("connect {e:?}"));
+        }
+        self.arm(cx);
+    }
+    fn on_data(&mut self, cx: &mut Cx, s: StreamId, bytes: Vec<u8>) {
+        if self.is_mine(s) {
+            self.read(cx, &bytes);
+        }
+        self.arm(cx);
+    }
+    fn on_eof(&mut self, cx: &mut Cx, s: StreamId) {
+        if self.is_mine(s) {
+            // Closed before every answer came (an answer that completed closed it properly).
+            cx.fin(s);
+            self.failed(cx, "server closed early");
+        }
+        self.arm(cx);
+    }
+    fn on_reset(&mut self, cx: &mut Cx, s: StreamId) {
+        if self.is_mine(s) {
+            self.failed(cx, "reset");
+        }
+        self.arm(cx);
+    }
+    fn on_writable(&mut self, cx: &mut Cx, s: StreamId) {
+        if self.is_mine(s) {
+            self.send_more(cx);
+        }
+        self.arm(cx);
+    }
+    fn on_timer(&mut self, cx: &mut Cx) {
+        let now = cx.now().mono;
+        match &self.active {
+            Some(a) if (a.answered < a.sent || !a.connected) && now >= a.deadline => {
+                cx.cover("client.gave_up_waiting");
+                let s = a.stream;
+                cx.reset(s);
+                self.failed(cx, "no progress");
+            }
+            None if self.next_try.is_some_and(|t| now >= t) => self.connect_next(cx),
+            _ => {}
+        }
+        self.arm(cx);
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }

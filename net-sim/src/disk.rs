@@ -1,11 +1,34 @@
-//! The simulated file system behind [`FileOp`]s: files in memory, opened by handle.
+//! The simulated disk of one host: files served by [`FileOp`]s, and append-only durable logs.
 //!
-//! Fault model (this version): none; every operation succeeds after a sampled latency. Read
-//! errors, write errors, lost unsynced writes and torn writes come with the simulator issue.
+//! # Fault model
+//! What a node must survive, and nothing more (TigerBeetle's `storage.zig` states its model the
+//! same way, up front):
+//! * **Read errors**: while faults are on, each `Read` fails with `EIO` with probability
+//!   `read_error_p`. Opens never fail spuriously (a missing file is a 404, not a fault).
+//! * **Write errors**: each log append or sync fails with probability `write_error_p`; a failed
+//!   append writes nothing, a failed sync makes nothing newly durable.
+//! * **Crash**: every byte appended since the log's last successful sync is lost, except that
+//!   an unsynced append that is the only one since the sync may survive **torn**: a prefix of
+//!   it (possibly empty, possibly all) stays. Synced bytes always survive. Open handles are gone.
+//! * No corruption of synced data, no misdirected writes: the nodes we simulate keep no
+//!   checksummed storage yet, so those faults would only test the simulator.
+//!
+//! Latency is the caller's business (the engine delays replies); this module is the state.
 
 use std::collections::BTreeMap;
-use weaprous_core::node::{FileHandle, FileMeta, FileOp, FileReply, FsError};
+use weaprous_core::node::{
+    valid_log_name, FileHandle, FileMeta, FileOp, FileReply, FsError, LogOp, LogReply,
+};
 use weaprous_core::time::UnixTime;
+
+/// One durable log: `data[..synced]` survives a crash.
+#[derive(Debug, Default, Clone)]
+struct Log {
+    data: Vec<u8>,
+    synced: usize,
+    /// Where the last append began (it is the one that can be torn).
+    last_append: usize,
+}
 
 #[derive(Debug, Default, Clone)]
 pub struct Disk {
@@ -13,6 +36,18 @@ pub struct Disk {
     dirs: Vec<String>,
     open: BTreeMap<FileHandle, String>,
     next: FileHandle,
+    logs: BTreeMap<String, Log>,
+    /// Probability in parts per million that a read fails (faults on).
+    pub read_error_ppm: u32,
+    /// Probability in parts per million that an append or sync fails (faults on).
+    pub write_error_ppm: u32,
+    /// Read errors injected so far (oracles compare answers of 500 against this).
+    pub read_errors: u64,
+    pub write_errors: u64,
+}
+
+fn hit(rng: &mut fastrand::Rng, ppm: u32) -> bool {
+    ppm > 0 && rng.u32(..1_000_000) < ppm
 }
 
 impl Disk {
@@ -33,8 +68,8 @@ impl Disk {
         self.open.len()
     }
 
-    /// Carries out `op`; `None` for operations without a reply.
-    pub fn run(&mut self, op: &FileOp) -> Option<FileReply> {
+    /// Carries out `op`, drawing faults from `rng`; `None` for operations without a reply.
+    pub fn run(&mut self, op: &FileOp, rng: &mut fastrand::Rng) -> Option<FileReply> {
         match op {
             FileOp::Open { path } => {
                 let meta = if let Some((data, modified)) = self.files.get(path) {
@@ -61,6 +96,10 @@ impl Disk {
                 offset,
                 len,
             } => {
+                if hit(rng, self.read_error_ppm) {
+                    self.read_errors += 1;
+                    return Some(FileReply::Read(Err(FsError::Io)));
+                }
                 let data = self
                     .open
                     .get(handle)
@@ -77,5 +116,164 @@ impl Disk {
                 None
             }
         }
+    }
+
+    /// Appends to `log` (not yet durable). Returns the log's new length.
+    pub fn append(
+        &mut self,
+        log: &str,
+        bytes: &[u8],
+        rng: &mut fastrand::Rng,
+    ) -> Result<u64, FsError> {
+        if hit(rng, self.write_error_ppm) {
+            self.write_errors += 1;
+            return Err(FsError::Io);
+        }
+        let l = self.logs.entry(log.to_string()).or_default();
+        l.last_append = l.data.len();
+        l.data.extend_from_slice(bytes);
+        Ok(l.data.len() as u64)
+    }
+    /// Makes everything appended to `log` so far durable.
+    pub fn sync(&mut self, log: &str, rng: &mut fastrand::Rng) -> Result<(), FsError> {
+        if hit(rng, self.write_error_ppm) {
+            self.write_errors += 1;
+            return Err(FsError::Io);
+        }
+        let l = self.logs.entry(log.to_string()).or_default();
+        l.synced = l.data.len();
+        l.last_append = l.synced;
+        Ok(())
+    }
+    /// Carries out a durable-log effect (see [`LogOp`]), with the write faults above.
+    pub fn run_log(&mut self, op: &LogOp, rng: &mut fastrand::Rng) -> LogReply {
+        let name = match op {
+            LogOp::Append { log, .. } | LogOp::Sync { log } | LogOp::Read { log } => log,
+        };
+        let refused = !valid_log_name(name);
+        match op {
+            _ if refused && matches!(op, LogOp::Append { .. }) => {
+                LogReply::Appended(Err(FsError::PermissionDenied))
+            }
+            _ if refused && matches!(op, LogOp::Sync { .. }) => {
+                LogReply::Synced(Err(FsError::PermissionDenied))
+            }
+            _ if refused => LogReply::Contents(Err(FsError::PermissionDenied)),
+            LogOp::Append { log, bytes } => LogReply::Appended(self.append(log, bytes, rng)),
+            LogOp::Sync { log } => LogReply::Synced(self.sync(log, rng)),
+            LogOp::Read { log } => LogReply::Contents(Ok(self.read_log(log).to_vec())),
+        }
+    }
+
+    /// The log as a reader (after a restart: a recovering node) sees it.
+    pub fn read_log(&self, log: &str) -> &[u8] {
+        self.logs.get(log).map_or(&[], |l| l.data.as_slice())
+    }
+
+    /// The host lost power: unsynced appends go (the last one possibly torn), handles close.
+    /// Returns true when some unsynced byte existed (a crash "during a write").
+    pub fn crash(&mut self, rng: &mut fastrand::Rng) -> bool {
+        self.open.clear();
+        let mut lost = false;
+        for l in self.logs.values_mut() {
+            if l.data.len() > l.synced {
+                lost = true;
+                // A lone unsynced append can be torn; with several, the file keeps none of them
+                // (a prefix of a later one would leave a hole where an earlier one was).
+                let keep = if l.last_append == l.synced {
+                    rng.usize(..=l.data.len() - l.synced)
+                } else {
+                    0
+                };
+                l.data.truncate(l.synced + keep);
+            }
+            l.synced = l.data.len();
+            l.last_append = l.synced;
+        }
+        lost
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synced_bytes_survive_a_crash_and_unsynced_ones_do_not() {
+        let mut r = fastrand::Rng::with_seed(1);
+        for seed in 0..200 {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let mut d = Disk::default();
+            d.append("log", b"one,", &mut r).unwrap();
+            d.sync("log", &mut r).unwrap();
+            d.append("log", b"two,", &mut r).unwrap();
+            d.append("log", b"three,", &mut r).unwrap();
+            d.crash(&mut rng);
+            // Two unsynced appends: the last one is not the first after the sync, so both go.
+            assert_eq!(d.read_log("log"), b"one,");
+        }
+    }
+
+    #[test]
+    fn the_last_write_can_be_torn_to_any_prefix() {
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..500 {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let mut d = Disk::default();
+            d.append("log", b"head|", &mut rng).unwrap();
+            d.sync("log", &mut rng).unwrap();
+            d.append("log", b"tail", &mut rng).unwrap();
+            assert!(d.crash(&mut rng));
+            let after = d.read_log("log").to_vec();
+            assert!(after.starts_with(b"head|"));
+            assert!(b"head|tail".starts_with(&after));
+            seen.insert(after.len());
+        }
+        assert_eq!(
+            seen.len(),
+            5,
+            "every prefix length 0..=4 of the torn write occurs"
+        );
+    }
+
+    #[test]
+    fn write_and_read_errors_happen_at_their_rate_and_change_nothing() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut d = Disk {
+            write_error_ppm: 500_000,
+            read_error_ppm: 500_000,
+            ..Disk::default()
+        };
+        let mut ok = 0;
+        for _ in 0..1000 {
+            if d.append("log", b"x", &mut rng).is_ok() {
+                ok += 1;
+            }
+        }
+        assert_eq!(d.read_log("log").len(), ok);
+        assert!((400..600).contains(&ok), "{ok}");
+        d.add_file("/f", b"abc".to_vec(), UnixTime(0));
+        let Some(FileReply::Opened(Ok(meta))) =
+            d.run(&FileOp::Open { path: "/f".into() }, &mut rng)
+        else {
+            panic!("open")
+        };
+        let errors = (0..1000)
+            .filter(|_| {
+                matches!(
+                    d.run(
+                        &FileOp::Read {
+                            handle: meta.handle,
+                            offset: 0,
+                            len: 3
+                        },
+                        &mut rng
+                    ),
+                    Some(FileReply::Read(Err(_)))
+                )
+            })
+            .count();
+        assert!((400..600).contains(&errors), "{errors}");
+        assert_eq!(d.read_errors, errors as u64);
     }
 }

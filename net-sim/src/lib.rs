@@ -1,22 +1,27 @@
 //! # weaprous-net-sim
 //!
 //! Runs weaprous machines on a simulated network and disk, in one thread, deterministically
-//! from one seed: the same seed always produces the same trace (and trace hash).
+//! from one seed: the same scenario always produces the same trace (and trace hash).
 //!
-//! This is the first version (the foundation issue): virtual time that jumps to the next event,
-//! simulated TCP streams with sampled latency and arbitrary chunking, flow control, a simulated
-//! disk, and one world, [`backend_world`], in which the real backend machine serves many
-//! simulated HTTP clients whose every response byte is checked. The fault model (partitions,
-//! crashes, disk errors, ...) and scenario shrinking come with the simulator issue.
-//!
+//! * [`engine`]: the event loop, hosts, simulated TCP streams and the fault model; worlds
+//!   implement [`engine::Node`] for their hosts.
+//! * [`scenario`]: faults, rates and phases as serializable values.
+//! * [`clock`]: each host's skewed, drifting clock.
+//! * [`disk`]: the simulated disk and its fault model.
 //! * [`rng`]: independent seeded random streams.
-//! * [`trace`]: the trace hash and its readable tail.
-//! * [`disk`]: the simulated file system behind file effects.
+//! * [`trace`]: the trace hash, its readable tail, and divergence search.
+//! * [`coverage`]: "sometimes" counters.
 //! * [`client`]: the simulated HTTP client (workload and oracle).
-//! * [`backend_world`]: backend + clients, the event loop.
+//! * [`backend`]: the backend world (the real backend machine and 100 clients).
+//! * [`check`]: determinism check and regression replay helpers.
 
-pub mod backend_world;
+pub mod backend;
+pub mod check;
 pub mod client;
+pub mod clock;
+pub mod coverage;
 pub mod disk;
+pub mod engine;
 pub mod rng;
+pub mod scenario;
 pub mod trace;

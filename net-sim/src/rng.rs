@@ -1,7 +1,8 @@
 //! Independent random streams from one seed.
 //!
-//! Each concern (network latency, chunking, workload, disk) draws from its own stream, so a
-//! change in how one of them uses randomness does not reshuffle the others.
+//! Each concern (network latency, chunking, faults, workload, disk, clocks, each node) draws
+//! from its own stream, so a change in how one of them uses randomness does not reshuffle the
+//! others: a scenario that shrinks by one fault keeps the same latencies and workload.
 
 /// SplitMix64: a good way to derive unrelated seeds from one.
 pub fn splitmix(mut x: u64) -> u64 {
@@ -21,3 +22,8 @@ pub const CHUNKS: u64 = 2;
 pub const WORKLOAD: u64 = 3;
 pub const DISK: u64 = 4;
 pub const FILES: u64 = 5;
+pub const FAULTS: u64 = 6;
+pub const CLOCKS: u64 = 7;
+pub const NODES: u64 = 8;
+/// Generating a scenario's fault timeline and rates (swarm testing).
+pub const PLAN: u64 = 9;

@@ -1,98 +1,156 @@
-//! The backend machine against 50 simulated clients (keep-alive and pipelined connections,
-//! byte-by-byte to MTU-sized chunking), over many seeds; every response byte is checked.
+//! The backend machine under the simulator: a healthy network with many chunkings, then 100
+//! clients under swarm-chosen faults with a heal and liveness bound; determinism; shrinking.
 
-use weaprous_net_sim::backend_world::{run, BackendScenario};
-use weaprous_net_sim::client::{Action, ClientReq, ConnPlan, Expect, SimClient};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestError, TestRunner};
+use weaprous_net_sim::backend::{run, BackendScenario};
+use weaprous_net_sim::check::{compare, determinism, save_failure, BACKEND_COVERAGE};
+use weaprous_net_sim::coverage::Coverage;
+use weaprous_net_sim::scenario::{FaultAction, Timed};
+use weaprous_net_sim::trace::Keep;
 
-fn seeds() -> std::ops::Range<u64> {
+fn seeds(default: u64) -> std::ops::Range<u64> {
     let n = std::env::var("SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(100);
+        .unwrap_or(default);
     0..n
 }
 
+/// Saves the failing scenario (and its trace) under target/net-sim and panics with the
+/// command that replays it.
+fn fail(sc: &BackendScenario, f: impl std::fmt::Display) -> ! {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/net-sim");
+    let replay = save_failure(dir, "test", sc);
+    panic!("{f}\nreplay: {replay}");
+}
+
 #[test]
-fn fifty_clients_get_exactly_their_files_over_many_seeds() {
-    let mut responses = 0;
-    let mut timeouts = 0;
-    for seed in seeds() {
-        let mut sc = BackendScenario::new(seed);
-        // Vary the network per seed: byte-by-byte for some, MTU-sized for others.
-        sc.max_chunk = [1, 7, 512, 1500, 65_536][(seed % 5) as usize];
-        // Tiny chunks cost an event per byte or so: fewer clients keep those seeds quick.
-        sc.clients = match sc.max_chunk {
+fn quiet_network_200_seeds_every_byte_checked() {
+    let (mut responses, mut timeouts) = (0, 0);
+    for seed in seeds(200) {
+        let mut sc = BackendScenario::quiet(seed);
+        sc.net.max_chunk = [1, 7, 512, 1500, 65_536][(seed % 5) as usize];
+        // Tiny segments cost an event per byte or so: fewer clients keep those seeds quick.
+        sc.clients = match sc.net.max_chunk {
             1 => 3,
             7 => 10,
             _ => 50,
         };
-        let clients = sc.clients;
-        match run(sc) {
+        match run(&sc, Keep::default()) {
             Ok(r) => {
-                assert!(r.responses > 0);
                 responses += r.responses;
                 timeouts += r.timeouts;
             }
-            Err(f) => {
-                let mut sc = BackendScenario::new(seed);
-                sc.keep_trace = true;
-                sc.max_chunk = [1, 7, 512, 1500, 65_536][(seed % 5) as usize];
-                sc.clients = clients;
-                let detail = run(sc).err().map(|f| f.to_string()).unwrap_or_default();
-                panic!("{f}\nreplay with the trace:\n{detail}");
-            }
+            Err(f) => fail(&sc, f),
         }
     }
-    assert!(
-        responses > 1000,
-        "the workload actually ran ({responses} responses)"
-    );
-    assert!(
-        timeouts > 10,
-        "stalled clients met the header deadline ({timeouts} answered 408)"
-    );
+    assert!(responses > 2000, "the workload ran ({responses} responses)");
+    assert!(timeouts > 10, "stalled clients got 408s ({timeouts})");
 }
 
 #[test]
-fn one_seed_twice_gives_the_same_trace() {
-    for seed in [1, 2, 99] {
-        let a = run(BackendScenario::new(seed)).unwrap();
-        let b = run(BackendScenario::new(seed)).unwrap();
-        assert_eq!(a.trace_hash, b.trace_hash, "seed {seed}");
-        assert_eq!(a.events, b.events);
+fn hundred_clients_under_faults_200_seeds_heal_and_reach_every_rare_path() {
+    let mut coverage = Coverage::default();
+    let (mut responses, mut errors) = (0, 0);
+    for seed in seeds(200) {
+        let sc = BackendScenario::generate(seed, 100);
+        match run(&sc, Keep::default()) {
+            Ok(r) => {
+                coverage.merge(&r.coverage);
+                responses += r.responses;
+                errors += r.server_errors;
+            }
+            Err(f) => fail(&sc, f),
+        }
     }
-    let a = run(BackendScenario::new(1)).unwrap();
-    let c = run(BackendScenario::new(2)).unwrap();
-    assert_ne!(
-        a.trace_hash, c.trace_hash,
-        "different seeds explore different schedules"
-    );
+    assert!(responses > 20_000, "{responses}");
+    assert!(errors > 0, "disk errors before the head were answered 500");
+    let missing = coverage.missing(BACKEND_COVERAGE);
+    assert!(missing.is_empty(), "never fired: {missing:?}");
 }
 
 #[test]
-fn the_client_oracle_rejects_a_wrong_body() {
-    let req = ClientReq {
-        method: weaprous_core::http::Method::Get,
-        path: "/a".into(),
-        range: None,
-        expect: Expect {
-            status: 200,
-            body: Some(b"right".to_vec()),
-        },
-    };
-    let mut c = SimClient::new(
-        0,
-        vec![ConnPlan {
-            reqs: vec![req],
-            depth: 1,
-            close_header: false,
-            stall_after: None,
-        }],
+fn same_scenario_same_trace_and_divergence_is_named() {
+    for seed in 0..4 {
+        determinism(&BackendScenario::generate(seed, 100)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let a = BackendScenario::generate(1, 20);
+    let mut b = a.clone();
+    b.net.latency.min_us += 1;
+    let err = compare(&a, &b).expect_err("different latencies give different traces");
+    assert!(err.contains("diverge at event #"), "{err}");
+    assert!(
+        err.contains("first run:") && err.contains("second run:"),
+        "{err}"
     );
-    assert_eq!(c.start(), vec![Action::Connect]);
-    c.on_connected();
-    let err = c
-        .on_data(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nwrong")
-        .unwrap_err();
-    assert!(err.contains("differs"), "{err}");
+}
+
+fn fault() -> impl Strategy<Value = Timed> {
+    let host = prop_oneof![Just(0usize), 1usize..=10];
+    (0u64..60_000, 0u8..7, host, 100u64..20_000).prop_map(|(at_ms, kind, host, ms)| {
+        let action = match kind {
+            0 => FaultAction::Crash { host },
+            1 => FaultAction::Isolate { host },
+            2 => FaultAction::Clog {
+                from: 0,
+                to: host.max(1),
+                ms,
+            },
+            3 => FaultAction::Pause { host, ms },
+            4 => FaultAction::ClockJump {
+                host,
+                by_s: ms as i64 - 10_000,
+            },
+            5 => FaultAction::ResetAll { host },
+            _ => FaultAction::Restart { host },
+        };
+        Timed { at_ms, action }
+    })
+}
+
+fn scenario() -> impl Strategy<Value = BackendScenario> {
+    (0u64..1_000_000, proptest::collection::vec(fault(), 0..12)).prop_map(|(seed, faults)| {
+        let mut sc = BackendScenario::generate(seed, 10);
+        sc.faults = faults;
+        sc
+    })
+}
+
+proptest! {
+    #![proptest_config(Config { cases: 24, failure_persistence: None, ..Config::default() })]
+    /// Generated fault timelines: every one passes (a failure would be shrunk by proptest to
+    /// the fewest faults that still fail).
+    #[test]
+    fn generated_fault_timelines_pass(sc in scenario()) {
+        if let Err(f) = run(&sc, Keep::default()) {
+            fail(&sc, f);
+        }
+    }
+}
+
+#[test]
+fn a_failing_scenario_shrinks_to_the_fault_that_matters() {
+    // A planted "bug": the run is called failed when the server crashes before the heal.
+    // Shrinking must strip every other fault.
+    let mut runner = TestRunner::new(Config {
+        cases: 256,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&scenario(), |sc| {
+        let crash = sc
+            .faults
+            .iter()
+            .any(|t| t.action == FaultAction::Crash { host: 0 });
+        prop_assert!(!crash);
+        Ok(())
+    });
+    match result {
+        Err(TestError::Fail(_, minimal)) => {
+            assert_eq!(minimal.faults.len(), 1, "{:?}", minimal.faults);
+            assert_eq!(minimal.faults[0].action, FaultAction::Crash { host: 0 });
+        }
+        other => panic!("the planted failure was not found: {other:?}"),
+    }
 }

@@ -2,16 +2,22 @@
 //!
 //! ```text
 //! sim --list
-//! sim --scenario backend --seeds 0..1000 --jobs 2
-//! sim --replay target/net-sim/fail-backend-42.json
+//! sim --scenario backend-faults --seeds 0..1000 --jobs 2
+//! sim --replay target/net-sim/fail-backend-faults-42.json
+//! sim --determinism --scenario backend-faults --seeds 0..20
+//! sim --write-scenarios --scenario backend-faults --seeds 5..6 --out net-sim/regressions
 //! ```
 //! A failing seed prints its error, writes the scenario (JSON) and the trace tail next to it,
-//! and prints the replay command.
+//! and prints the one command that replays it. A sweep also fails when a listed "sometimes"
+//! counter never fired (use `--no-coverage-gate` for short sweeps).
 
 use clap::Parser;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use weaprous_net_sim::backend_world::{run, BackendScenario};
+use weaprous_net_sim::backend::{run, BackendScenario};
+use weaprous_net_sim::check::{determinism, replay, save_failure, BACKEND_COVERAGE};
+use weaprous_net_sim::coverage::Coverage;
+use weaprous_net_sim::trace::Keep;
 
 #[derive(Parser, Debug)]
 #[command(version, about = "deterministic simulation of weaprous nodes")]
@@ -20,7 +26,7 @@ struct Args {
     #[arg(long)]
     list: bool,
     /// Scenario to sweep.
-    #[arg(long, default_value = "backend")]
+    #[arg(long, default_value = "backend-faults")]
     scenario: String,
     /// Seed range A..B (B excluded).
     #[arg(long, default_value = "0..100")]
@@ -31,9 +37,38 @@ struct Args {
     /// Replay a saved scenario file.
     #[arg(long)]
     replay: Option<String>,
+    /// Run each seed twice and compare traces instead of sweeping.
+    #[arg(long)]
+    determinism: bool,
+    /// Write the scenarios of the seed range as JSON files into --out instead of running them.
+    #[arg(long)]
+    write_scenarios: bool,
+    /// Do not fail the sweep when a "sometimes" counter never fired.
+    #[arg(long)]
+    no_coverage_gate: bool,
     /// Where failing scenarios are written.
     #[arg(long, default_value = "target/net-sim")]
     out: String,
+}
+
+const SCENARIOS: &[(&str, &str)] = &[
+    (
+        "backend-quiet",
+        "the static backend and 50 clients on a healthy network (keep-alive, pipelining, stalls)",
+    ),
+    (
+        "backend-faults",
+        "the static backend and 100 clients under swarm-chosen faults, then heal and liveness",
+    ),
+];
+
+/// The scenario `name` for `seed`.
+fn scenario(name: &str, seed: u64) -> Option<BackendScenario> {
+    match name {
+        "backend-quiet" => Some(BackendScenario::quiet(seed)),
+        "backend-faults" => Some(BackendScenario::generate(seed, 100)),
+        _ => None,
+    }
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -46,19 +81,17 @@ fn parse_range(s: &str) -> Result<(u64, u64), String> {
 fn main() {
     let args = Args::parse();
     if args.list {
-        println!("backend  the static backend serving 50 simulated clients (keep-alive, pipelining, random chunking)");
+        for (name, what) in SCENARIOS {
+            println!("{name:<16} {what}");
+        }
         return;
     }
     if let Some(file) = &args.replay {
         let text = std::fs::read_to_string(file).unwrap_or_else(|e| die(&format!("{file}: {e}")));
-        let mut sc: BackendScenario =
+        let sc: BackendScenario =
             serde_json::from_str(&text).unwrap_or_else(|e| die(&format!("{file}: {e}")));
-        sc.keep_trace = true;
-        match run(sc) {
-            Ok(r) => println!(
-                "passed: {} responses, {} events, trace {:016x}",
-                r.responses, r.events, r.trace_hash
-            ),
+        match replay(&sc) {
+            Ok(line) => println!("{line}"),
             Err(f) => {
                 eprint!("{f}");
                 std::process::exit(1);
@@ -66,37 +99,65 @@ fn main() {
         }
         return;
     }
-    if args.scenario != "backend" {
+    if scenario(&args.scenario, 0).is_none() {
         die(&format!(
             "unknown scenario {:?} (try --list)",
             args.scenario
         ));
     }
     let (a, b) = parse_range(&args.seeds).unwrap_or_else(|e| die(&e));
+    if args.write_scenarios {
+        let _ = std::fs::create_dir_all(&args.out);
+        for seed in a..b {
+            let sc = scenario(&args.scenario, seed).expect("scenario");
+            let path = format!("{}/{}-{seed}.json", args.out, args.scenario);
+            let text = serde_json::to_string_pretty(&sc).unwrap_or_default();
+            std::fs::write(&path, text).unwrap_or_else(|e| die(&format!("{path}: {e}")));
+            println!("{path}");
+        }
+        return;
+    }
     let next = Arc::new(AtomicU64::new(a));
     let failures = Arc::new(Mutex::new(Vec::new()));
+    let coverage = Arc::new(Mutex::new(Coverage::default()));
     let events = Arc::new(AtomicU64::new(0));
     let passed = Arc::new(AtomicUsize::new(0));
     let start = std::time::Instant::now();
     let workers: Vec<_> = (0..args.jobs.max(1))
         .map(|_| {
-            let (next, failures, events, passed) = (
+            let (next, failures, coverage, events, passed) = (
                 next.clone(),
                 failures.clone(),
+                coverage.clone(),
                 events.clone(),
                 passed.clone(),
             );
+            let name = args.scenario.clone();
+            let det = args.determinism;
             std::thread::spawn(move || loop {
                 let seed = next.fetch_add(1, Ordering::Relaxed);
                 if seed >= b {
                     break;
                 }
-                match run(BackendScenario::new(seed)) {
+                let Some(sc) = scenario(&name, seed) else {
+                    break;
+                };
+                if det {
+                    match determinism(&sc) {
+                        Ok(_) => {
+                            passed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => failures.lock().unwrap().push((seed, e)),
+                    }
+                    continue;
+                }
+                match run(&sc, Keep::default()) {
                     Ok(r) => {
                         events.fetch_add(r.events, Ordering::Relaxed);
                         passed.fetch_add(1, Ordering::Relaxed);
+                        coverage.lock().unwrap().merge(&r.coverage);
                     }
-                    Err(f) => failures.lock().unwrap().push(f),
+                    Err(f) => failures.lock().unwrap().push((seed, f.message)),
                 }
             })
         })
@@ -116,23 +177,30 @@ fn main() {
         el,
         ev as f64 / el
     );
-    if failures.is_empty() {
-        return;
+    let coverage = coverage.lock().unwrap();
+    let missing = coverage.missing(BACKEND_COVERAGE);
+    if !args.determinism {
+        for (name, n) in coverage.iter() {
+            println!("  sometimes {name:<44} {n}");
+        }
     }
-    let _ = std::fs::create_dir_all(&args.out);
-    for f in failures.iter() {
-        let path = format!("{}/fail-{}-{}.json", args.out, args.scenario, f.seed);
-        let sc = BackendScenario::new(f.seed);
-        let _ = std::fs::write(&path, serde_json::to_string_pretty(&sc).unwrap_or_default());
-        let mut replay = BackendScenario::new(f.seed);
-        replay.keep_trace = true;
-        let detail = run(replay)
-            .err()
-            .map(|f| f.to_string())
-            .unwrap_or_else(|| f.to_string());
-        let _ = std::fs::write(format!("{path}.trace"), &detail);
-        eprintln!("FAIL seed {}: {}", f.seed, f.message);
-        eprintln!("  replay: cargo run --release -p weaprous-net-sim --bin sim -- --replay {path}");
+    let mut failed = !failures.is_empty();
+    if !args.determinism
+        && !args.no_coverage_gate
+        && args.scenario == "backend-faults"
+        && !missing.is_empty()
+    {
+        eprintln!("FAIL coverage: never fired: {}", missing.join(", "));
+        failed = true;
+    }
+    if failures.is_empty() {
+        std::process::exit(i32::from(failed));
+    }
+    for (seed, message) in failures.iter() {
+        let sc = scenario(&args.scenario, *seed).expect("scenario");
+        let replay = save_failure(&args.out, &args.scenario, &sc);
+        eprintln!("FAIL seed {seed}: {message}");
+        eprintln!("  replay: {replay}");
     }
     std::process::exit(1);
 }

@@ -1,0 +1,750 @@
+//! The backend world: the real backend machine ([`BackendConn`], one per connection, driven as
+//! `net-real` drives it) on host 0, and simulated HTTP clients on hosts 1..=N, under every fault
+//! of [`crate::engine`].
+//!
+//! # Oracles
+//! * **Safety, after every event**: every completed response is the exact file or range (or the
+//!   exact status: 404, 416, 408) for the request it answers, in order on its connection
+//!   ([`crate::client`]); a `500` is allowed only as the answer to a disk read error, and a read
+//!   error after the head must abort the connection, so a truncated body is never complete;
+//!   each machine's `check_invariants` holds; a deadline is never still due after its timeout.
+//! * **Liveness, after the heal**: within `converge_within_ms` every client has finished its
+//!   plans and its probe (a connection opened after the heal), so a stalled, slow or crashed
+//!   client never stopped the others and the server came back.
+//! * **Quiescence**: at the end, no 500 more than disk read errors injected, and no file handle
+//!   left open once the server has closed every connection.
+
+use crate::client::{ClientHost, ClientReq, ConnPlan, Expect};
+use crate::clock::WALL_EPOCH;
+use crate::coverage::Coverage;
+use crate::disk::Disk;
+use crate::engine::{Cx, Node, Sim, StreamId};
+use crate::rng;
+use crate::scenario::{FaultAction, HostId, Latency, NetConfig, Phases, RandomFaults, Timed};
+use crate::trace::Keep;
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use weaprous_core::backend::{BackendConfig, BackendConn};
+use weaprous_core::buggify::Buggify;
+use weaprous_core::http::Method;
+use weaprous_core::node::{ConnInput, ConnOutput, Connection, FileOp, FileReply, FsError};
+use weaprous_core::time::{Duration, Instant, UnixTime};
+
+const SERVER: HostId = 0;
+
+/// A backend run: topology and workload, network, faults, phases.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BackendScenario {
+    pub seed: u64,
+    pub clients: usize,
+    /// Connections per client (each runs 1..=max_requests requests).
+    pub conns_per_client: usize,
+    pub max_requests: usize,
+    pub max_depth: usize,
+    /// Hosts that do nothing (to show that idle hosts cost nothing).
+    #[serde(default)]
+    pub idle_hosts: usize,
+    /// Files of at most a few KiB (for byte-by-byte networks, where every byte is an event).
+    pub small_site: bool,
+    pub net: NetConfig,
+    pub random: RandomFaults,
+    pub faults: Vec<Timed>,
+    pub phases: Phases,
+}
+
+impl BackendScenario {
+    /// No faults: a healthy network with the given seed.
+    pub fn quiet(seed: u64) -> Self {
+        BackendScenario {
+            seed,
+            clients: 50,
+            conns_per_client: 2,
+            max_requests: 6,
+            max_depth: 3,
+            idle_hosts: 0,
+            small_site: false,
+            net: NetConfig::default(),
+            random: RandomFaults::default(),
+            faults: Vec::new(),
+            phases: Phases {
+                heal_at_ms: 0,
+                converge_within_ms: 600_000,
+            },
+        }
+    }
+
+    /// Swarm testing: the seed picks which fault families are on (each with probability 1/2),
+    /// their rates, and a timeline of faults in the first `heal_at_ms`.
+    pub fn generate(seed: u64, clients: usize) -> Self {
+        let clients = clients.max(1);
+        let mut r = rng::stream(seed, rng::PLAN);
+        let heal_at_ms = 60_000;
+        let mut on = || r.bool();
+        let families: [bool; 8] = std::array::from_fn(|_| on());
+        let mut random = RandomFaults {
+            max_drift_ppm: 500,
+            ..RandomFaults::default()
+        };
+        if families[0] {
+            random.reset_ppm = r.u32(100..=3_000);
+        }
+        if families[1] {
+            random.refuse_ppm = r.u32(1_000..=50_000);
+            random.connect_timeout_ppm = r.u32(1_000..=20_000);
+        }
+        if families[2] {
+            random.clog_ppm = r.u32(100..=2_000);
+            random.clog_ms = r.u64(10..=5_000);
+        }
+        if families[3] {
+            random.disk_read_error_ppm = r.u32(1_000..=30_000);
+            random.disk_write_error_ppm = r.u32(1_000..=30_000);
+        }
+        if families[4] {
+            random.buggify_activate_ppm = 250_000;
+            random.buggify_fire_ppm = 250_000;
+        }
+        let mut faults = Vec::new();
+        let host = |r: &mut fastrand::Rng| {
+            if r.bool() {
+                SERVER
+            } else {
+                r.usize(1..=clients)
+            }
+        };
+        let n = if families[5] { r.usize(1..=8) } else { 0 };
+        for _ in 0..n {
+            let at_ms = r.u64(0..heal_at_ms);
+            let action = match r.u8(..8) {
+                0 => FaultAction::Crash { host: host(&mut r) },
+                1 => FaultAction::Isolate { host: host(&mut r) },
+                2 => {
+                    let k = r.usize(1..=clients.min(10));
+                    FaultAction::Partition {
+                        from: vec![SERVER],
+                        to: (0..k).map(|_| r.usize(1..=clients)).collect(),
+                        one_way: r.bool(),
+                    }
+                }
+                3 => FaultAction::Clog {
+                    from: SERVER,
+                    to: r.usize(1..=clients),
+                    ms: r.u64(100..=20_000),
+                },
+                4 => FaultAction::Pause {
+                    host: host(&mut r),
+                    ms: r.u64(100..=20_000),
+                },
+                5 => FaultAction::ClockJump {
+                    host: host(&mut r),
+                    by_s: r.i64(-7200..=7200),
+                },
+                6 => FaultAction::ResetAll { host: SERVER },
+                _ => FaultAction::Restart { host: host(&mut r) },
+            };
+            faults.push(Timed { at_ms, action });
+        }
+        faults.sort_by_key(|t| t.at_ms);
+        let mut net = NetConfig::default();
+        if families[6] {
+            net.max_chunk = [1, 7, 100, 1500, 65_536][r.usize(..5)];
+        }
+        if families[7] {
+            net.latency = Latency {
+                min_us: 100,
+                mean_us: 20_000,
+                tail_ppm: 50_000,
+                tail_doublings: 6,
+                max_us: 3_000_000,
+            };
+        }
+        BackendScenario {
+            seed,
+            clients,
+            conns_per_client: 2,
+            max_requests: 5,
+            max_depth: 3,
+            idle_hosts: 0,
+            small_site: net.max_chunk < 100,
+            net,
+            random,
+            faults,
+            phases: Phases {
+                heal_at_ms,
+                converge_within_ms: 240_000,
+            },
+        }
+    }
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub trace_hash: u64,
+    pub events: u64,
+    pub responses: usize,
+    /// Requests answered 408 (stalled clients), so a test can tell the deadline path ran.
+    pub timeouts: usize,
+    pub server_errors: usize,
+    pub coverage: Coverage,
+    pub sim_time: Duration,
+}
+
+/// A failed run: what broke, and the end of the trace.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub seed: u64,
+    pub message: String,
+    pub trace_tail: Vec<String>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "seed {}: {}", self.seed, self.message)?;
+        for l in &self.trace_tail {
+            writeln!(f, "  {l}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The server end of one connection.
+struct ServerSide {
+    machine: BackendConn,
+    rx: VecDeque<Vec<u8>>,
+    rx_eof: bool,
+    close_after_flush: bool,
+    deadline: Option<Instant>,
+}
+
+/// Host 0: the backend, one machine per accepted stream.
+pub struct BackendHost {
+    cfg: Arc<BackendConfig>,
+    sides: BTreeMap<StreamId, ServerSide>,
+    deadlines: BTreeSet<(Instant, StreamId)>,
+}
+
+impl BackendHost {
+    pub fn new() -> Self {
+        BackendHost {
+            cfg: Arc::new(BackendConfig::new("/www", "/static")),
+            sides: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+        }
+    }
+    pub fn connections(&self) -> usize {
+        self.sides.len()
+    }
+    /// The open connections, for failure reports.
+    pub fn describe(&self) -> String {
+        self.sides
+            .iter()
+            .map(|(s, side)| {
+                format!(
+                    "stream {s}: wants_read {} rx {} eof {} close {} deadline {:?} transmit {} file {:?}",
+                    side.machine.wants_read(),
+                    side.rx.len(),
+                    side.rx_eof,
+                    side.close_after_flush,
+                    side.deadline,
+                    side.machine.transmit().len(),
+                    side.machine.transmit_file()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn finish(&mut self, s: StreamId) {
+        if let Some(side) = self.sides.remove(&s) {
+            if let Some(d) = side.deadline {
+                self.deadlines.remove(&(d, s));
+            }
+        }
+    }
+
+    /// Feeds waiting bytes, drains outputs, and puts transmit bytes on the wire as the window
+    /// allows: what `net-real`'s connection task does.
+    fn drive(&mut self, cx: &mut Cx, s: StreamId) {
+        loop {
+            let now = cx.now();
+            let Some(side) = self.sides.get_mut(&s) else {
+                return;
+            };
+            if side.machine.wants_read() {
+                if let Some(bytes) = side.rx.pop_front() {
+                    side.machine.handle(now, ConnInput::Data(&bytes));
+                    continue;
+                }
+                if side.rx_eof {
+                    side.rx_eof = false;
+                    side.machine.handle(now, ConnInput::Eof);
+                    continue;
+                }
+            }
+            let deadline = loop {
+                match side.machine.poll_output() {
+                    ConnOutput::File(op) => cx.disk(s, op),
+                    ConnOutput::Log(l) => {
+                        let (status, bytes, aborted) = (l.status, l.bytes, l.aborted);
+                        if status == 500 {
+                            cx.cover("backend.answered_500");
+                        }
+                        if aborted {
+                            cx.cover("backend.aborted_response");
+                        }
+                        cx.trace(30, s, status as u64, || {
+                            format!("stream {s} log {} {} {status} {bytes}", l.method, l.target)
+                        });
+                    }
+                    ConnOutput::Close => side.close_after_flush = true,
+                    ConnOutput::Abort => {
+                        cx.reset(s);
+                        self.finish(s);
+                        return;
+                    }
+                    ConnOutput::Wait { deadline } => break deadline,
+                }
+            };
+            side.machine.check_invariants();
+            if side
+                .machine
+                .buggify()
+                .fired()
+                .iter()
+                .any(|(site, _)| *site == "backend.tiny_first_read")
+            {
+                cx.cover("buggify.backend.tiny_first_read");
+            }
+            if deadline != side.deadline {
+                if let Some(d) = side.deadline {
+                    self.deadlines.remove(&(d, s));
+                }
+                if let Some(d) = deadline {
+                    self.deadlines.insert((d, s));
+                }
+                side.deadline = deadline;
+            }
+            let room = cx.room(s);
+            let pending = side.machine.transmit().len();
+            // File segments are "sent from the disk" like sendfile: read, then put on the wire.
+            let from_file = match side.machine.transmit_file() {
+                Some(seg) if pending == 0 && room > 0 => {
+                    let len = (seg.len as usize).min(room);
+                    let op = FileOp::Read {
+                        handle: seg.handle,
+                        offset: seg.offset,
+                        len,
+                    };
+                    match cx.disk_now(op) {
+                        Some(FileReply::Read(Ok(bytes))) if !bytes.is_empty() => Some(bytes),
+                        _ => {
+                            cx.cover("backend.read_error_after_head");
+                            side.machine
+                                .handle(now, ConnInput::File(FileReply::Read(Err(FsError::Io))));
+                            continue;
+                        }
+                    }
+                }
+                _ => None,
+            };
+            if from_file.is_some() || (pending > 0 && room > 0) {
+                let bytes = from_file
+                    .unwrap_or_else(|| side.machine.transmit()[..pending.min(room)].to_vec());
+                side.machine.handle(now, ConnInput::Flushed(bytes.len()));
+                cx.write(s, &bytes);
+                continue;
+            }
+            let more = pending > 0 || side.machine.transmit_file().is_some();
+            if more {
+                cx.want_writable(s);
+            } else if side.close_after_flush {
+                cx.fin(s);
+                self.finish(s);
+            }
+            return;
+        }
+    }
+
+    fn arm(&self, cx: &mut Cx) {
+        cx.set_timer(self.deadlines.first().map(|&(d, _)| d));
+    }
+}
+
+impl Default for BackendHost {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Node for BackendHost {
+    fn accepts(&self) -> bool {
+        true
+    }
+    fn on_accept(&mut self, cx: &mut Cx, s: StreamId) {
+        let f = cx.faults().clone();
+        let buggify = if f.buggify_activate_ppm > 0 {
+            let machine_seed = cx.machine_seed();
+            Buggify::seeded(
+                cx.run_seed(),
+                machine_seed,
+                f.buggify_activate_ppm,
+                f.buggify_fire_ppm,
+            )
+        } else {
+            Buggify::off()
+        };
+        let machine = BackendConn::with_buggify(self.cfg.clone(), cx.now(), buggify);
+        self.sides.insert(
+            s,
+            ServerSide {
+                machine,
+                rx: VecDeque::new(),
+                rx_eof: false,
+                close_after_flush: false,
+                deadline: None,
+            },
+        );
+        self.drive(cx, s);
+        self.arm(cx);
+    }
+    fn on_data(&mut self, cx: &mut Cx, s: StreamId, bytes: Vec<u8>) {
+        if let Some(side) = self.sides.get_mut(&s) {
+            side.rx.push_back(bytes);
+            self.drive(cx, s);
+        }
+        self.arm(cx);
+    }
+    fn on_eof(&mut self, cx: &mut Cx, s: StreamId) {
+        if let Some(side) = self.sides.get_mut(&s) {
+            side.rx_eof = true;
+            self.drive(cx, s);
+        }
+        self.arm(cx);
+    }
+    fn on_reset(&mut self, cx: &mut Cx, s: StreamId) {
+        if let Some(side) = self.sides.get_mut(&s) {
+            cx.cover("backend.peer_reset");
+            side.machine.handle(cx.now(), ConnInput::Reset);
+            // The machine closes its file; nothing else it says matters any more.
+            loop {
+                match side.machine.poll_output() {
+                    ConnOutput::File(op) => {
+                        cx.disk_now(op);
+                    }
+                    ConnOutput::Wait { .. } => break,
+                    _ => {}
+                }
+            }
+            self.finish(s);
+        }
+        self.arm(cx);
+    }
+    fn on_writable(&mut self, cx: &mut Cx, s: StreamId) {
+        self.drive(cx, s);
+        self.arm(cx);
+    }
+    fn on_timer(&mut self, cx: &mut Cx) {
+        let now = cx.now();
+        let due: Vec<StreamId> = self
+            .deadlines
+            .iter()
+            .take_while(|(d, _)| *d <= now.mono)
+            .map(|&(_, s)| s)
+            .collect();
+        for s in due {
+            if let Some(side) = self.sides.get_mut(&s) {
+                cx.cover("backend.deadline_fired");
+                side.machine.handle(now, ConnInput::Timeout);
+                self.drive(cx, s);
+                // A deadline still due after its timeout would make every driver spin.
+                if let Some(side) = self.sides.get(&s) {
+                    if side.deadline.is_some_and(|d| d <= now.mono) {
+                        cx.fail(format!(
+                            "stream {s}: deadline still due after its timeout (a spin)"
+                        ));
+                    }
+                }
+            }
+        }
+        self.arm(cx);
+    }
+    fn on_disk(&mut self, cx: &mut Cx, tag: u64, reply: FileReply) {
+        let s = tag;
+        if let Some(side) = self.sides.get_mut(&s) {
+            side.machine.handle(cx.now(), ConnInput::File(reply));
+            self.drive(cx, s);
+        } else if let FileReply::Opened(Ok(meta)) = reply {
+            // The connection went away while the open was in flight: close what it opened.
+            cx.disk_now(FileOp::Close {
+                handle: meta.handle,
+            });
+        }
+        self.arm(cx);
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The files of the simulated site (sizes cover empty, tiny, one chunk and many chunks).
+fn build_site(seed: u64, small: bool) -> (Disk, Vec<String>) {
+    let mut r = rng::stream(seed, rng::FILES);
+    let mut disk = Disk::default();
+    let sizes = if small {
+        [0usize, 1, 100, 700, 1500, 2048, 3000 + r.usize(..1000)]
+    } else {
+        [
+            0,
+            1,
+            700,
+            4096,
+            65_536,
+            65_537,
+            200_000 + r.usize(..100_000),
+        ]
+    };
+    let mut paths = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        let data: Vec<u8> = (0..*size).map(|_| r.u8(..)).collect();
+        let (disk_path, url) = if i % 3 == 0 {
+            (format!("/www/p{i}.html"), format!("/p{i}.html"))
+        } else {
+            (format!("/static/d{i}/f{i}.bin"), format!("/d{i}/f{i}.bin"))
+        };
+        disk.add_file(&disk_path, data, UnixTime(WALL_EPOCH - 1000 * i as u64));
+        paths.push(url);
+    }
+    disk.add_file(
+        "/www/index.html",
+        b"<h1>sim</h1>".to_vec(),
+        UnixTime(WALL_EPOCH - 5),
+    );
+    paths.push("/".into());
+    (disk, paths)
+}
+
+/// What the backend must answer for `path` (the mapping of `weaprous_core::backend`).
+fn expected(disk: &Disk, method: &Method, path: &str, range: Option<(u64, u64)>) -> Expect {
+    let file = if path == "/" {
+        "/www/index.html".to_string()
+    } else if path.ends_with(".html") {
+        format!("/www{path}")
+    } else {
+        format!("/static{path}")
+    };
+    let Some(data) = disk.file(&file) else {
+        return Expect {
+            status: 404,
+            body: None,
+        };
+    };
+    let head = *method == Method::Head;
+    match range {
+        Some((a, _)) if a >= data.len() as u64 => Expect {
+            status: 416,
+            body: None,
+        },
+        Some((a, b)) => {
+            let end = (b as usize).min(data.len() - 1);
+            Expect {
+                status: 206,
+                body: Some(if head {
+                    vec![]
+                } else {
+                    data[a as usize..=end].to_vec()
+                }),
+            }
+        }
+        None => Expect {
+            status: 200,
+            body: Some(if head { vec![] } else { data.to_vec() }),
+        },
+    }
+}
+
+fn plan(r: &mut fastrand::Rng, sc: &BackendScenario, disk: &Disk, paths: &[String]) -> ConnPlan {
+    let n = r.usize(1..=sc.max_requests);
+    let reqs = (0..n)
+        .map(|_| {
+            let path = if r.u8(..10) == 0 {
+                format!("/missing{}.css", r.u8(..))
+            } else {
+                paths[r.usize(..paths.len())].clone()
+            };
+            let method = if r.u8(..5) == 0 {
+                Method::Head
+            } else {
+                Method::Get
+            };
+            let range = (r.u8(..6) == 0).then(|| {
+                let a = r.u64(..70_000);
+                (a, a + r.u64(..70_000))
+            });
+            let expect = expected(disk, &method, &path, range);
+            ClientReq {
+                method,
+                path,
+                range,
+                expect,
+            }
+        })
+        .collect();
+    let mut plan = ConnPlan {
+        reqs,
+        depth: r.usize(1..=sc.max_depth),
+        close_header: r.bool(),
+        stall_after: None,
+    };
+    if r.u8(..25) == 0 {
+        // A stalled client: part of a head, then silence; the answer is a 408. (As a GET: the
+        // server never learns the method of a head it never got, so it answers with a body.)
+        plan.reqs.truncate(1);
+        plan.reqs[0].method = Method::Get;
+        plan.reqs[0].expect = Expect {
+            status: 408,
+            body: None,
+        };
+        plan.stall_after = Some(r.usize(1..20));
+    }
+    plan
+}
+
+fn client(sc: &BackendScenario, disk: &Disk, paths: &[String], host: HostId) -> ClientHost {
+    let mut r = rng::stream(sc.seed ^ ((host as u64) << 32), rng::WORKLOAD);
+    let plans = (0..sc.conns_per_client)
+        .map(|_| plan(&mut r, sc, disk, paths))
+        .collect();
+    let mut probe = plan(&mut r, sc, disk, paths);
+    probe.stall_after = None;
+    probe.reqs.retain(|q| q.expect.status != 408);
+    if probe.reqs.is_empty() {
+        probe.reqs.push(ClientReq {
+            method: Method::Get,
+            path: "/".into(),
+            range: None,
+            expect: expected(disk, &Method::Get, "/", None),
+        });
+    }
+    ClientHost::new(host, SERVER, plans, probe)
+}
+
+/// Builds the simulator for `sc` (with the faults scheduled).
+pub fn build(sc: &BackendScenario, keep: Keep) -> Sim {
+    let (site, paths) = build_site(sc.seed, sc.small_site);
+    let mut disks = vec![site.clone()];
+    disks.extend((0..sc.clients + sc.idle_hosts).map(|_| Disk::default()));
+    let sc2 = sc.clone();
+    let factory = Box::new(move |host: HostId, _disk: &Disk| -> Box<dyn Node> {
+        if host == SERVER {
+            Box::new(BackendHost::new())
+        } else if host <= sc2.clients {
+            Box::new(client(&sc2, &site, &paths, host))
+        } else {
+            Box::new(Idle)
+        }
+    });
+    let mut sim = Sim::new(
+        sc.seed,
+        sc.net.clone(),
+        sc.random.clone(),
+        disks,
+        keep,
+        factory,
+    );
+    sim.set_idle_hosts(sc.idle_hosts);
+    for t in &sc.faults {
+        sim.fault_at(
+            Instant::ZERO + Duration::from_millis(t.at_ms),
+            t.action.clone(),
+        );
+    }
+    sim.heal_at(Instant::ZERO + Duration::from_millis(sc.phases.heal_at_ms));
+    sim
+}
+
+/// A host that does nothing.
+struct Idle;
+impl Node for Idle {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+fn clients(sim: &Sim) -> impl Iterator<Item = Option<&ClientHost>> + '_ {
+    let n = sim.hosts().saturating_sub(1 + sim.idle_hosts());
+    (1..=n).map(|h| {
+        sim.node(h)
+            .and_then(|n| n.as_any().downcast_ref::<ClientHost>())
+    })
+}
+
+fn server(sim: &Sim) -> Option<&BackendHost> {
+    sim.node(SERVER)
+        .and_then(|n| n.as_any().downcast_ref::<BackendHost>())
+}
+
+fn all_done(sim: &Sim) -> bool {
+    clients(sim).all(|c| c.is_some_and(ClientHost::finished))
+        && server(sim).is_some_and(|s| s.connections() == 0)
+}
+
+/// Runs `sc`; see the module docs for the oracles.
+pub fn run(sc: &BackendScenario, keep: Keep) -> Result<Report, Failure> {
+    let mut sim = build(sc, keep);
+    let heal = Instant::ZERO + Duration::from_millis(sc.phases.heal_at_ms);
+    let bound = heal + Duration::from_millis(sc.phases.converge_within_ms);
+    let result = (|| {
+        sim.run_until(heal, |_| false)?;
+        sim.run_until(bound, all_done)?;
+        let unfinished: Vec<usize> = clients(&sim)
+            .enumerate()
+            .filter(|(_, c)| !c.is_some_and(ClientHost::finished))
+            .map(|(i, _)| i + 1)
+            .collect();
+        if !unfinished.is_empty() {
+            return Err(format!(
+                "liveness: clients {unfinished:?} not finished {} ms after the heal",
+                sc.phases.converge_within_ms
+            ));
+        }
+        let open = server(&sim).map_or(0, BackendHost::connections);
+        if open > 0 {
+            return Err(format!(
+                "{open} server connections still open {} ms after the heal: {}",
+                sc.phases.converge_within_ms,
+                server(&sim).map(BackendHost::describe).unwrap_or_default()
+            ));
+        }
+        let disk = sim.disk(SERVER);
+        if disk.open_handles() > 0 {
+            return Err(format!("{} file handles left open", disk.open_handles()));
+        }
+        let errors: usize = clients(&sim).flatten().map(|c| c.server_errors).sum();
+        if errors as u64 > disk.read_errors {
+            return Err(format!(
+                "{errors} answers of 500 but only {} disk read errors injected",
+                disk.read_errors
+            ));
+        }
+        Ok(())
+    })();
+    let cs: Vec<&ClientHost> = clients(&sim).flatten().collect();
+    match result {
+        Ok(()) => Ok(Report {
+            trace_hash: sim.trace().hash(),
+            events: sim.trace().events(),
+            responses: cs.iter().map(|c| c.answered).sum(),
+            timeouts: cs.iter().map(|c| c.timeouts_408).sum(),
+            server_errors: cs.iter().map(|c| c.server_errors).sum(),
+            coverage: sim.coverage().clone(),
+            sim_time: sim.now().since(Instant::ZERO),
+        }),
+        Err(message) => Err(Failure {
+            seed: sc.seed,
+            message,
+            trace_tail: sim.trace().tail(),
+        }),
+    }
+}
