@@ -108,3 +108,124 @@ pub fn replay(sc: &BackendScenario) -> Result<String, String> {
         Err(f) => Err(f.to_string()),
     }
 }
+
+/// Greedy shrinking of a saved failing scenario (delta debugging): tries, in turn, dropping
+/// each timed fault, switching off each random fault rate, and making the workload and network
+/// smaller, keeping every change after which the run still fails with an error that starts
+/// the same way (the same oracle). Stops when no single change keeps it failing. `log` hears
+/// each accepted step.
+pub fn shrink(sc: &BackendScenario, mut log: impl FnMut(&str)) -> BackendScenario {
+    let key = |m: &str| m.split(':').next().unwrap_or(m).to_string();
+    let Err(first) = run(sc, Keep::default()) else {
+        log("the scenario passes: nothing to shrink");
+        return sc.clone();
+    };
+    let want = key(&first.message);
+    let fails =
+        |c: &BackendScenario| matches!(run(c, Keep::default()), Err(f) if key(&f.message) == want);
+    let mut best = sc.clone();
+    loop {
+        let mut changed = false;
+        for cand in candidates(&best) {
+            if fails(&cand) {
+                best = cand;
+                changed = true;
+                log(&format!(
+                    "still fails with {} clients, {} faults",
+                    best.clients,
+                    best.faults.len()
+                ));
+            }
+        }
+        if !changed {
+            return best;
+        }
+    }
+}
+
+/// Every one-step simplification of `sc`.
+fn candidates(sc: &BackendScenario) -> Vec<BackendScenario> {
+    let mut out = Vec::new();
+    for i in 0..sc.faults.len() {
+        let mut c = sc.clone();
+        c.faults.remove(i);
+        out.push(c);
+    }
+    let r = &sc.random;
+    let rates: [(&str, bool); 8] = [
+        ("reset", r.reset_ppm > 0),
+        ("refuse", r.refuse_ppm > 0),
+        ("connect_timeout", r.connect_timeout_ppm > 0),
+        ("clog", r.clog_ppm > 0),
+        ("disk_read", r.disk_read_error_ppm > 0),
+        ("disk_write", r.disk_write_error_ppm > 0),
+        ("buggify", r.buggify_activate_ppm > 0),
+        ("drift", r.max_drift_ppm != 0),
+    ];
+    for (name, on) in rates {
+        if !on {
+            continue;
+        }
+        let mut c = sc.clone();
+        let r = &mut c.random;
+        match name {
+            "reset" => r.reset_ppm = 0,
+            "refuse" => r.refuse_ppm = 0,
+            "connect_timeout" => r.connect_timeout_ppm = 0,
+            "clog" => r.clog_ppm = 0,
+            "disk_read" => r.disk_read_error_ppm = 0,
+            "disk_write" => r.disk_write_error_ppm = 0,
+            "buggify" => r.buggify_activate_ppm = 0,
+            _ => r.max_drift_ppm = 0,
+        }
+        out.push(c);
+    }
+    // Fewer clients: host numbers in the faults above the new count would name nobody, so
+    // faults that do are dropped with them.
+    for clients in [1, sc.clients / 2, sc.clients - 1] {
+        if clients >= 1 && clients < sc.clients {
+            let mut c = sc.clone();
+            c.clients = clients;
+            c.faults
+                .retain(|t| hosts_of(&t.action).iter().all(|&h| h <= clients));
+            out.push(c);
+        }
+    }
+    if sc.conns_per_client > 1 {
+        let mut c = sc.clone();
+        c.conns_per_client -= 1;
+        out.push(c);
+    }
+    if sc.max_requests > 1 {
+        let mut c = sc.clone();
+        c.max_requests -= 1;
+        out.push(c);
+    }
+    if sc.max_depth > 1 {
+        let mut c = sc.clone();
+        c.max_depth = 1;
+        out.push(c);
+    }
+    let plain = crate::scenario::NetConfig::default();
+    if sc.net.latency != plain.latency {
+        let mut c = sc.clone();
+        c.net.latency = plain.latency.clone();
+        out.push(c);
+    }
+    if sc.net.max_chunk != plain.max_chunk {
+        let mut c = sc.clone();
+        c.net.max_chunk = plain.max_chunk;
+        out.push(c);
+    }
+    out
+}
+
+fn hosts_of(a: &crate::scenario::FaultAction) -> Vec<usize> {
+    use crate::scenario::FaultAction::*;
+    match a {
+        Partition { from, to, .. } => from.iter().chain(to).copied().collect(),
+        Isolate { host } | Crash { host } | Restart { host } | Pause { host, .. } => vec![*host],
+        ClockJump { host, .. } | ResetAll { host } => vec![*host],
+        Clog { from, to, .. } => vec![*from, *to],
+    }
+}

@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestError, TestRunner};
 use weaprous_net_sim::backend::{run, BackendScenario};
-use weaprous_net_sim::check::{compare, determinism, save_failure, BACKEND_COVERAGE};
+use weaprous_net_sim::check::{compare, determinism, save_failure, shrink, BACKEND_COVERAGE};
 use weaprous_net_sim::coverage::Coverage;
 use weaprous_net_sim::scenario::{FaultAction, Timed};
 use weaprous_net_sim::trace::Keep;
@@ -153,4 +153,27 @@ fn a_failing_scenario_shrinks_to_the_fault_that_matters() {
         }
         other => panic!("the planted failure was not found: {other:?}"),
     }
+}
+
+#[test]
+fn the_shrinker_strips_what_a_failure_does_not_need() {
+    // A liveness bound nobody can meet fails every variant, so shrinking must remove every
+    // fault and rate and bring the workload to its minimum.
+    let mut sc = BackendScenario::generate(3, 8);
+    sc.faults.push(Timed {
+        at_ms: 10,
+        action: FaultAction::Crash { host: 0 },
+    });
+    sc.random.reset_ppm = 1_000;
+    sc.phases.heal_at_ms = 1_000;
+    sc.phases.converge_within_ms = 1;
+    let min = shrink(&sc, |_| {});
+    assert!(run(&min, Keep::default()).is_err(), "still fails");
+    assert!(min.faults.is_empty(), "{:?}", min.faults);
+    assert_eq!(min.random.reset_ppm, 0);
+    assert_eq!(min.clients, 1);
+    assert_eq!(
+        (min.conns_per_client, min.max_requests, min.max_depth),
+        (1, 1, 1)
+    );
 }

@@ -6,6 +6,7 @@
 //! sim --replay target/net-sim/fail-backend-faults-42.json
 //! sim --determinism --scenario backend-faults --seeds 0..20
 //! sim --write-scenarios --scenario backend-faults --seeds 5..6 --out net-sim/regressions
+//! sim --shrink target/net-sim/fail-backend-faults-42.json   # writes ...-42.min.json
 //! ```
 //! A failing seed prints its error, writes the scenario (JSON) and the trace tail next to it,
 //! and prints the one command that replays it. A sweep also fails when a listed "sometimes"
@@ -15,7 +16,7 @@ use clap::Parser;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use weaprous_net_sim::backend::{run, BackendScenario};
-use weaprous_net_sim::check::{determinism, replay, save_failure, BACKEND_COVERAGE};
+use weaprous_net_sim::check::{determinism, replay, save_failure, shrink, BACKEND_COVERAGE};
 use weaprous_net_sim::coverage::Coverage;
 use weaprous_net_sim::trace::Keep;
 
@@ -37,6 +38,10 @@ struct Args {
     /// Replay a saved scenario file.
     #[arg(long)]
     replay: Option<String>,
+    /// Shrink a saved failing scenario: write the smallest variant that still fails the same
+    /// way next to it (`.min.json`).
+    #[arg(long)]
+    shrink: Option<String>,
     /// Run each seed twice and compare traces instead of sweeping.
     #[arg(long)]
     determinism: bool,
@@ -84,6 +89,17 @@ fn main() {
         for (name, what) in SCENARIOS {
             println!("{name:<16} {what}");
         }
+        return;
+    }
+    if let Some(file) = &args.shrink {
+        let text = std::fs::read_to_string(file).unwrap_or_else(|e| die(&format!("{file}: {e}")));
+        let sc: BackendScenario =
+            serde_json::from_str(&text).unwrap_or_else(|e| die(&format!("{file}: {e}")));
+        let min = shrink(&sc, |step| eprintln!("shrink: {step}"));
+        let out = format!("{}.min.json", file.trim_end_matches(".json"));
+        let text = serde_json::to_string_pretty(&min).unwrap_or_default();
+        std::fs::write(&out, text).unwrap_or_else(|e| die(&format!("{out}: {e}")));
+        println!("{out}");
         return;
     }
     if let Some(file) = &args.replay {
