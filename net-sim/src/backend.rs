@@ -627,7 +627,9 @@ fn client(sc: &BackendScenario, disk: &Disk, paths: &[String], host: HostId) -> 
             expect: expected(disk, &Method::Get, "/", None),
         });
     }
-    ClientHost::new(host, SERVER, plans, probe)
+    let mut c = ClientHost::new(host, SERVER, plans, probe);
+    c.tolerate_408 = !sc.faults.is_empty() || sc.random != RandomFaults::default();
+    c
 }
 
 /// Builds the simulator for `sc` (with the faults scheduled).

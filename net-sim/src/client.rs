@@ -10,7 +10,9 @@
 //! or closed early, or nothing arrives for [`PROGRESS_TIMEOUT`], it drops the connection and
 //! retries the unanswered requests (all GET or HEAD, so retrying is safe) on a new one after a
 //! short backoff. A `500` is accepted (a disk error before the head); the world checks that
-//! there were no more of them than injected disk errors. Once the simulator has healed, the
+//! there were no more of them than injected disk errors. A `408` to a request sent whole is
+//! retried too when the scenario has faults (a clog or a paused server delayed the bytes past
+//! the server's header deadline); on a healthy network it is a failure. Once the simulator has healed, the
 //! client runs one more connection, the **probe**, whose success the liveness oracle demands.
 
 use crate::engine::{ConnectError, Cx, Node, StreamId};
@@ -95,6 +97,11 @@ pub struct ClientHost {
     pub answered: usize,
     pub server_errors: usize,
     pub timeouts_408: usize,
+    /// Whether a `408` to a request we sent whole is a legitimate outcome (the network or a
+    /// paused server delayed our bytes past the server's header deadline) to retry, rather
+    /// than a failure. Off on a healthy network.
+    pub tolerate_408: bool,
+    pub retried_408: usize,
     pub failed_attempts: usize,
     /// The probe (run after the heal) got all its answers.
     pub probe_done: bool,
@@ -113,6 +120,8 @@ impl ClientHost {
             answered: 0,
             server_errors: 0,
             timeouts_408: 0,
+            tolerate_408: false,
+            retried_408: 0,
             failed_attempts: 0,
             probe_done: false,
         }
@@ -253,6 +262,15 @@ impl ClientHost {
                             "client {id} conn {conn}: a response nobody asked for"
                         ));
                     };
+                    if a.status == 408 && req.expect.status != 408 && self.tolerate_408 {
+                        // Our bytes reached the server too late (a clog, a pause): it gave
+                        // up on the request and closes. Retry it on a new connection.
+                        cx.cover("client.retry_after_408");
+                        self.retried_408 += 1;
+                        let stream = a.stream;
+                        cx.fin(stream);
+                        return self.failed(cx, "408");
+                    }
                     if a.status == 500 && req.expect.status != 500 {
                         self.server_errors += 1;
                     } else if a.status != req.expect.status {

@@ -184,15 +184,25 @@ fn main() {
     let el = start.elapsed().as_secs_f64();
     let failures = failures.lock().unwrap();
     let ev = events.load(Ordering::Relaxed);
-    println!(
-        "{} seeds {a}..{b}: {} passed, {} failed; {} events in {:.1}s ({:.0} events/s)",
-        args.scenario,
-        passed.load(Ordering::Relaxed),
-        failures.len(),
-        ev,
-        el,
-        ev as f64 / el
-    );
+    if args.determinism {
+        println!(
+            "{} seeds {a}..{b}: {} ran twice with identical traces, {} diverged ({:.1}s)",
+            args.scenario,
+            passed.load(Ordering::Relaxed),
+            failures.len(),
+            el
+        );
+    } else {
+        println!(
+            "{} seeds {a}..{b}: {} passed, {} failed; {} events in {:.1}s ({:.0} events/s)",
+            args.scenario,
+            passed.load(Ordering::Relaxed),
+            failures.len(),
+            ev,
+            el,
+            ev as f64 / el
+        );
+    }
     let coverage = coverage.lock().unwrap();
     let missing = coverage.missing(BACKEND_COVERAGE);
     if !args.determinism {
