@@ -19,4 +19,5 @@ pub mod backend;
 pub mod buggify;
 pub mod http;
 pub mod node;
+pub mod proxy;
 pub mod time;

@@ -1,12 +1,14 @@
-//! Replays the fuzz corpus (`fuzz/corpus/request_parser/`) as an ordinary test, with the
+//! Replays the fuzz corpora (`fuzz/corpus/*/`) as ordinary tests, with each fuzz target's
+//! input layout, so every input the fuzzer kept stays checked without nightly.
 #![allow(clippy::disallowed_methods)] // tests read their fixtures from disk
-//! fuzz target's input layout, so every input the fuzzer kept stays checked without nightly.
 
 use std::path::Path;
 use weaprous_core::http::parse::Kind;
 use weaprous_core::http::split_check::assert_split_invariant;
+use weaprous_core::proxy::config::assert_round_trip;
 
-fn replay(data: &[u8]) {
+/// Byte 0 = number of cuts, two bytes per cut, a flag byte (bit 0: EOF), then the payload.
+fn replay(kind: Kind, data: &[u8]) {
     let Some((&n, rest)) = data.split_first() else {
         return;
     };
@@ -19,17 +21,42 @@ fn replay(data: &[u8]) {
         .map(|c| u16::from_le_bytes([c[0], c[1]]) as usize)
         .collect();
     let eof = rest[2 * n] & 1 == 1;
-    assert_split_invariant(Kind::Request, &rest[2 * n + 1..], &cuts, eof);
+    assert_split_invariant(kind, &rest[2 * n + 1..], &cuts, eof);
+}
+
+fn corpus(name: &str) -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(name);
+    std::fs::read_dir(&dir)
+        .expect("the corpus is checked in")
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect()
 }
 
 #[test]
 fn request_parser_corpus_replays() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/request_parser");
-    let mut count = 0;
-    for entry in std::fs::read_dir(&dir).expect("the corpus is checked in") {
-        let path = entry.unwrap().path();
-        replay(&std::fs::read(&path).unwrap());
-        count += 1;
+    let inputs = corpus("request_parser");
+    assert!(inputs.len() >= 20, "corpus has {} inputs", inputs.len());
+    for data in inputs {
+        replay(Kind::Request, &data);
     }
-    assert!(count >= 20, "corpus has {count} inputs");
+}
+
+#[test]
+fn response_parser_corpus_replays() {
+    let inputs = corpus("response_parser");
+    assert!(inputs.len() >= 10, "corpus has {} inputs", inputs.len());
+    for data in inputs {
+        replay(Kind::Response, &data);
+    }
+}
+
+#[test]
+fn proxy_config_corpus_replays() {
+    let inputs = corpus("proxy_config");
+    assert!(inputs.len() >= 10, "corpus has {} inputs", inputs.len());
+    for data in inputs {
+        assert_round_trip(&String::from_utf8_lossy(&data));
+    }
 }

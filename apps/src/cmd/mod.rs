@@ -3,3 +3,4 @@
 //! on a fresh checkout without building the other binaries first.
 
 pub mod backend;
+pub mod proxy;
