@@ -300,3 +300,17 @@ fn the_table_lists_every_route() {
     assert!(t.contains("127.0.0.1:9002, 127.0.0.1:9003"), "{t}");
     assert_eq!(t.lines().count(), 4);
 }
+
+#[test]
+fn a_colon_without_a_port_is_refused_not_read_as_no_port() {
+    // Found by the proxy_config fuzz target: `http://x:` was read as the host `x:` on port 80,
+    // whose canonical form `http://x::80` did not parse back.
+    for bad in ["http://x:", "http://x:0", "http://x:65536", "http://x:8a", "http://:80"] {
+        let e = error(&format!("host a {{ proxy_pass {bad}; }}"));
+        assert!(e.contains("expected http://HOST[:PORT]"), "{bad}: {e}");
+    }
+    for bad in ["\"a:\"", "\"a:0\"", "\":80\"", "\".\""] {
+        let e = error(&format!("host {bad} {{ proxy_pass http://x:1; }}"));
+        assert!(e.contains("not a host name"), "{bad}: {e}");
+    }
+}

@@ -742,32 +742,53 @@ impl Parser {
     }
 }
 
-/// `NAME[:PORT]` of a host block: a valid Host value, lower-cased, with the port split off.
-fn host_name(s: &str) -> Option<(String, Option<u16>)> {
+/// `name[:port]` written in the configuration: a valid Host value whose port, if there is a
+/// colon, is 1..=65535 (a bare trailing `:` is refused, not read as "no port").
+fn strict_host_port(s: &str) -> Option<(String, Option<u16>)> {
     if s.is_empty() || !valid_host(s.as_bytes()) {
         return None;
     }
     let lower = s.to_ascii_lowercase();
-    let (name, port) = split_host_port(&lower);
-    if port == Some(0) || (port.is_none() && lower.len() != name.len()) {
-        return None;
-    }
-    Some((name.strip_suffix('.').unwrap_or(name).to_string(), port))
+    let colon = if lower.starts_with('[') {
+        let close = lower.find(']')?;
+        match &lower[close + 1..] {
+            "" => None,
+            rest if rest.starts_with(':') => Some(close + 1),
+            _ => return None,
+        }
+    } else {
+        lower.rfind(':')
+    };
+    let (name, port) = match colon {
+        None => (lower.as_str(), None),
+        Some(c) => {
+            let digits = &lower[c + 1..];
+            let port = digits
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p != 0 && digits.bytes().all(|b| b.is_ascii_digit()))?;
+            (&lower[..c], Some(port))
+        }
+    };
+    (!name.is_empty()).then(|| (name.to_string(), port))
+}
+
+/// `NAME[:PORT]` of a host block, lower-cased, a trailing dot dropped, the port split off.
+fn host_name(s: &str) -> Option<(String, Option<u16>)> {
+    let (name, port) = strict_host_port(s)?;
+    let name = name.strip_suffix('.').map_or(name.clone(), str::to_string);
+    (!name.is_empty()).then_some((name, port))
 }
 
 /// `http://HOST[:PORT][/]` → (host, port); port 80 by default.
 fn upstream_url(url: &str) -> Option<(String, u16)> {
     let rest = url.strip_prefix("http://")?;
     let rest = rest.strip_suffix('/').unwrap_or(rest);
-    if rest.is_empty() || rest.contains('/') || !valid_host(rest.as_bytes()) {
+    if rest.contains('/') {
         return None;
     }
-    let (host, port) = split_host_port(rest);
-    if rest.len() != host.len() && port.is_none() {
-        return None;
-    }
-    let port = port.unwrap_or(80);
-    (port != 0 && !host.is_empty()).then(|| (host.to_ascii_lowercase(), port))
+    let (host, port) = strict_host_port(rest)?;
+    Some((host, port.unwrap_or(80)))
 }
 
 /// `30s`, `500ms`, `2m`, `1h`, or seconds; at most a day.
