@@ -2,6 +2,10 @@
 //!
 //! * [`lex`]: the tokens of `proxy.conf`.
 //! * [`config`]: its grammar, meaning and routing (host, then longest location prefix).
+//! * [`balance`]: choosing an upstream (the five policies, backups, passive health).
+//! * [`forward`]: what changes in the heads the proxy forwards (hop-by-hop, X-Forwarded-*, Via).
 
+pub mod balance;
 pub mod config;
+pub mod forward;
 pub mod lex;
