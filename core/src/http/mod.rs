@@ -5,11 +5,13 @@
 //! * [`serialize`]: response and request heads, chunked framing, `Date`.
 //! * [`target`]: request-target forms, percent-decoding and dot-segment removal.
 //! * [`server::ServerConn`]: the server side of one connection (keep-alive, pipelining, deadlines).
+//! * [`client::ClientConn`]: the client side of one connection (what the proxy speaks upstream).
 //!
 //! Line endings are strict CRLF: a bare LF or CR anywhere in a head or in chunked framing is a 400
 //! (the strict choice of http-rules.md B16), so no peer can frame a message differently from us.
 
 pub mod chars;
+pub mod client;
 pub mod date;
 mod head;
 pub mod headers;

@@ -292,6 +292,11 @@ impl Parser {
         self.state = State::Upgraded;
         rest
     }
+    /// True while reading a body that ends only when the peer closes (a response with neither
+    /// Content-Length nor chunked framing).
+    pub fn in_close_delimited_body(&self) -> bool {
+        matches!(self.state, State::CloseDelimited)
+    }
     /// Body bytes of the current message so far (for chunked bodies: announced by chunk sizes).
     pub fn body_bytes_seen(&self) -> u64 {
         self.body_seen

@@ -1,0 +1,288 @@
+//! The upstream side: one exchange at a time, reuse only when both sides allow it, every
+//! failure reported as the proxy needs it.
+
+use weaprous_core::http::client::{ClientConn, ClientError, ClientEvent, ClientTimeouts};
+use weaprous_core::http::parse::{Event, Parser};
+use weaprous_core::http::serialize::BodyFraming;
+use weaprous_core::http::{Limits, RequestHead, Status};
+use weaprous_core::node::Now;
+use weaprous_core::time::{Duration, Instant, UnixTime};
+
+fn at(secs: u64) -> Now {
+    Now {
+        mono: Instant::ZERO + Duration::from_secs(secs),
+        wall: UnixTime(1_700_000_000 + secs),
+    }
+}
+
+fn head(raw: &str) -> RequestHead {
+    let mut p = Parser::request(Limits::default());
+    p.feed(raw.as_bytes());
+    match p.next_event().unwrap() {
+        Event::Request(h) => h,
+        e => panic!("{e:?}"),
+    }
+}
+
+fn conn() -> ClientConn {
+    ClientConn::new(at(0), Limits::default(), ClientTimeouts::default())
+}
+
+/// Sends `req` without a body and flushes it.
+fn ask(c: &mut ClientConn, req: &str) -> String {
+    assert!(c.send_head(at(0), &head(req), BodyFraming::None));
+    let sent = String::from_utf8_lossy(c.transmit()).into_owned();
+    let n = c.transmit().len();
+    c.flushed(at(0), n);
+    sent
+}
+
+/// Feeds `bytes` and collects events until none is left.
+fn answer(c: &mut ClientConn, bytes: &[u8]) -> Vec<ClientEvent> {
+    c.feed(at(1), bytes);
+    std::iter::from_fn(|| c.poll_event(at(1))).collect()
+}
+
+fn statuses(events: &[ClientEvent]) -> Vec<u16> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Response(h) => Some(h.status.0),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_exchange_then_reuse() {
+    let mut c = conn();
+    let sent = ask(&mut c, "GET /a HTTP/1.1\r\nHost: b\r\n\r\n");
+    assert!(sent.starts_with("GET /a HTTP/1.1\r\nHost: b\r\n"), "{sent}");
+    assert!(!c.is_idle());
+    let ev = answer(&mut c, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi");
+    assert_eq!(statuses(&ev), [200]);
+    assert_eq!(
+        ev[1..],
+        [ClientEvent::Data(b"hi".to_vec()), ClientEvent::End]
+    );
+    assert!(c.reusable(), "keep-alive, length-framed, nothing unread");
+    ask(&mut c, "GET /b HTTP/1.1\r\nHost: b\r\n\r\n");
+    let ev = answer(
+        &mut c,
+        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(statuses(&ev), [404], "a genuine 404 is just a response");
+    assert!(c.reusable());
+}
+
+#[test]
+fn reuse_is_refused_whenever_a_side_wants_to_close() {
+    let cases: &[(&str, &[u8])] = &[
+        (
+            "GET / HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: b\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: b\r\n\r\n",
+            b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+        ),
+    ];
+    for (req, resp) in cases {
+        let mut c = conn();
+        ask(&mut c, req);
+        let ev = answer(&mut c, resp);
+        assert_eq!(ev.last(), Some(&ClientEvent::End), "{req:?}");
+        assert!(
+            !c.reusable(),
+            "{req:?} / {:?}",
+            String::from_utf8_lossy(resp)
+        );
+    }
+    // Close-delimited: the body ends only with the upstream's FIN, and then it is gone.
+    let mut c = conn();
+    ask(&mut c, "GET / HTTP/1.1\r\nHost: b\r\n\r\n");
+    let ev = answer(&mut c, b"HTTP/1.1 200 OK\r\n\r\nuntil clo");
+    assert_eq!(ev[1..], [ClientEvent::Data(b"until clo".to_vec())]);
+    c.feed_eof();
+    let rest: Vec<_> = std::iter::from_fn(|| c.poll_event(at(2))).collect();
+    assert_eq!(rest, [ClientEvent::End]);
+    assert!(!c.reusable());
+}
+
+#[test]
+fn request_bodies_are_framed_as_asked() {
+    let mut c = conn();
+    c.send_head(
+        at(0),
+        &head("POST /u HTTP/1.1\r\nHost: b\r\nContent-Length: 5\r\n\r\n"),
+        BodyFraming::Length(5),
+    );
+    c.send_data(at(0), b"hel");
+    c.send_data(at(0), b"lo and more");
+    c.end_request(at(0));
+    let wire = String::from_utf8_lossy(c.transmit()).into_owned();
+    assert!(wire.ends_with("Content-Length: 5\r\n\r\nhello"), "{wire}");
+    let mut c = conn();
+    c.send_head(
+        at(0),
+        &head("POST /u HTTP/1.1\r\nHost: b\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        BodyFraming::Chunked,
+    );
+    c.send_data(at(0), b"abc");
+    c.end_request(at(0));
+    let wire = String::from_utf8_lossy(c.transmit()).into_owned();
+    assert!(
+        wire.ends_with("Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+        "{wire}"
+    );
+    assert_eq!(c.request_bytes_flushed(), 0);
+    let n = c.transmit().len();
+    c.flushed(at(0), n);
+    assert_eq!(c.request_bytes_flushed(), n as u64);
+}
+
+#[test]
+fn malformed_and_ambiguous_responses_fail_and_kill_the_connection() {
+    for bad in [
+        &b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello"[..],
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\nContent-Length: 0\n\n",
+        b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 2000 OK\r\n\r\n",
+        b"garbage\r\n\r\n",
+    ] {
+        let mut c = conn();
+        ask(&mut c, "GET / HTTP/1.1\r\nHost: b\r\n\r\n");
+        let ev = answer(&mut c, bad);
+        assert!(
+            matches!(
+                ev.last(),
+                Some(ClientEvent::Failed(ClientError::Malformed(_)))
+            ),
+            "{:?}: {ev:?}",
+            String::from_utf8_lossy(bad)
+        );
+        assert!(statuses(&ev).is_empty(), "nothing of it is forwarded");
+        assert!(!c.reusable() && c.is_dead());
+    }
+}
+
+#[test]
+fn an_upstream_that_closes_early_is_a_failure_and_says_whether_it_answered() {
+    let mut c = conn();
+    ask(&mut c, "GET / HTTP/1.1\r\nHost: b\r\n\r\n");
+    c.feed_eof();
+    assert_eq!(
+        c.poll_event(at(1)),
+        Some(ClientEvent::Failed(ClientError::Closed))
+    );
+    assert!(
+        !c.response_started(),
+        "no response byte: safe to retry elsewhere"
+    );
+
+    let mut c = conn();
+    ask(&mut c, "GET / HTTP/1.1\r\nHost: b\r\n\r\n");
+    let ev = answer(&mut c, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+    assert_eq!(statuses(&ev), [200]);
+    c.feed_eof();
+    assert_eq!(
+        c.poll_event(at(1)),
+        Some(ClientEvent::Failed(ClientError::Closed))
+    );
+    assert!(c.response_started());
+
+    // A pooled connection the upstream closed while idle.
+    let mut c = conn();
+    ask(&mut c, "GET / HTTP/1.1\r\nHost: b\r\n\r\n");
+    answer(&mut c, b"HTTP/1.1 204 No Content\r\n\r\n");
+    assert!(c.reusable());
+    c.feed_eof();
+    assert_eq!(c.poll_event(at(5)), Some(ClientEvent::Closed));
+    assert!(!c.reusable());
+}
+
+#[test]
+fn the_read_timeout_runs_while_a_response_is_awaited() {
+    let mut c = conn();
+    assert_eq!(c.deadline(), None, "idle: the pool's business");
+    ask(&mut c, "GET / HTTP/1.1\r\nHost: b\r\n\r\n");
+    assert_eq!(c.deadline(), Some(Instant::ZERO + Duration::from_secs(60)));
+    c.feed(at(30), b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab");
+    while c.poll_event(at(30)).is_some() {}
+    assert_eq!(
+        c.deadline(),
+        Some(Instant::ZERO + Duration::from_secs(90)),
+        "between bytes"
+    );
+    assert_eq!(c.on_timeout(at(89)), None);
+    assert_eq!(
+        c.on_timeout(at(90)),
+        Some(ClientEvent::Failed(ClientError::TimedOut))
+    );
+    assert!(c.is_dead());
+}
+
+#[test]
+fn interim_responses_come_before_the_final_one_and_head_has_no_body() {
+    let mut c = conn();
+    ask(&mut c, "HEAD / HTTP/1.1\r\nHost: b\r\n\r\n");
+    let ev = answer(
+        &mut c,
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n",
+    );
+    assert_eq!(statuses(&ev), [100, 103, 200]);
+    assert_eq!(
+        ev.last(),
+        Some(&ClientEvent::End),
+        "HEAD: no body despite the length"
+    );
+    assert!(c.reusable());
+}
+
+#[test]
+fn a_101_turns_the_connection_into_a_tunnel() {
+    let mut c = conn();
+    ask(
+        &mut c,
+        "GET /ws HTTP/1.1\r\nHost: b\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+    );
+    let ev = answer(&mut c, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n\x81\x02hi");
+    assert_eq!(statuses(&ev), [101]);
+    assert_eq!(
+        ev.last(),
+        Some(&ClientEvent::Upgrade(b"\x81\x02hi".to_vec()))
+    );
+    assert!(!c.reusable());
+    assert_eq!(
+        ev.iter()
+            .filter(
+                |e| matches!(e, ClientEvent::Response(h) if h.status == Status::SWITCHING_PROTOCOLS)
+            )
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn an_early_answer_ends_the_exchange_but_not_the_reuse_question() {
+    // The upstream refuses a large upload before reading it: the response is forwarded, and
+    // the connection cannot be reused (the rest of the body would be read as a request).
+    let mut c = conn();
+    c.send_head(
+        at(0),
+        &head("POST /u HTTP/1.1\r\nHost: b\r\nContent-Length: 1000\r\n\r\n"),
+        BodyFraming::Length(1000),
+    );
+    let ev = answer(
+        &mut c,
+        b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(statuses(&ev), [413]);
+    assert_eq!(ev.last(), Some(&ClientEvent::End));
+    assert!(!c.reusable());
+}
