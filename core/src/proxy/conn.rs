@@ -1,0 +1,894 @@
+//! One client connection of the reverse proxy, with the upstream connection of its current
+//! exchange: the proxy's connection machine.
+//!
+//! # Contract
+//! The machine has two sockets, so its inputs and outputs name the side:
+//! * [`ProxyInput::Client`] carries the usual [`ConnInput`]s of the client socket;
+//!   [`ProxyInput::Up`] those of the upstream socket, plus the outcome of a connect.
+//! * [`ProxyOutput::Choose`] asks the node (the balancers, shared by every connection) which
+//!   upstream of a route to use; the driver answers at once with [`ProxyInput::Chosen`].
+//!   [`ProxyOutput::Report`] tells the node how an exchange with an upstream went.
+//! * [`ProxyOutput::Connect`] asks for a connection to an address (the driver may hand over an
+//!   idle pooled one and says so in `Connected { reused }`); [`ProxyOutput::Release`] ends the
+//!   machine's use of it: back to the pool when `reuse`, else closed. At most one upstream
+//!   connection exists at a time.
+//! * The driver writes [`ProxyConn::client_transmit`] and [`ProxyConn::up_transmit`], reports
+//!   each write with `Flushed`, and reads a side only while its `wants_read_*` is true.
+//! * `Wait { deadline }`, `CloseClient` and `AbortClient` mean what they mean in
+//!   [`crate::node`]. Only `handle` changes what the other methods return.
+//!
+//! # Decisions
+//! * Routing: the `Host` header through [`Config::route`], then the longest location prefix.
+//!   No route → 404; an HTTP/1.1 request without Host never gets here (400 from the parser).
+//! * A connect that fails or takes longer than `proxy_connect_timeout` tries the next upstream
+//!   the balancer offers; when none is left the answer is 502 at once.
+//! * The upstream's own answer, 4xx and 5xx included, is relayed unchanged. A malformed or
+//!   ambiguous response, or an upstream that closes before answering, is 502; no response
+//!   within `proxy_read_timeout` is 504 (after the other upstreams, when the request may be
+//!   retried). Nothing of a refused response reaches the client.
+//! * Retries: an attempt that failed before any response byte is retried on another upstream
+//!   when no byte of the request was written, or when the request is idempotent and has no
+//!   body; a failure on a reused pooled connection before any response byte is retried once on
+//!   a fresh one. So a POST reaches a backend at most once unless none of it was sent.
+//! * Once the response head went to the client, an upstream failure aborts the client
+//!   connection: a truncated body is never presented as complete.
+//! * Bodies stream both ways: a side is read only while the other side's unsent bytes are
+//!   below [`HIGH_WATER`], so the proxy holds at most a few chunks per exchange.
+//! * Protocol upgrades (WebSocket) are not tunnelled yet: an `Upgrade` request is forwarded
+//!   without its upgrade fields, so the upstream answers it as plain HTTP.
+
+use super::balance::Balancer;
+use super::config::{Config, Location};
+use super::forward::{downstream_response, upstream_request, Forward, ForwardCtx};
+use crate::http::client::{ClientConn, ClientError, ClientEvent, ClientTimeouts};
+use crate::http::serialize::BodyFraming;
+use crate::http::server::{Closing, ServerConn, ServerEvent, Timeouts};
+use crate::http::{Limits, Method, RequestHead, ResponseHead, Status};
+use crate::node::{ConnInput, Now};
+use crate::time::{Duration, Instant};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// Most unsent bytes on one side before the other side is no longer read.
+pub const HIGH_WATER: usize = 64 * 1024;
+
+/// A route: (host block, location) indices into the configuration; the default block is
+/// `usize::MAX`.
+pub type RouteId = (usize, usize);
+
+/// What every connection of one proxy shares and only reads.
+#[derive(Debug)]
+pub struct ProxyShared {
+    pub config: Config,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+}
+
+impl ProxyShared {
+    pub fn new(config: Config) -> Self {
+        ProxyShared {
+            config,
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+        }
+    }
+    pub fn location(&self, route: RouteId) -> Option<&Location> {
+        let host = if route.0 == usize::MAX {
+            self.config.default.as_ref()?
+        } else {
+            self.config.hosts.get(route.0)?
+        };
+        host.locations.get(route.1)
+    }
+    fn route(&self, host_header: &str, path: &str) -> Option<RouteId> {
+        let v = self.config.route(host_header)?;
+        let h = if v.name.is_empty() {
+            usize::MAX
+        } else {
+            self.config.hosts.iter().position(|x| std::ptr::eq(x, v))?
+        };
+        let l = v
+            .locations
+            .iter()
+            .position(|l| path.starts_with(&l.prefix))?;
+        Some((h, l))
+    }
+}
+
+/// The state many connections share and change: one balancer per route.
+#[derive(Debug)]
+pub struct ProxyNode {
+    balancers: Vec<((usize, usize), Balancer)>,
+}
+
+impl ProxyNode {
+    pub fn new(shared: &ProxyShared, seed: u64) -> Self {
+        let mut balancers = Vec::new();
+        let hosts = shared
+            .config
+            .hosts
+            .iter()
+            .enumerate()
+            .chain(shared.config.default.iter().map(|d| (usize::MAX, d)));
+        for (h, v) in hosts {
+            for (l, loc) in v.locations.iter().enumerate() {
+                let b = Balancer::new(
+                    loc.policy,
+                    &loc.upstreams,
+                    seed ^ (h as u64) << 20 ^ l as u64,
+                );
+                balancers.push(((h, l), b));
+            }
+        }
+        ProxyNode { balancers }
+    }
+    fn balancer(&mut self, route: RouteId) -> Option<&mut Balancer> {
+        self.balancers
+            .iter_mut()
+            .find(|(r, _)| *r == route)
+            .map(|(_, b)| b)
+    }
+    /// Answers [`ProxyOutput::Choose`]: an upstream index and its address, or none.
+    pub fn choose(
+        &mut self,
+        shared: &ProxyShared,
+        route: RouteId,
+        now: Instant,
+        client: &str,
+        tried: &[usize],
+    ) -> Option<(usize, String)> {
+        let i = self.balancer(route)?.pick(now, client.as_bytes(), tried)?;
+        self.balancer(route)?.started(i, now);
+        let addr = shared.location(route)?.upstreams.get(i)?.addr();
+        Some((i, addr))
+    }
+    /// Carries out [`ProxyOutput::Report`].
+    pub fn report(&mut self, route: RouteId, upstream: usize, ok: bool, now: Instant) {
+        if let Some(b) = self.balancer(route) {
+            if ok {
+                b.succeeded(upstream);
+            } else {
+                b.failed(upstream, now);
+            }
+        }
+    }
+    pub fn balancer_for(&self, route: RouteId) -> Option<&Balancer> {
+        self.balancers
+            .iter()
+            .find(|(r, _)| *r == route)
+            .map(|(_, b)| b)
+    }
+}
+
+/// Inputs of the upstream socket.
+#[derive(Debug)]
+pub enum UpInput<'a> {
+    Connected { reused: bool },
+    ConnectFailed,
+    Data(&'a [u8]),
+    Eof,
+    Reset,
+    Flushed(usize),
+}
+
+#[derive(Debug)]
+pub enum ProxyInput<'a> {
+    Client(ConnInput<'a>),
+    Up(UpInput<'a>),
+    /// The node's answer to `Choose`.
+    Chosen(Option<(usize, String)>),
+}
+
+/// One access-log record of the proxy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxyLog {
+    pub method: String,
+    pub target: String,
+    pub host: String,
+    pub status: u16,
+    pub bytes: u64,
+    /// The upstream that answered (or was tried last), `-` when none.
+    pub upstream: String,
+    pub attempts: u32,
+    pub connect_ns: u64,
+    pub first_byte_ns: u64,
+    pub duration_ns: u64,
+    pub aborted: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ProxyOutput {
+    Log(ProxyLog),
+    Choose {
+        route: RouteId,
+        tried: Vec<usize>,
+        client: String,
+    },
+    Report {
+        route: RouteId,
+        upstream: usize,
+        ok: bool,
+    },
+    Connect {
+        addr: String,
+    },
+    Release {
+        reuse: bool,
+    },
+    CloseClient,
+    AbortClient,
+    Wait {
+        deadline: Option<Instant>,
+    },
+}
+
+#[derive(Debug)]
+enum Up {
+    None,
+    Choosing,
+    Connecting {
+        idx: usize,
+        since: Instant,
+    },
+    Active {
+        idx: usize,
+        // Boxed: the connection is large next to the other states.
+        conn: Box<ClientConn>,
+        reused: bool,
+    },
+}
+
+#[derive(Debug)]
+struct Exchange {
+    route: RouteId,
+    method: Method,
+    target: String,
+    host: String,
+    up_head: RequestHead,
+    framing: BodyFraming,
+    /// No request body bytes are pulled from the client until an upstream is connected, so
+    /// every attempt before that can start over.
+    body_pulled: bool,
+    body_done: bool,
+    tried: Vec<usize>,
+    attempts: u32,
+    pooled_retry_used: bool,
+    response_started: bool,
+    started: Instant,
+    connect_ns: u64,
+    first_byte_ns: u64,
+    upstream: String,
+    status: u16,
+    /// What a 5xx of our own says when no upstream is left: 504 after a timeout, else 502.
+    gave_up: Status,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct ProxyConn {
+    shared: Arc<ProxyShared>,
+    client_ip: String,
+    conn_id: u64,
+    requests: u64,
+    http: ServerConn,
+    exchange: Option<Exchange>,
+    up: Up,
+    out: VecDeque<ProxyOutput>,
+    finished: bool,
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        m,
+        Method::Get | Method::Head | Method::Options | Method::Trace | Method::Put | Method::Delete
+    )
+}
+
+impl ProxyConn {
+    pub fn new(shared: Arc<ProxyShared>, now: Now, client_ip: &str, conn_id: u64) -> Self {
+        let http = ServerConn::new(now, shared.limits.clone(), shared.timeouts.clone());
+        ProxyConn {
+            shared,
+            client_ip: client_ip.to_string(),
+            conn_id,
+            requests: 0,
+            http,
+            exchange: None,
+            up: Up::None,
+            out: VecDeque::new(),
+            finished: false,
+        }
+    }
+
+    pub fn handle(&mut self, now: Now, input: ProxyInput<'_>) {
+        if self.finished {
+            if let ProxyInput::Client(ConnInput::Flushed(n)) = input {
+                self.http.flushed(now, n);
+            }
+            return;
+        }
+        match input {
+            ProxyInput::Client(i) => match i {
+                ConnInput::Data(b) => self.http.feed(now, b),
+                ConnInput::Eof => self.http.feed_eof(),
+                ConnInput::Reset => {
+                    self.http.abort();
+                    self.drop_upstream(false);
+                    if let Some(x) = self.exchange.take() {
+                        self.log(now, &x, 499, true);
+                    }
+                }
+                ConnInput::Flushed(n) => self.http.flushed(now, n),
+                ConnInput::Drain => self.http.drain(),
+                ConnInput::Timeout => self.on_timeout(now),
+                ConnInput::File(_) => {}
+            },
+            ProxyInput::Chosen(c) => self.on_chosen(now, c),
+            ProxyInput::Up(u) => self.on_up(now, u),
+        }
+        self.drive(now);
+    }
+
+    fn on_timeout(&mut self, now: Now) {
+        if let Up::Connecting { since, .. } = self.up {
+            let limit = self
+                .timeouts_of_exchange()
+                .map(|t| t.0)
+                .unwrap_or(Duration::from_secs(5));
+            if now.mono >= since + limit {
+                self.attempt_failed(now, Failure::Connect);
+                return;
+            }
+        }
+        if let Up::Active { conn, .. } = &mut self.up {
+            if let Some(ClientEvent::Failed(e)) = conn.on_timeout(now) {
+                self.attempt_failed(now, Failure::Upstream(e));
+                return;
+            }
+        }
+        if let Some(ServerEvent::Rejected { status, .. }) = self.http.on_timeout(now) {
+            self.out.push_back(ProxyOutput::Log(ProxyLog {
+                method: "-".into(),
+                target: "-".into(),
+                host: "-".into(),
+                status: status.0,
+                bytes: 0,
+                upstream: "-".into(),
+                attempts: 0,
+                connect_ns: 0,
+                first_byte_ns: 0,
+                duration_ns: 0,
+                aborted: false,
+            }));
+        }
+    }
+
+    /// (connect, read, send) timeouts of the current exchange's location.
+    fn timeouts_of_exchange(&self) -> Option<(Duration, Duration, Duration)> {
+        let x = self.exchange.as_ref()?;
+        let t = self.shared.location(x.route)?.timeouts;
+        Some((t.connect, t.read, t.send))
+    }
+
+    fn on_chosen(&mut self, now: Now, chosen: Option<(usize, String)>) {
+        if !matches!(self.up, Up::Choosing) {
+            return;
+        }
+        match chosen {
+            Some((idx, addr)) => {
+                if let Some(x) = self.exchange.as_mut() {
+                    x.attempts += 1;
+                    x.upstream = addr.clone();
+                }
+                self.out.push_back(ProxyOutput::Connect { addr });
+                self.up = Up::Connecting {
+                    idx,
+                    since: now.mono,
+                };
+            }
+            None => {
+                self.up = Up::None;
+                let status = self
+                    .exchange
+                    .as_ref()
+                    .map_or(Status::BAD_GATEWAY, |x| x.gave_up);
+                self.synthesize(now, status);
+            }
+        }
+    }
+
+    fn on_up(&mut self, now: Now, input: UpInput<'_>) {
+        match input {
+            UpInput::Connected { reused } => {
+                let Up::Connecting { idx, .. } = self.up else {
+                    return;
+                };
+                let Some((_, read, send)) = self.timeouts_of_exchange() else {
+                    return;
+                };
+                let mut conn = ClientConn::new(
+                    now,
+                    self.shared.limits.clone(),
+                    ClientTimeouts { read, send },
+                );
+                let Some(x) = self.exchange.as_mut() else {
+                    self.out.push_back(ProxyOutput::Release { reuse: reused });
+                    self.up = Up::None;
+                    return;
+                };
+                x.connect_ns = now.mono.since(x.started).as_nanos() as u64;
+                conn.send_head(now, &x.up_head, x.framing);
+                if x.framing == BodyFraming::None {
+                    x.body_done = true;
+                } else {
+                    self.http.accept_body();
+                }
+                self.up = Up::Active {
+                    idx,
+                    conn: Box::new(conn),
+                    reused,
+                };
+            }
+            UpInput::ConnectFailed => {
+                if matches!(self.up, Up::Connecting { .. }) {
+                    self.attempt_failed(now, Failure::Connect);
+                }
+            }
+            UpInput::Data(b) => {
+                if let Up::Active { conn, .. } = &mut self.up {
+                    conn.feed(now, b);
+                }
+            }
+            UpInput::Eof | UpInput::Reset => {
+                if let Up::Active { conn, .. } = &mut self.up {
+                    conn.feed_eof();
+                }
+            }
+            UpInput::Flushed(n) => {
+                if let Up::Active { conn, .. } = &mut self.up {
+                    conn.flushed(now, n);
+                }
+            }
+        }
+    }
+
+    /// Makes every step that inputs so far allow.
+    fn drive(&mut self, now: Now) {
+        for _ in 0..1_000_000 {
+            if !self.step(now) {
+                break;
+            }
+        }
+        if !self.finished && self.exchange.is_none() && matches!(self.up, Up::None) {
+            match self.http.closing() {
+                Closing::AfterFlush => {
+                    self.finished = true;
+                    self.out.push_back(ProxyOutput::CloseClient);
+                }
+                Closing::Abort => {
+                    self.finished = true;
+                    self.out.push_back(ProxyOutput::AbortClient);
+                }
+                Closing::Open => {}
+            }
+        } else if self.http.closing() == Closing::Abort && !self.finished {
+            self.drop_upstream(false);
+            self.finished = true;
+            self.out.push_back(ProxyOutput::AbortClient);
+        }
+    }
+
+    /// One step; false when nothing could move.
+    fn step(&mut self, now: Now) -> bool {
+        if self.exchange.is_none() {
+            if self.http.transmit_len() >= HIGH_WATER {
+                return false;
+            }
+            return match self.http.poll_event(now) {
+                Some(ServerEvent::Request(head)) => {
+                    self.start(now, head);
+                    true
+                }
+                Some(ServerEvent::Rejected { status, .. }) => {
+                    self.out.push_back(ProxyOutput::Log(ProxyLog {
+                        method: "-".into(),
+                        target: "-".into(),
+                        host: "-".into(),
+                        status: status.0,
+                        bytes: 0,
+                        upstream: "-".into(),
+                        attempts: 0,
+                        connect_ns: 0,
+                        first_byte_ns: 0,
+                        duration_ns: 0,
+                        aborted: false,
+                    }));
+                    true
+                }
+                Some(ServerEvent::Body(_) | ServerEvent::BodyEnd) => true,
+                None => false,
+            };
+        }
+        let Up::Active { conn, .. } = &mut self.up else {
+            return false;
+        };
+        let Some(x) = self.exchange.as_mut() else {
+            return false;
+        };
+        // Request body: client → upstream, while the upstream takes it.
+        if !x.body_done && conn.transmit().len() < HIGH_WATER && !conn.is_dead() {
+            match self.http.poll_event(now) {
+                Some(ServerEvent::Body(b)) => {
+                    x.body_pulled = true;
+                    conn.send_data(now, &b);
+                    return true;
+                }
+                Some(ServerEvent::BodyEnd) => {
+                    x.body_done = true;
+                    conn.end_request(now);
+                    return true;
+                }
+                _ => {}
+            }
+        }
+        // Response: upstream → client, while the client takes it.
+        if x.response_started && self.http.transmit_len() >= HIGH_WATER {
+            return false;
+        }
+        let Some(ev) = conn.poll_event(now) else {
+            return false;
+        };
+        match ev {
+            ClientEvent::Response(head) => self.on_response_head(now, head),
+            ClientEvent::Data(d) => {
+                self.http.send_data(now, &d);
+            }
+            ClientEvent::End => self.on_response_end(now),
+            ClientEvent::Failed(e) => self.attempt_failed(now, Failure::Upstream(e)),
+            ClientEvent::Closed | ClientEvent::Upgrade(_) => {
+                self.attempt_failed(now, Failure::Upstream(ClientError::Closed))
+            }
+        }
+        true
+    }
+
+    fn start(&mut self, now: Now, head: RequestHead) {
+        self.requests += 1;
+        let host = head.headers.get_str("host").unwrap_or("").to_string();
+        let method = head.method.clone();
+        let target = head.target.as_str().to_string();
+        let Some(route) = self.shared.route(&host, head.target.path()) else {
+            self.simple_local(now, &method, &target, &host, Status::NOT_FOUND);
+            return;
+        };
+        let Some(loc) = self.shared.location(route) else {
+            self.simple_local(now, &method, &target, &host, Status::NOT_FOUND);
+            return;
+        };
+        let request_id = format!("{:x}-{:x}", self.conn_id, self.requests);
+        let cx = ForwardCtx {
+            client_ip: &self.client_ip,
+            scheme: "http",
+            request_id: &request_id,
+        };
+        let mut up_head = match upstream_request(&head, &loc.set_headers, &cx) {
+            Forward::Upstream(h) => h,
+            Forward::AnswerHere(status) => {
+                self.simple_local(now, &method, &target, &host, status);
+                return;
+            }
+        };
+        // Request framing toward the upstream mirrors the client's.
+        let framing = if let Some(n) = head
+            .headers
+            .get_str("content-length")
+            .and_then(|v| v.parse().ok())
+        {
+            BodyFraming::Length(n)
+        } else if head.headers.contains("transfer-encoding") {
+            BodyFraming::Chunked
+        } else {
+            BodyFraming::None
+        };
+        up_head.headers.remove("content-length");
+        self.exchange = Some(Exchange {
+            route,
+            method,
+            target,
+            host,
+            up_head,
+            framing,
+            body_pulled: false,
+            body_done: false,
+            tried: Vec::new(),
+            attempts: 0,
+            pooled_retry_used: false,
+            response_started: false,
+            started: now.mono,
+            connect_ns: 0,
+            first_byte_ns: 0,
+            upstream: "-".into(),
+            status: 0,
+            gave_up: Status::BAD_GATEWAY,
+        });
+        self.choose();
+    }
+
+    fn choose(&mut self) {
+        let Some(x) = &self.exchange else {
+            return;
+        };
+        self.up = Up::Choosing;
+        self.out.push_back(ProxyOutput::Choose {
+            route: x.route,
+            tried: x.tried.clone(),
+            client: self.client_ip.clone(),
+        });
+    }
+
+    fn on_response_head(&mut self, now: Now, head: ResponseHead) {
+        if head.status.is_informational() {
+            // 100 Continue is the proxy's own business with the client; other interim
+            // responses (103) are not relayed yet.
+            return;
+        }
+        let Some(x) = self.exchange.as_mut() else {
+            return;
+        };
+        x.response_started = true;
+        x.status = head.status.0;
+        x.first_byte_ns = now.mono.since(x.started).as_nanos() as u64;
+        let out = downstream_response(&head);
+        let framing = match head
+            .headers
+            .get_str("content-length")
+            .and_then(|v| v.parse().ok())
+        {
+            Some(n) => BodyFraming::Length(n),
+            None if head.status.forbids_body() || x.method == Method::Head => BodyFraming::None,
+            None => BodyFraming::Chunked,
+        };
+        self.http.send_head(now, out, framing);
+    }
+
+    fn on_response_end(&mut self, now: Now) {
+        let Up::Active { idx, conn, .. } = std::mem::replace(&mut self.up, Up::None) else {
+            return;
+        };
+        let reuse = conn.reusable();
+        self.out.push_back(ProxyOutput::Release { reuse });
+        let Some(x) = self.exchange.take() else {
+            return;
+        };
+        self.out.push_back(ProxyOutput::Report {
+            route: x.route,
+            upstream: idx,
+            ok: true,
+        });
+        if !x.body_done {
+            // The upstream answered before the request body was read: the client's remaining
+            // body bytes are drained by the server connection, never parsed as a request.
+        }
+        self.http.end_response(now);
+        let status = x.status;
+        self.log(now, &x, status, false);
+    }
+
+    /// The current attempt failed; retry when allowed, else answer or abort.
+    fn attempt_failed(&mut self, now: Now, why: Failure) {
+        let (idx, reused, flushed, response_started) =
+            match std::mem::replace(&mut self.up, Up::None) {
+                Up::Active {
+                    idx, conn, reused, ..
+                } => (
+                    Some(idx),
+                    reused,
+                    conn.request_bytes_flushed(),
+                    conn.response_started(),
+                ),
+                Up::Connecting { idx, .. } => (Some(idx), false, 0, false),
+                Up::Choosing | Up::None => (None, false, 0, false),
+            };
+        if matches!(why, Failure::Upstream(_)) || matches!(why, Failure::Connect) {
+            self.out.push_back(ProxyOutput::Release { reuse: false });
+        }
+        let Some(x) = self.exchange.as_mut() else {
+            return;
+        };
+        x.gave_up = match why {
+            Failure::Upstream(ClientError::TimedOut) => Status::GATEWAY_TIMEOUT,
+            _ => Status::BAD_GATEWAY,
+        };
+        if let Some(i) = idx {
+            // A stale pooled connection says nothing about the upstream's health.
+            let stale = reused
+                && !response_started
+                && matches!(why, Failure::Upstream(ClientError::Closed));
+            if !stale {
+                self.out.push_back(ProxyOutput::Report {
+                    route: x.route,
+                    upstream: i,
+                    ok: false,
+                });
+                x.tried.push(i);
+            }
+        }
+        if x.response_started {
+            // Part of the answer already went out: it must not look complete.
+            self.http.abort();
+            if let Some(x) = self.exchange.take() {
+                self.log(now, &x, x.status, true);
+            }
+            return;
+        }
+        let nothing_sent = flushed == 0 && !x.body_pulled;
+        let replayable = is_idempotent(&x.method) && x.framing == BodyFraming::None;
+        let pooled_retry = reused && !response_started && !x.pooled_retry_used && replayable;
+        let retry = !response_started && (nothing_sent || replayable || pooled_retry);
+        if pooled_retry {
+            x.pooled_retry_used = true;
+        }
+        if retry {
+            self.choose();
+        } else {
+            let status = x.gave_up;
+            self.synthesize(now, status);
+        }
+    }
+
+    /// Answers the current exchange with an error page of the proxy's own.
+    fn synthesize(&mut self, now: Now, status: Status) {
+        let Some(mut x) = self.exchange.take() else {
+            return;
+        };
+        x.status = status.0;
+        self.error_page(now, status);
+        self.log(now, &x, status.0, false);
+    }
+
+    fn simple_local(
+        &mut self,
+        now: Now,
+        method: &Method,
+        target: &str,
+        host: &str,
+        status: Status,
+    ) {
+        self.error_page(now, status);
+        let x = Exchange {
+            route: (0, 0),
+            method: method.clone(),
+            target: target.to_string(),
+            host: host.to_string(),
+            up_head: RequestHead {
+                method: method.clone(),
+                target: crate::http::Target::parse(b"/", &Method::Get).expect("a valid target"),
+                version: crate::http::Version::HTTP_11,
+                headers: Default::default(),
+            },
+            framing: BodyFraming::None,
+            body_pulled: false,
+            body_done: true,
+            tried: Vec::new(),
+            attempts: 0,
+            pooled_retry_used: false,
+            response_started: false,
+            started: now.mono,
+            connect_ns: 0,
+            first_byte_ns: 0,
+            upstream: "-".into(),
+            status: status.0,
+            gave_up: status,
+        };
+        self.log(now, &x, status.0, false);
+    }
+
+    fn error_page(&mut self, now: Now, status: Status) {
+        let mut head = ResponseHead::new(status);
+        head.headers.append("Server", "weaprous");
+        head.headers
+            .append("Content-Type", "text/html; charset=utf-8");
+        let body = format!(
+            "<!doctype html>\n<html><head><title>{0} {1}</title></head><body><h1>{0} {1}</h1></body></html>\n",
+            status.0,
+            status.reason()
+        );
+        self.http
+            .send_head(now, head, BodyFraming::Length(body.len() as u64));
+        self.http.send_data(now, body.as_bytes());
+        self.http.end_response(now);
+    }
+
+    fn drop_upstream(&mut self, reuse: bool) {
+        if !matches!(self.up, Up::None | Up::Choosing) {
+            self.out.push_back(ProxyOutput::Release { reuse });
+        }
+        self.up = Up::None;
+    }
+
+    fn log(&mut self, now: Now, x: &Exchange, status: u16, aborted: bool) {
+        self.out.push_back(ProxyOutput::Log(ProxyLog {
+            method: x.method.to_string(),
+            target: x.target.clone(),
+            host: x.host.clone(),
+            status,
+            bytes: self.http.body_sent(),
+            upstream: x.upstream.clone(),
+            attempts: x.attempts,
+            connect_ns: x.connect_ns,
+            first_byte_ns: x.first_byte_ns,
+            duration_ns: now.mono.since(x.started).as_nanos() as u64,
+            aborted,
+        }));
+    }
+
+    /// The next output; `Wait` once drained (see the module docs).
+    pub fn poll_output(&mut self) -> ProxyOutput {
+        if let Some(o) = self.out.pop_front() {
+            return o;
+        }
+        if self.finished {
+            return ProxyOutput::Wait {
+                deadline: self.http.deadline(),
+            };
+        }
+        let up = match &self.up {
+            Up::Connecting { since, .. } => self.timeouts_of_exchange().map(|t| *since + t.0),
+            Up::Active { conn, .. } => conn.deadline(),
+            Up::None | Up::Choosing => None,
+        };
+        let deadline = match (self.http.deadline(), up) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        ProxyOutput::Wait { deadline }
+    }
+
+    pub fn client_transmit(&self) -> &[u8] {
+        self.http.transmit()
+    }
+    pub fn up_transmit(&self) -> &[u8] {
+        match &self.up {
+            Up::Active { conn, .. } => conn.transmit(),
+            _ => &[],
+        }
+    }
+    pub fn wants_read_client(&self) -> bool {
+        !self.finished && self.http.wants_read()
+    }
+    pub fn wants_read_up(&self) -> bool {
+        match &self.up {
+            Up::Active { conn, .. } => conn.wants_read() && self.http.transmit_len() < HIGH_WATER,
+            _ => false,
+        }
+    }
+    /// Whether an upstream connection is in use (for the driver's bookkeeping).
+    pub fn has_upstream(&self) -> bool {
+        matches!(self.up, Up::Connecting { .. } | Up::Active { .. })
+    }
+
+    /// Bounded state (checked by the simulator after every step).
+    pub fn check_invariants(&self) {
+        self.http.check_invariants();
+        assert!(
+            self.http.transmit_len() <= 2 * HIGH_WATER + 64 * 1024,
+            "client bytes are bounded by backpressure"
+        );
+        assert!(
+            self.up_transmit().len() <= 2 * HIGH_WATER + 64 * 1024,
+            "upstream bytes are bounded by backpressure"
+        );
+        if self.exchange.is_none() {
+            assert!(
+                !matches!(self.up, Up::Active { .. } | Up::Connecting { .. }),
+                "no upstream without an exchange"
+            );
+        }
+    }
+}
+
+#[derive(Copy, Clone, Debug)]
+enum Failure {
+    Connect,
+    Upstream(ClientError),
+}

@@ -1,0 +1,369 @@
+//! The proxy's connection machine driven by a scripted driver: routing, balancing, failover,
+//! retries, timeouts, relaying, backpressure.
+
+use std::sync::Arc;
+use weaprous_core::node::{ConnInput, Now};
+use weaprous_core::proxy::balance::Health;
+use weaprous_core::proxy::config::Config;
+use weaprous_core::proxy::conn::{
+    ProxyConn, ProxyInput, ProxyLog, ProxyNode, ProxyOutput, ProxyShared, UpInput, HIGH_WATER,
+};
+use weaprous_core::time::{Duration, Instant, UnixTime};
+
+const CONF: &str = r#"
+proxy_connect_timeout 2s;
+proxy_read_timeout 10s;
+host "app1.local" { proxy_pass http://127.0.0.1:9000; }
+host "app2.local" {
+    proxy_pass http://127.0.0.1:9001;
+    proxy_pass http://127.0.0.1:9002;
+    dist_policy round-robin;
+}
+"#;
+
+/// A driver that does what the machine asks, with the upstream's behaviour scripted by the test.
+struct Harness {
+    shared: Arc<ProxyShared>,
+    node: ProxyNode,
+    conn: ProxyConn,
+    now: Now,
+    to_client: Vec<u8>,
+    to_upstream: Vec<u8>,
+    connects: Vec<String>,
+    releases: Vec<bool>,
+    logs: Vec<ProxyLog>,
+    closed: Option<ProxyOutput>,
+    deadline: Option<Instant>,
+    /// The client stops reading.
+    client_stalled: bool,
+}
+
+impl Harness {
+    fn new(conf: &str) -> Harness {
+        let shared = Arc::new(ProxyShared::new(Config::parse(conf).unwrap()));
+        let now = Now {
+            mono: Instant::ZERO,
+            wall: UnixTime(1_700_000_000),
+        };
+        Harness {
+            node: ProxyNode::new(&shared, 1),
+            conn: ProxyConn::new(shared.clone(), now, "192.0.2.9", 7),
+            shared,
+            now,
+            to_client: Vec::new(),
+            to_upstream: Vec::new(),
+            connects: Vec::new(),
+            releases: Vec::new(),
+            logs: Vec::new(),
+            closed: None,
+            deadline: None,
+            client_stalled: false,
+        }
+    }
+    fn input(&mut self, i: ProxyInput<'_>) {
+        self.conn.handle(self.now, i);
+        self.pump();
+    }
+    fn pump(&mut self) {
+        for _ in 0..10_000 {
+            self.conn.check_invariants();
+            match self.conn.poll_output() {
+                ProxyOutput::Choose {
+                    route,
+                    tried,
+                    client,
+                } => {
+                    let c = self
+                        .node
+                        .choose(&self.shared, route, self.now.mono, &client, &tried);
+                    self.conn.handle(self.now, ProxyInput::Chosen(c));
+                }
+                ProxyOutput::Report {
+                    route,
+                    upstream,
+                    ok,
+                } => self.node.report(route, upstream, ok, self.now.mono),
+                ProxyOutput::Connect { addr } => self.connects.push(addr),
+                ProxyOutput::Release { reuse } => self.releases.push(reuse),
+                ProxyOutput::Log(l) => self.logs.push(l),
+                c @ (ProxyOutput::CloseClient | ProxyOutput::AbortClient) => self.closed = Some(c),
+                ProxyOutput::Wait { deadline } => {
+                    self.deadline = deadline;
+                    let up = self.conn.up_transmit().len();
+                    if up > 0 {
+                        self.to_upstream.extend_from_slice(self.conn.up_transmit());
+                        self.conn
+                            .handle(self.now, ProxyInput::Up(UpInput::Flushed(up)));
+                        continue;
+                    }
+                    let down = self.conn.client_transmit().len();
+                    if down > 0 && !self.client_stalled {
+                        self.to_client
+                            .extend_from_slice(self.conn.client_transmit());
+                        self.conn
+                            .handle(self.now, ProxyInput::Client(ConnInput::Flushed(down)));
+                        continue;
+                    }
+                    return;
+                }
+            }
+        }
+        panic!("the machine never settled");
+    }
+    fn client(&mut self, bytes: &str) {
+        self.input(ProxyInput::Client(ConnInput::Data(bytes.as_bytes())));
+    }
+    fn connected(&mut self) {
+        self.input(ProxyInput::Up(UpInput::Connected { reused: false }));
+    }
+    fn upstream(&mut self, bytes: &[u8]) {
+        self.input(ProxyInput::Up(UpInput::Data(bytes)));
+    }
+    fn advance(&mut self, d: Duration) {
+        self.now.mono = self.now.mono + d;
+        self.input(ProxyInput::Client(ConnInput::Timeout));
+    }
+    fn got(&mut self) -> String {
+        String::from_utf8_lossy(&std::mem::take(&mut self.to_client)).into_owned()
+    }
+    fn sent_up(&mut self) -> String {
+        String::from_utf8_lossy(&std::mem::take(&mut self.to_upstream)).into_owned()
+    }
+}
+
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
+
+#[test]
+fn routes_by_host_forwards_and_relays() {
+    let mut h = Harness::new(CONF);
+    h.client("GET /x?y=1 HTTP/1.1\r\nHost: APP1.local\r\nConnection: keep-alive\r\n\r\n");
+    assert_eq!(h.connects, ["127.0.0.1:9000"]);
+    h.connected();
+    let up = h.sent_up();
+    assert!(up.starts_with("GET /x?y=1 HTTP/1.1\r\n"), "{up}");
+    assert!(up.contains("Host: APP1.local\r\n"), "Host preserved: {up}");
+    assert!(up.contains("X-Forwarded-For: 192.0.2.9\r\n") && up.contains("Via: 1.1 weaprous\r\n"));
+    assert!(
+        !up.to_ascii_lowercase().contains("keep-alive"),
+        "hop-by-hop stripped: {up}"
+    );
+    h.upstream(OK);
+    let got = h.got();
+    assert!(
+        got.starts_with("HTTP/1.1 200 OK\r\n") && got.ends_with("\r\n\r\nhi"),
+        "{got}"
+    );
+    assert_eq!(h.releases, [true], "pooled for the next request");
+    let log = &h.logs[0];
+    assert_eq!(
+        (log.status, log.upstream.as_str(), log.attempts),
+        (200, "127.0.0.1:9000", 1)
+    );
+    assert!(h.closed.is_none(), "keep-alive with the client");
+}
+
+#[test]
+fn round_robin_over_two_backends_on_one_client_connection() {
+    let mut h = Harness::new(CONF);
+    for _ in 0..4 {
+        h.client("GET / HTTP/1.1\r\nHost: app2.local\r\n\r\n");
+        h.connected();
+        h.upstream(OK);
+    }
+    assert_eq!(
+        h.connects,
+        [
+            "127.0.0.1:9001",
+            "127.0.0.1:9002",
+            "127.0.0.1:9001",
+            "127.0.0.1:9002"
+        ]
+    );
+    assert_eq!(h.got().matches("200 OK").count(), 4);
+}
+
+#[test]
+fn an_unknown_host_is_a_404_without_touching_any_upstream() {
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: nobody.example\r\n\r\n");
+    assert!(h.got().starts_with("HTTP/1.1 404 "));
+    assert!(h.connects.is_empty());
+    h.client("GET / HTTP/1.1\r\n\r\n");
+    assert!(
+        h.got().starts_with("HTTP/1.1 400 "),
+        "a 1.1 request without Host"
+    );
+}
+
+#[test]
+fn a_refused_connect_fails_over_then_all_down_is_502_at_once() {
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app2.local\r\n\r\n");
+    h.input(ProxyInput::Up(UpInput::ConnectFailed));
+    assert_eq!(h.connects, ["127.0.0.1:9001", "127.0.0.1:9002"]);
+    h.connected();
+    h.upstream(OK);
+    assert!(h.got().starts_with("HTTP/1.1 200 "));
+    assert_eq!(h.logs[0].attempts, 2);
+
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app2.local\r\n\r\n");
+    h.input(ProxyInput::Up(UpInput::ConnectFailed));
+    h.input(ProxyInput::Up(UpInput::ConnectFailed));
+    assert_eq!(h.connects.len(), 2, "no third attempt");
+    assert!(h.got().starts_with("HTTP/1.1 502 "));
+}
+
+#[test]
+fn a_slow_connect_times_out_to_the_next_backend_and_a_silent_one_is_504() {
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app2.local\r\n\r\n");
+    assert_eq!(
+        h.deadline,
+        Some(Instant::ZERO + Duration::from_secs(2)),
+        "connect timeout"
+    );
+    h.advance(Duration::from_secs(2));
+    assert_eq!(h.connects.len(), 2);
+    h.connected();
+    assert_eq!(
+        h.deadline,
+        Some(Instant::ZERO + Duration::from_secs(12)),
+        "read timeout"
+    );
+    h.advance(Duration::from_secs(10));
+    assert!(
+        h.got().starts_with("HTTP/1.1 504 "),
+        "a read timeout is a 504"
+    );
+}
+
+#[test]
+fn a_malformed_upstream_response_is_a_502_and_nothing_of_it_leaks() {
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    h.connected();
+    h.upstream(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    );
+    let got = h.got();
+    assert!(got.starts_with("HTTP/1.1 502 "), "{got}");
+    assert!(!got.contains("200 OK"));
+    assert_eq!(h.releases, [false], "that upstream connection is closed");
+}
+
+#[test]
+fn an_upstream_error_status_is_relayed_unchanged() {
+    let mut h = Harness::new(CONF);
+    h.client("GET /missing HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    h.connected();
+    h.upstream(b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nnot");
+    let got = h.got();
+    assert!(
+        got.starts_with("HTTP/1.1 404 Not Found\r\n") && got.ends_with("not"),
+        "{got}"
+    );
+    assert_eq!(h.connects.len(), 1, "a 404 is an answer, not a failure");
+}
+
+#[test]
+fn a_post_reaches_a_backend_at_most_once() {
+    // The body was sent, then the upstream vanished before answering: 502, no second attempt.
+    let mut h = Harness::new(CONF);
+    h.client("POST /m HTTP/1.1\r\nHost: app2.local\r\nContent-Length: 5\r\n\r\nhello");
+    h.connected();
+    assert!(h.sent_up().ends_with("\r\n\r\nhello"));
+    h.input(ProxyInput::Up(UpInput::Eof));
+    assert!(h.got().starts_with("HTTP/1.1 502 "));
+    assert_eq!(h.connects.len(), 1);
+
+    // Nothing of it was sent (the connect failed): it may go to the next backend.
+    let mut h = Harness::new(CONF);
+    h.client("POST /m HTTP/1.1\r\nHost: app2.local\r\nContent-Length: 5\r\n\r\nhello");
+    h.input(ProxyInput::Up(UpInput::ConnectFailed));
+    h.connected();
+    assert!(h.sent_up().ends_with("hello"));
+    h.upstream(OK);
+    assert!(h.got().starts_with("HTTP/1.1 200 "));
+}
+
+#[test]
+fn a_stale_pooled_connection_is_retried_once_on_a_fresh_one() {
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    h.input(ProxyInput::Up(UpInput::Connected { reused: true }));
+    h.input(ProxyInput::Up(UpInput::Eof));
+    assert_eq!(h.connects.len(), 2, "retried");
+    h.connected();
+    h.upstream(OK);
+    assert!(h.got().starts_with("HTTP/1.1 200 "));
+    let route_health = h.node.balancer_for((0, 0)).unwrap().health(0);
+    assert_eq!(
+        route_health,
+        Health::Up,
+        "a stale pooled connection is not the backend's fault"
+    );
+}
+
+#[test]
+fn a_failure_after_the_head_went_out_aborts_the_client() {
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    h.connected();
+    h.upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+    h.input(ProxyInput::Up(UpInput::Eof));
+    assert_eq!(
+        h.closed,
+        Some(ProxyOutput::AbortClient),
+        "never a truncated body as complete"
+    );
+    assert!(h.logs.last().unwrap().aborted);
+}
+
+#[test]
+fn three_failures_eject_a_backend_from_rotation() {
+    let mut h = Harness::new(CONF);
+    for _ in 0..6 {
+        h.client("GET / HTTP/1.1\r\nHost: app2.local\r\n\r\n");
+        // 9001 refuses, 9002 answers.
+        if h.connects.last().map(String::as_str) == Some("127.0.0.1:9001") {
+            h.input(ProxyInput::Up(UpInput::ConnectFailed));
+        }
+        h.connected();
+        h.upstream(OK);
+    }
+    let tries_9001 = h.connects.iter().filter(|a| a.ends_with(":9001")).count();
+    assert_eq!(
+        tries_9001, 3,
+        "ejected after three failures: {:?}",
+        h.connects
+    );
+    assert!(matches!(
+        h.node.balancer_for((1, 0)).unwrap().health(0),
+        Health::Ejected { .. }
+    ));
+}
+
+#[test]
+fn a_client_that_stops_reading_stops_the_upstream_being_read() {
+    let mut h = Harness::new(CONF);
+    h.client_stalled = true;
+    h.client("GET /big HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    h.connected();
+    let size = 4 * HIGH_WATER;
+    h.upstream(format!("HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n").as_bytes());
+    let chunk = vec![b'x'; 16 * 1024];
+    let mut fed = 0;
+    while h.conn.wants_read_up() && fed < size {
+        h.upstream(&chunk);
+        fed += chunk.len();
+    }
+    assert!(fed < size, "reading the upstream stopped");
+    assert!(
+        h.conn.client_transmit().len() <= 2 * HIGH_WATER,
+        "memory per exchange stays bounded"
+    );
+    h.client_stalled = false;
+    h.input(ProxyInput::Client(ConnInput::Flushed(0)));
+    assert!(h.conn.wants_read_up(), "resumes once the client reads");
+}
