@@ -1,6 +1,15 @@
-//! `proxy --check` as a user runs it.
+//! The real `proxy` as a user runs it: `--check`, then serving on loopback in front of the
+//! real `backend` and of small test upstreams (a POST echo, an event stream).
 
+mod common;
+
+use common::{read_responses, request, Server, TempDir};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::process::Command;
+use std::sync::mpsc;
+use std::time::Duration;
+use weaprous_core::http::Method;
 
 fn check(config: &str) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_proxy"))
@@ -58,4 +67,262 @@ fn an_error_names_file_line_and_column_and_fails() {
     let (ok, _, err) = check("/nonexistent/proxy.conf");
     assert!(!ok);
     assert!(err.contains("/nonexistent/proxy.conf"), "{err}");
+}
+
+/// A backend serving a one-line index page that names it.
+fn backend(name: &str, dir: &TempDir) -> Server {
+    let www = dir.path().join(name);
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), format!("I am {name}")).unwrap();
+    Server::start(
+        env!("CARGO_BIN_EXE_backend"),
+        &[
+            "--server-ip",
+            "127.0.0.1",
+            "--server-port",
+            "0",
+            "--www",
+            www.to_str().unwrap(),
+            "--static",
+            www.to_str().unwrap(),
+            "--no-access-log",
+        ],
+    )
+}
+
+fn proxy(conf: &str, dir: &TempDir) -> Server {
+    let path = dir.path().join("proxy.conf");
+    std::fs::write(&path, conf).unwrap();
+    Server::start(
+        env!("CARGO_BIN_EXE_proxy"),
+        &[
+            "--server-ip",
+            "127.0.0.1",
+            "--server-port",
+            "0",
+            "--config",
+            path.to_str().unwrap(),
+        ],
+    )
+}
+
+fn get_host(port: u16, host: &str, path: &str) -> common::Resp {
+    request(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+#[test]
+fn routes_by_host_and_balances_round_robin() {
+    let dir = TempDir::new("proxy-route");
+    let a = backend("A", &dir);
+    let b = backend("B", &dir);
+    let p = proxy(
+        &format!(
+            "host \"one.local\" {{ proxy_pass http://127.0.0.1:{}; }}\n\
+             host \"two.local\" {{ proxy_pass http://127.0.0.1:{}; proxy_pass http://127.0.0.1:{}; dist_policy round-robin; }}\n",
+            a.port, a.port, b.port
+        ),
+        &dir,
+    );
+    let r = get_host(p.port, "ONE.local", "/");
+    assert_eq!((r.status(), r.body.as_slice()), (200, &b"I am A"[..]));
+    assert_eq!(r.header("via").as_deref(), Some("1.1 weaprous"));
+    assert_eq!(get_host(p.port, "nobody.local", "/").status(), 404);
+    // Four requests on one kept-alive client connection: A, B, A, B.
+    let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut bodies = Vec::new();
+    for _ in 0..4 {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: two.local\r\n\r\n")
+            .unwrap();
+        let r = read_responses(&mut s, &[Method::Get]).pop().unwrap();
+        bodies.push(String::from_utf8(r.body).unwrap());
+    }
+    assert_eq!(bodies, ["I am A", "I am B", "I am A", "I am B"]);
+    let log = p.wait_line("host=two.local");
+    assert!(
+        log.contains("upstream=127.0.0.1:") && log.contains("first_byte="),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_killed_backend_fails_over_then_502() {
+    let dir = TempDir::new("proxy-failover");
+    let a = backend("A", &dir);
+    let mut b = backend("B", &dir);
+    let p = proxy(
+        &format!(
+            "host h {{ proxy_pass http://127.0.0.1:{}; proxy_pass http://127.0.0.1:{}; }}\n",
+            b.port, a.port
+        ),
+        &dir,
+    );
+    assert_eq!(get_host(p.port, "h", "/").body, b"I am B");
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    for _ in 0..4 {
+        let r = get_host(p.port, "h", "/");
+        assert_eq!(
+            (r.status(), r.body.as_slice()),
+            (200, &b"I am A"[..]),
+            "failover to A"
+        );
+    }
+    drop(a);
+    let r = get_host(p.port, "h", "/");
+    assert_eq!(r.status(), 502, "every backend down: 502 at once");
+}
+
+/// A one-connection test upstream: reads a request with a Content-Length body and answers
+/// with the body's length and a checksum.
+fn echo_upstream() -> (u16, std::thread::JoinHandle<Vec<u8>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let t = std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        let mut r = BufReader::new(s);
+        let mut head = String::new();
+        let mut len = 0usize;
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+            head.push_str(&line);
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0u8; len];
+        r.read_exact(&mut body).unwrap();
+        let sum: u64 = body.iter().map(|&b| b as u64).sum();
+        let answer = format!("{len} {sum}");
+        let mut s = r.into_inner();
+        write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{answer}",
+            answer.len()
+        )
+        .unwrap();
+        head.into_bytes()
+    });
+    (port, t)
+}
+
+#[test]
+fn a_64k_post_passes_whole_once() {
+    let dir = TempDir::new("proxy-post");
+    let (port, upstream) = echo_upstream();
+    let p = proxy(
+        &format!("host h {{ proxy_pass http://127.0.0.1:{port}; }}\n"),
+        &dir,
+    );
+    let body: Vec<u8> = (0..65_536u32).map(|i| (i * 31 % 251) as u8).collect();
+    let sum: u64 = body.iter().map(|&b| b as u64).sum();
+    let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(&body).unwrap();
+    let r = read_responses(&mut s, &[Method::Post]).pop().unwrap();
+    assert_eq!(String::from_utf8(r.body).unwrap(), format!("65536 {sum}"));
+    let head = String::from_utf8(upstream.join().unwrap()).unwrap();
+    assert!(head.starts_with("POST /upload HTTP/1.1\r\n"), "{head}");
+    assert!(head.contains("X-Forwarded-For: 127.0.0.1"), "{head}");
+}
+
+#[test]
+fn server_sent_events_reach_the_client_as_the_upstream_writes_them() {
+    let dir = TempDir::new("proxy-sse");
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (next_tx, next_rx) = mpsc::channel::<()>();
+    let upstream = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).unwrap();
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .unwrap();
+        s.write_all(b"d\r\ndata: first\n\n\r\n").unwrap();
+        // The second event goes only once the client has seen the first: a proxy that
+        // buffered the stream would deadlock this test instead of passing it.
+        next_rx.recv().unwrap();
+        s.write_all(b"e\r\ndata: second\n\n\r\n0\r\n\r\n").unwrap();
+    });
+    let p = proxy(
+        &format!("host h {{ proxy_pass http://127.0.0.1:{port}; }}\n"),
+        &dir,
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(b"GET /events HTTP/1.1\r\nHost: h\r\n\r\n")
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("data: first") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended early");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(!String::from_utf8_lossy(&seen).contains("second"));
+    next_tx.send(()).unwrap();
+    while !String::from_utf8_lossy(&seen).contains("data: second") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended early");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    upstream.join().unwrap();
+}
+
+#[test]
+fn sighup_reloads_and_an_invalid_file_keeps_the_old_routes() {
+    let dir = TempDir::new("proxy-reload");
+    let a = backend("A", &dir);
+    let b = backend("B", &dir);
+    let p = proxy(
+        &format!("host h {{ proxy_pass http://127.0.0.1:{}; }}\n", a.port),
+        &dir,
+    );
+    assert_eq!(get_host(p.port, "h", "/").body, b"I am A");
+    let conf = dir.path().join("proxy.conf");
+    std::fs::write(
+        &conf,
+        format!("host h {{ proxy_pass http://127.0.0.1:{}; }}\n", b.port),
+    )
+    .unwrap();
+    // A connection opened before the reload keeps its routes for its next request.
+    let mut old = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    old.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    old.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    assert_eq!(read_responses(&mut old, &[Method::Get])[0].body, b"I am A");
+    p.signal("-HUP");
+    p.wait_line("proxy: reloaded");
+    assert_eq!(
+        get_host(p.port, "h", "/").body,
+        b"I am B",
+        "new connections: new routes"
+    );
+    old.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    assert_eq!(
+        read_responses(&mut old, &[Method::Get])[0].body,
+        b"I am A",
+        "in flight: old routes"
+    );
+    std::fs::write(&conf, "host h { proxy_pass nonsense; }\n").unwrap();
+    p.signal("-HUP");
+    let refused = p.wait_line("reload refused");
+    assert!(refused.contains("proxy.conf:1:21:"), "{refused}");
+    assert_eq!(
+        get_host(p.port, "h", "/").body,
+        b"I am B",
+        "the old routes stay"
+    );
 }

@@ -305,7 +305,13 @@ fn the_table_lists_every_route() {
 fn a_colon_without_a_port_is_refused_not_read_as_no_port() {
     // Found by the proxy_config fuzz target: `http://x:` was read as the host `x:` on port 80,
     // whose canonical form `http://x::80` did not parse back.
-    for bad in ["http://x:", "http://x:0", "http://x:65536", "http://x:8a", "http://:80"] {
+    for bad in [
+        "http://x:",
+        "http://x:0",
+        "http://x:65536",
+        "http://x:8a",
+        "http://:80",
+    ] {
         let e = error(&format!("host a {{ proxy_pass {bad}; }}"));
         assert!(e.contains("expected http://HOST[:PORT]"), "{bad}: {e}");
     }

@@ -7,11 +7,13 @@
 //! * [`clock`]: the real clocks mapped onto core's [`weaprous_core::node::Now`].
 //! * [`files`]: carries out file effects on the real file system.
 //! * [`logs`]: carries out durable-log effects (append, sync, read) in a data directory.
+//! * [`proxy`]: the proxy's connection task (client socket, upstream socket, pool).
 //! * [`server`]: the accept loop and the per-connection task that calls its machine inline.
 //! * [`shutdown`]: SIGINT/SIGTERM (and the drain signal every connection listens to).
 
 pub mod clock;
 pub mod files;
 pub mod logs;
+pub mod proxy;
 pub mod server;
 pub mod shutdown;

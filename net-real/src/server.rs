@@ -62,6 +62,23 @@ where
     C: Connection + Send + 'static,
     F: Fn(Now) -> C + Send + Sync + 'static,
 {
+    let access_log = opts.access_log;
+    serve_tasks(opts, move |stream, peer, drain, alive| {
+        let conn = make(clock::now());
+        run_connection(stream, peer, conn, drain, access_log, alive)
+    })
+}
+
+/// [`serve`] for any per-connection task: `task(stream, peer, drain, alive)` runs one accepted
+/// connection (it must finish soon after `drain` fires, and drop `alive` when done).
+pub fn serve_tasks<G, Fut>(opts: ServeOptions, task: G) -> io::Result<()>
+where
+    G: Fn(Async<TcpStream>, SocketAddr, DrainSignal, smol::channel::Sender<()>) -> Fut
+        + Send
+        + Sync
+        + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = Async::<TcpListener>::bind(opts.addr)?;
     let local = listener.get_ref().local_addr()?;
     println!("{} listening on {}", opts.name, local);
@@ -79,8 +96,7 @@ where
         })
         .collect();
 
-    let make = Arc::new(make);
-    let result = async_io::block_on(ex.run(accept_loop(ex.clone(), listener, make, opts)));
+    let result = async_io::block_on(ex.run(accept_loop(ex.clone(), listener, task, opts)));
     drop(stop_tx);
     for w in workers {
         let _ = w.join();
@@ -88,15 +104,15 @@ where
     result
 }
 
-async fn accept_loop<C, F>(
+async fn accept_loop<G, Fut>(
     ex: Arc<Executor<'static>>,
     listener: Async<TcpListener>,
-    make: Arc<F>,
+    task: G,
     opts: ServeOptions,
 ) -> io::Result<()>
 where
-    C: Connection + Send + 'static,
-    F: Fn(Now) -> C + Send + Sync + 'static,
+    G: Fn(Async<TcpStream>, SocketAddr, DrainSignal, smol::channel::Sender<()>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (mut drain, drain_signal) = drain_pair();
     let (alive_tx, alive_rx) = smol::channel::bounded::<()>(1);
@@ -120,16 +136,8 @@ where
         match accepted {
             Some(Ok((stream, peer))) => {
                 let _ = stream.get_ref().set_nodelay(true);
-                let conn = make(clock::now());
-                let task = run_connection(
-                    stream,
-                    peer,
-                    conn,
-                    drain_signal.clone(),
-                    opts.access_log,
-                    alive_tx.clone(),
-                );
-                ex.spawn(task).detach();
+                let t = task(stream, peer, drain_signal.clone(), alive_tx.clone());
+                ex.spawn(t).detach();
             }
             Some(Err(e)) => {
                 // Out of descriptors and the like: back off instead of spinning.

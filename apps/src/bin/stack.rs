@@ -1,6 +1,6 @@
 //! `stack`: starts every weaprous process as a child, prints the URLs, and stops them all on
-//! Ctrl-C (SIGINT) or SIGTERM. Today that is the `backend`; the proxy and the chat app join it
-//! as their issues land.
+//! Ctrl-C (SIGINT) or SIGTERM. Today that is the `backend` and the `proxy` (routing by
+//! `config/proxy.conf`); the chat app joins them with its issue.
 //!
 //! Each child is this same executable run as `stack child NAME ARGS...`, so `cargo run --bin
 //! stack` needs no other binary to have been built.
@@ -21,6 +21,12 @@ struct Args {
     www: String,
     #[arg(long = "static", default_value = "static")]
     static_dir: String,
+    /// Port of the reverse proxy.
+    #[arg(long, default_value_t = 8080)]
+    proxy_port: u16,
+    /// The proxy's routes.
+    #[arg(long, default_value = "config/proxy.conf")]
+    config: String,
 }
 
 fn main() {
@@ -28,6 +34,7 @@ fn main() {
     if argv.get(1).is_some_and(|a| a == "child") {
         match argv.get(2).and_then(|n| n.to_str()) {
             Some("backend") => weaprous_apps::cmd::backend::main_with(argv[2..].iter().cloned()),
+            Some("proxy") => weaprous_apps::cmd::proxy::main_with(argv[2..].iter().cloned()),
             other => {
                 eprintln!("stack: unknown child {other:?}");
                 std::process::exit(2);
@@ -54,9 +61,27 @@ fn main() {
             std::process::exit(1);
         }
     }
+    let proxy = Command::new(&me)
+        .args(["child", "proxy"])
+        .args([
+            "--server-ip",
+            &args.ip,
+            "--server-port",
+            &args.proxy_port.to_string(),
+        ])
+        .args(["--config", &args.config])
+        .spawn();
+    match proxy {
+        Ok(c) => children.push(("proxy", c)),
+        Err(e) => eprintln!("stack: cannot start the proxy ({e}); the backend runs alone"),
+    }
     println!(
         "stack: backend (static files)  http://{}:{}/",
         args.ip, args.backend_port
+    );
+    println!(
+        "stack: proxy (routes in {})  http://{}:{}/  e.g. curl -H 'Host: app1.local' http://{}:{}/",
+        args.config, args.ip, args.proxy_port, args.ip, args.proxy_port
     );
     println!("stack: Ctrl-C stops everything");
     let watch = smol::block_on(async {

@@ -1,13 +1,24 @@
-//! `proxy`: the Host-routing reverse proxy (issue in progress: today `--check` validates a
-//! configuration and prints its routing table, as `nginx -t` does; serving comes next).
+//! `proxy`: the Host-routing reverse proxy (`weaprous_core::proxy`, driven by
+//! `weaprous_net_real::proxy`).
 //!
 //! `proxy --check --config FILE` prints every warning as `FILE:LINE:COL: warning: ...`, the
 //! routing table, and `FILE: syntax is ok`; on an error it prints `FILE:LINE:COL: ...` and exits
-//! with status 1.
+//! with status 1. Without `--check` it serves: prints `proxy listening on ADDR`, one access-log
+//! line per request (client, request, host, status, bytes, upstream, attempts, timings).
+//! SIGHUP reloads the file: new connections use the new routes, connections already open
+//! finish on the old ones; an invalid file is reported and the old routes stay (either outcome
+//! is one line on stdout: `proxy: reloaded ...` or `proxy: reload refused ...`).
+//! SIGINT/SIGTERM: stop accepting, finish in-flight exchanges, exit.
 
 use clap::Parser;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use weaprous_core::proxy::config::Config;
+use weaprous_core::proxy::conn::{ProxyNode, ProxyShared};
+use weaprous_net_real::proxy::{run_proxy_connection, Pool, ProxyContext};
+use weaprous_net_real::server::{serve_tasks, ServeOptions};
+use weaprous_net_real::shutdown::on_sighup;
 
 #[derive(Parser, Debug)]
 #[command(name = "proxy", version, about = "weaprous reverse proxy")]
@@ -24,6 +35,12 @@ pub struct Args {
     /// Validate the configuration, print the routing table and exit.
     #[arg(long)]
     check: bool,
+    /// Executor threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Do not print an access-log line per request.
+    #[arg(long)]
+    no_access_log: bool,
 }
 
 /// Reads and parses the configuration, printing its warnings; `Err` is the message to print.
@@ -65,7 +82,55 @@ where
         );
         std::process::exit(0);
     }
-    let _ = (&args.server_ip, args.server_port);
-    eprintln!("proxy: serving is not built yet; only --check works today");
-    std::process::exit(2);
+    if let Err(e) = serve(args, config) {
+        eprintln!("proxy: {e}");
+        std::process::exit(1);
+    }
+    std::process::exit(0);
+}
+
+fn context(config: Config, access_log: bool) -> Arc<ProxyContext> {
+    let shared = Arc::new(ProxyShared::new(config));
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id()) << 32;
+    Arc::new(ProxyContext {
+        node: Mutex::new(ProxyNode::new(&shared, seed)),
+        shared,
+        pool: Pool::default(),
+        access_log,
+    })
+}
+
+fn serve(args: Args, config: Config) -> Result<(), String> {
+    let addr = crate::socket_addr(&args.server_ip, args.server_port)?;
+    let access_log = !args.no_access_log;
+    let current = Arc::new(Mutex::new(context(config, access_log)));
+    let reload = {
+        let current = current.clone();
+        let path = args.config.clone();
+        move || match load(&path) {
+            Ok(config) => {
+                let hosts = config.hosts.len();
+                *current.lock().unwrap_or_else(|p| p.into_inner()) = context(config, access_log);
+                // On stdout, beside the access log, so whoever watches the log sees it.
+                println!("proxy: reloaded {} ({hosts} hosts)", path.display());
+            }
+            Err(e) => println!("proxy: reload refused, keeping the running routes: {e}"),
+        }
+    };
+    on_sighup(reload).map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
+    let mut opts = ServeOptions::new("proxy", addr);
+    if let Some(t) = args.threads {
+        opts.threads = t;
+    }
+    opts.access_log = access_log;
+    let ids = Arc::new(AtomicU64::new(0));
+    serve_tasks(opts, move |stream, peer, drain, alive| {
+        let cx = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let id = ids.fetch_add(1, Ordering::Relaxed);
+        run_proxy_connection(stream, peer, cx, drain, id, alive)
+    })
+    .map_err(|e| format!("{addr}: {e}"))
 }

@@ -47,6 +47,8 @@ pub struct Server {
     pub child: Child,
     pub port: u16,
     pub lines: Receiver<String>,
+    /// Lines read while waiting for the startup line (so `wait_line` finds them too).
+    early: std::cell::RefCell<Vec<String>>,
 }
 
 impl Server {
@@ -72,6 +74,7 @@ impl Server {
                 }
             }
         });
+        let mut early = Vec::new();
         let first = loop {
             let line = rx
                 .recv_timeout(Duration::from_secs(20))
@@ -79,6 +82,7 @@ impl Server {
             if line.contains(ready) {
                 break line;
             }
+            early.push(line);
         };
         let port = first
             .rsplit(':')
@@ -89,6 +93,7 @@ impl Server {
             child,
             port,
             lines: rx,
+            early: std::cell::RefCell::new(early),
         }
     }
     pub fn connect(&self) -> TcpStream {
@@ -115,6 +120,11 @@ impl Server {
     }
     /// Waits for the next stdout line containing `needle`.
     pub fn wait_line(&self, needle: &str) -> String {
+        let mut early = self.early.borrow_mut();
+        if let Some(i) = early.iter().position(|l| l.contains(needle)) {
+            return early.remove(i);
+        }
+        drop(early);
         loop {
             let l = self
                 .lines
