@@ -326,3 +326,105 @@ fn sighup_reloads_and_an_invalid_file_keeps_the_old_routes() {
         "the old routes stay"
     );
 }
+
+#[test]
+fn a_gibibyte_each_way_passes_with_bounded_memory() {
+    let dir = TempDir::new("proxy-gib");
+    let www = dir.path().join("big");
+    std::fs::create_dir_all(&www).unwrap();
+    let f = std::fs::File::create(www.join("big.bin")).unwrap();
+    f.set_len(1 << 30).unwrap(); // sparse: reads as zeros, costs no disk
+    drop(f);
+    let b = Server::start(
+        env!("CARGO_BIN_EXE_backend"),
+        &[
+            "--server-ip",
+            "127.0.0.1",
+            "--server-port",
+            "0",
+            "--www",
+            www.to_str().unwrap(),
+            "--static",
+            www.to_str().unwrap(),
+            "--no-access-log",
+        ],
+    );
+    // The upload goes to a test upstream that counts what it reads.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sink_port = l.local_addr().unwrap().port();
+    let sink = std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        let mut r = BufReader::new(s);
+        let mut len = 0u64;
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut buf = vec![0u8; 1 << 20];
+        let mut got = 0u64;
+        while got < len {
+            let n = r.read(&mut buf).unwrap();
+            assert!(n > 0);
+            got += n as u64;
+        }
+        let mut s = r.into_inner();
+        let answer = got.to_string();
+        write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{answer}",
+            answer.len()
+        )
+        .unwrap();
+    });
+    let p = proxy(
+        &format!(
+            "host down {{ proxy_pass http://127.0.0.1:{}; }}\nhost up {{ proxy_pass http://127.0.0.1:{sink_port}; }}\n",
+            b.port
+        ),
+        &dir,
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: down\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    assert!(
+        total > 1 << 30 && total < (1 << 30) + 1000,
+        "the whole GiB came through ({total})"
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "POST /sink HTTP/1.1\r\nHost: up\r\nContent-Length: {}\r\n\r\n",
+        1u64 << 30
+    )
+    .unwrap();
+    let chunk = vec![7u8; 1 << 20];
+    for _ in 0..1024 {
+        s.write_all(&chunk).unwrap();
+    }
+    let r = read_responses(&mut s, &[Method::Post]).pop().unwrap();
+    assert_eq!(r.body, (1u64 << 30).to_string().into_bytes());
+    sink.join().unwrap();
+    let rss = p.peak_rss_kib();
+    eprintln!("proxy peak RSS after a GiB each way: {rss} KiB");
+    assert!(
+        rss < 64 * 1024,
+        "proxy peak RSS {rss} KiB after a GiB each way"
+    );
+}
