@@ -315,7 +315,16 @@ fn a_colon_without_a_port_is_refused_not_read_as_no_port() {
         let e = error(&format!("host a {{ proxy_pass {bad}; }}"));
         assert!(e.contains("expected http://HOST[:PORT]"), "{bad}: {e}");
     }
-    for bad in ["\"a:\"", "\"a:0\"", "\":80\"", "\".\""] {
+    // Found by the fuzz target too: `a..` lost one dot per round trip.
+    for bad in [
+        "\"a:\"",
+        "\"a:0\"",
+        "\":80\"",
+        "\".\"",
+        "\"a..\"",
+        "\"a..b\"",
+        "\"..:80\"",
+    ] {
         let e = error(&format!("host {bad} {{ proxy_pass http://x:1; }}"));
         assert!(e.contains("not a host name"), "{bad}: {e}");
     }

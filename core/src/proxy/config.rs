@@ -776,8 +776,10 @@ fn strict_host_port(s: &str) -> Option<(String, Option<u16>)> {
 /// `NAME[:PORT]` of a host block, lower-cased, a trailing dot dropped, the port split off.
 fn host_name(s: &str) -> Option<(String, Option<u16>)> {
     let (name, port) = strict_host_port(s)?;
+    // One trailing dot (the absolute form of a DNS name) is dropped; an empty label is no name.
     let name = name.strip_suffix('.').map_or(name.clone(), str::to_string);
-    (!name.is_empty()).then_some((name, port))
+    let empty_label = name.is_empty() || name.ends_with('.') || name.contains("..");
+    (!empty_label || name.starts_with('[')).then_some((name, port))
 }
 
 /// `http://HOST[:PORT][/]` → (host, port); port 80 by default.
