@@ -81,8 +81,8 @@ impl Harness {
                 ProxyOutput::Report {
                     route,
                     upstream,
-                    ok,
-                } => self.node.report(route, upstream, ok, self.now.mono),
+                    outcome,
+                } => self.node.report(route, upstream, outcome, self.now.mono),
                 ProxyOutput::Connect { addr } => self.connects.push(addr),
                 ProxyOutput::Release { reuse } => self.releases.push(reuse),
                 ProxyOutput::Log(l) => self.logs.push(l),
@@ -366,4 +366,70 @@ fn a_client_that_stops_reading_stops_the_upstream_being_read() {
     h.client_stalled = false;
     h.input(ProxyInput::Client(ConnInput::Flushed(0)));
     assert!(h.conn.wants_read_up(), "resumes once the client reads");
+}
+
+#[test]
+fn a_client_that_stalls_mid_body_gets_one_408_and_the_exchange_ends() {
+    // A read timeout longer than the body timeout, so the client's stall is what fires.
+    let mut h = Harness::new(
+        "proxy_read_timeout 120s; host \"app1.local\" { proxy_pass http://127.0.0.1:9000; }",
+    );
+    h.client("POST /m HTTP/1.1\r\nHost: app1.local\r\nContent-Length: 100\r\n\r\nonly some");
+    h.connected();
+    let d = h.deadline.expect("the body deadline runs");
+    h.advance(d.since(h.now.mono));
+    let got = h.got();
+    assert!(got.starts_with("HTTP/1.1 408 "), "{got}");
+    assert_eq!(h.releases, [false], "the upstream connection is dropped");
+    // A late upstream answer must not produce a second response.
+    h.upstream(OK);
+    assert_eq!(h.got(), "");
+}
+
+#[test]
+fn the_last_bytes_after_close_have_a_send_deadline() {
+    let mut h = Harness::new(CONF);
+    h.client_stalled = true;
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\nConnection: close\r\n\r\n");
+    h.connected();
+    h.upstream(OK);
+    assert_eq!(h.closed, Some(ProxyOutput::CloseClient));
+    let d = h
+        .deadline
+        .expect("found by the simulator: a send deadline after CloseClient");
+    h.advance(d.since(h.now.mono));
+    assert_eq!(h.closed, Some(ProxyOutput::AbortClient));
+    assert_eq!(h.deadline, None);
+}
+
+#[test]
+fn every_upstream_handed_out_is_given_back() {
+    // Found by the simulator: attempts that ended without a verdict (the client left, a stale
+    // pooled connection) kept counting as in flight, so an ejected backend was never probed
+    // again and the proxy answered 502 forever.
+    let in_flight = |h: &Harness| -> u32 { h.node.in_flight((1, 0)).iter().sum() };
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app2.local\r\n\r\n");
+    h.connected();
+    assert_eq!(in_flight(&h), 1);
+    h.input(ProxyInput::Client(ConnInput::Reset));
+    assert_eq!(in_flight(&h), 0, "the client went away");
+
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app2.local\r\n\r\n");
+    h.input(ProxyInput::Up(UpInput::Connected { reused: true }));
+    h.input(ProxyInput::Up(UpInput::Eof));
+    h.connected();
+    h.upstream(OK);
+    assert_eq!(
+        in_flight(&h),
+        0,
+        "a stale pooled connection, then a fresh one"
+    );
+
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app2.local\r\n\r\n");
+    h.input(ProxyInput::Up(UpInput::ConnectFailed));
+    h.input(ProxyInput::Up(UpInput::ConnectFailed));
+    assert_eq!(in_flight(&h), 0, "both refused");
 }

@@ -178,11 +178,11 @@ pub async fn run_proxy_connection(
                 ProxyOutput::Report {
                     route,
                     upstream,
-                    ok,
+                    outcome,
                 } => {
                     let now = clock::now();
                     let mut node = cx.node.lock().unwrap_or_else(|p| p.into_inner());
-                    node.report(route, upstream, ok, now.mono);
+                    node.report(route, upstream, outcome, now.mono);
                 }
                 ProxyOutput::Connect { addr } => {
                     if let Some(s) = cx.pool.take(&addr) {

@@ -488,8 +488,9 @@ impl Node for BackendHost {
     }
 }
 
-/// The files of the simulated site (sizes cover empty, tiny, one chunk and many chunks).
-fn build_site(seed: u64, small: bool) -> (Disk, Vec<String>) {
+/// The files of the simulated site (sizes cover empty, tiny, one chunk and many chunks) and
+/// the URL paths that reach them.
+pub fn site(seed: u64, small: bool) -> (Disk, Vec<String>) {
     let mut r = rng::stream(seed, rng::FILES);
     let mut disk = Disk::default();
     let sizes = if small {
@@ -612,6 +613,17 @@ fn plan(r: &mut fastrand::Rng, sc: &BackendScenario, disk: &Disk, paths: &[Strin
 }
 
 fn client(sc: &BackendScenario, disk: &Disk, paths: &[String], host: HostId) -> ClientHost {
+    client_for(sc, disk, paths, host, SERVER)
+}
+
+/// The simulated client on `host` of scenario `sc`, talking to `server`.
+pub fn client_for(
+    sc: &BackendScenario,
+    disk: &Disk,
+    paths: &[String],
+    host: HostId,
+    server: HostId,
+) -> ClientHost {
     let mut r = rng::stream(sc.seed ^ ((host as u64) << 32), rng::WORKLOAD);
     let plans = (0..sc.conns_per_client)
         .map(|_| plan(&mut r, sc, disk, paths))
@@ -627,14 +639,14 @@ fn client(sc: &BackendScenario, disk: &Disk, paths: &[String], host: HostId) -> 
             expect: expected(disk, &Method::Get, "/", None),
         });
     }
-    let mut c = ClientHost::new(host, SERVER, plans, probe);
+    let mut c = ClientHost::new(host, server, plans, probe);
     c.tolerate_408 = !sc.faults.is_empty() || sc.random != RandomFaults::default();
     c
 }
 
 /// Builds the simulator for `sc` (with the faults scheduled).
 pub fn build(sc: &BackendScenario, keep: Keep) -> Sim {
-    let (site, paths) = build_site(sc.seed, sc.small_site);
+    let (site, paths) = site(sc.seed, sc.small_site);
     let mut disks = vec![site.clone()];
     disks.extend((0..sc.clients + sc.idle_hosts).map(|_| Disk::default()));
     let sc2 = sc.clone();

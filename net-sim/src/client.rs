@@ -102,6 +102,10 @@ pub struct ClientHost {
     /// than a failure. Off on a healthy network.
     pub tolerate_408: bool,
     pub retried_408: usize,
+    /// Answers a proxy gives when its upstreams fail (502, 503, 504) are retried, as a
+    /// browser's user would, rather than failures (set for clients behind a proxy under faults).
+    pub tolerate_gateway_errors: bool,
+    pub gateway_errors: usize,
     pub failed_attempts: usize,
     /// The probe (run after the heal) got all its answers.
     pub probe_done: bool,
@@ -122,6 +126,8 @@ impl ClientHost {
             timeouts_408: 0,
             tolerate_408: false,
             retried_408: 0,
+            tolerate_gateway_errors: false,
+            gateway_errors: 0,
             failed_attempts: 0,
             probe_done: false,
         }
@@ -270,6 +276,15 @@ impl ClientHost {
                         let stream = a.stream;
                         cx.fin(stream);
                         return self.failed(cx, "408");
+                    }
+                    if matches!(a.status, 502..=504) && self.tolerate_gateway_errors {
+                        cx.cover("client.retry_after_gateway_error");
+                        self.gateway_errors += 1;
+                        a.status = 0;
+                        a.body.clear();
+                        let stream = a.stream;
+                        cx.fin(stream);
+                        return self.failed(cx, "gateway error");
                     }
                     if a.status == 500 && req.expect.status != 500 {
                         self.server_errors += 1;

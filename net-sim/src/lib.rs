@@ -13,6 +13,7 @@
 //! * [`coverage`]: "sometimes" counters.
 //! * [`client`]: the simulated HTTP client (workload and oracle).
 //! * [`backend`]: the backend world (the real backend machine and 100 clients).
+//! * [`proxy_world`]: the proxy world (the real proxy machines, three backends, clients).
 //! * [`check`]: determinism check and regression replay helpers.
 
 pub mod backend;
@@ -22,6 +23,7 @@ pub mod clock;
 pub mod coverage;
 pub mod disk;
 pub mod engine;
+pub mod proxy_world;
 pub mod rng;
 pub mod scenario;
 pub mod trace;

@@ -202,6 +202,19 @@ impl Balancer {
         }
     }
 
+    /// The exchange with `i` ended for reasons not its own: no verdict on its health.
+    pub fn abandoned(&mut self, i: usize) {
+        let s = &mut self.slots[i];
+        s.in_flight = s.in_flight.saturating_sub(1);
+    }
+    /// How many upstreams the balancer holds.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
     /// The exchange with `i` ended well: a probe restores the upstream.
     pub fn succeeded(&mut self, i: usize) {
         let s = &mut self.slots[i];

@@ -38,7 +38,7 @@
 //!   without its upgrade fields, so the upstream answers it as plain HTTP.
 
 use super::balance::Balancer;
-use super::config::{Config, Location};
+use super::config::{Config, Location, Part, Var};
 use super::forward::{downstream_response, upstream_request, Forward, ForwardCtx};
 use crate::http::client::{ClientConn, ClientError, ClientEvent, ClientTimeouts};
 use crate::http::serialize::BodyFraming;
@@ -143,14 +143,20 @@ impl ProxyNode {
         Some((i, addr))
     }
     /// Carries out [`ProxyOutput::Report`].
-    pub fn report(&mut self, route: RouteId, upstream: usize, ok: bool, now: Instant) {
+    pub fn report(&mut self, route: RouteId, upstream: usize, outcome: Outcome, now: Instant) {
         if let Some(b) = self.balancer(route) {
-            if ok {
-                b.succeeded(upstream);
-            } else {
-                b.failed(upstream, now);
+            match outcome {
+                Outcome::Ok => b.succeeded(upstream),
+                Outcome::Failed => b.failed(upstream, now),
+                Outcome::Abandoned => b.abandoned(upstream),
             }
         }
+    }
+    /// Exchanges in flight with each upstream of `route` (for the simulator's accounting check).
+    pub fn in_flight(&self, route: RouteId) -> Vec<u32> {
+        self.balancer_for(route)
+            .map(|b| (0..b.len()).map(|i| b.in_flight(i)).collect())
+            .unwrap_or_default()
     }
     pub fn balancer_for(&self, route: RouteId) -> Option<&Balancer> {
         self.balancers
@@ -179,6 +185,18 @@ pub enum ProxyInput<'a> {
     Chosen(Option<(usize, String)>),
 }
 
+/// How an attempt with an upstream ended, for its health.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// It answered (any status).
+    Ok,
+    /// Connect refused or timed out, a malformed answer, a close or a timeout.
+    Failed,
+    /// The attempt ended for reasons not the upstream's (the client went away, a stale pooled
+    /// connection): no verdict on its health.
+    Abandoned,
+}
+
 /// One access-log record of the proxy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProxyLog {
@@ -204,10 +222,11 @@ pub enum ProxyOutput {
         tried: Vec<usize>,
         client: String,
     },
+    /// Every upstream `Choose` handed out is reported exactly once.
     Report {
         route: RouteId,
         upstream: usize,
-        ok: bool,
+        outcome: Outcome,
     },
     Connect {
         addr: String,
@@ -227,10 +246,12 @@ enum Up {
     None,
     Choosing,
     Connecting {
+        route: RouteId,
         idx: usize,
         since: Instant,
     },
     Active {
+        route: RouteId,
         idx: usize,
         // Boxed: the connection is large next to the other states.
         conn: Box<ClientConn>,
@@ -275,6 +296,8 @@ pub struct ProxyConn {
     up: Up,
     out: VecDeque<ProxyOutput>,
     finished: bool,
+    /// AbortClient was given (nothing more will be).
+    aborted: bool,
 }
 
 fn is_idempotent(m: &Method) -> bool {
@@ -297,13 +320,23 @@ impl ProxyConn {
             up: Up::None,
             out: VecDeque::new(),
             finished: false,
+            aborted: false,
         }
     }
 
     pub fn handle(&mut self, now: Now, input: ProxyInput<'_>) {
         if self.finished {
-            if let ProxyInput::Client(ConnInput::Flushed(n)) = input {
-                self.http.flushed(now, n);
+            // Only the last bytes to the client still matter, and their send deadline.
+            match input {
+                ProxyInput::Client(ConnInput::Flushed(n)) => self.http.flushed(now, n),
+                ProxyInput::Client(ConnInput::Timeout) => {
+                    self.http.on_timeout(now);
+                    if self.http.closing() == Closing::Abort && !self.aborted {
+                        self.aborted = true;
+                        self.out.push_back(ProxyOutput::AbortClient);
+                    }
+                }
+                _ => {}
             }
             return;
         }
@@ -347,6 +380,13 @@ impl ProxyConn {
             }
         }
         if let Some(ServerEvent::Rejected { status, .. }) = self.http.on_timeout(now) {
+            // The client stalled (mid-body, say) and its connection answered 408 by itself:
+            // the exchange is over, whatever the upstream was doing.
+            if let Some(x) = self.exchange.take() {
+                self.drop_upstream(false);
+                self.log(now, &x, status.0, false);
+                return;
+            }
             self.out.push_back(ProxyOutput::Log(ProxyLog {
                 method: "-".into(),
                 target: "-".into(),
@@ -376,12 +416,16 @@ impl ProxyConn {
         }
         match chosen {
             Some((idx, addr)) => {
-                if let Some(x) = self.exchange.as_mut() {
-                    x.attempts += 1;
-                    x.upstream = addr.clone();
-                }
+                let Some(x) = self.exchange.as_mut() else {
+                    self.up = Up::None;
+                    return;
+                };
+                x.attempts += 1;
+                x.upstream = addr.clone();
+                let route = x.route;
                 self.out.push_back(ProxyOutput::Connect { addr });
                 self.up = Up::Connecting {
+                    route,
                     idx,
                     since: now.mono,
                 };
@@ -400,10 +444,11 @@ impl ProxyConn {
     fn on_up(&mut self, now: Now, input: UpInput<'_>) {
         match input {
             UpInput::Connected { reused } => {
-                let Up::Connecting { idx, .. } = self.up else {
+                let Up::Connecting { route, idx, .. } = self.up else {
                     return;
                 };
                 let Some((_, read, send)) = self.timeouts_of_exchange() else {
+                    self.drop_upstream(false);
                     return;
                 };
                 let mut conn = ClientConn::new(
@@ -412,8 +457,7 @@ impl ProxyConn {
                     ClientTimeouts { read, send },
                 );
                 let Some(x) = self.exchange.as_mut() else {
-                    self.out.push_back(ProxyOutput::Release { reuse: reused });
-                    self.up = Up::None;
+                    self.drop_upstream(reused);
                     return;
                 };
                 x.connect_ns = now.mono.since(x.started).as_nanos() as u64;
@@ -424,6 +468,7 @@ impl ProxyConn {
                     self.http.accept_body();
                 }
                 self.up = Up::Active {
+                    route,
                     idx,
                     conn: Box::new(conn),
                     reused,
@@ -467,6 +512,7 @@ impl ProxyConn {
                 }
                 Closing::Abort => {
                     self.finished = true;
+                    self.aborted = true;
                     self.out.push_back(ProxyOutput::AbortClient);
                 }
                 Closing::Open => {}
@@ -474,6 +520,7 @@ impl ProxyConn {
         } else if self.http.closing() == Closing::Abort && !self.finished {
             self.drop_upstream(false);
             self.finished = true;
+            self.aborted = true;
             self.out.push_back(ProxyOutput::AbortClient);
         }
     }
@@ -565,7 +612,16 @@ impl ProxyConn {
             self.simple_local(now, &method, &target, &host, Status::NOT_FOUND);
             return;
         };
-        let request_id = format!("{:x}-{:x}", self.conn_id, self.requests);
+        // Formatted only where a proxy_set_header asks for it.
+        let wants_id = loc
+            .set_headers
+            .iter()
+            .any(|h| h.value.contains(&Part::Var(Var::RequestId)));
+        let request_id = if wants_id {
+            format!("{:x}-{:x}", self.conn_id, self.requests)
+        } else {
+            String::new()
+        };
         let cx = ForwardCtx {
             client_ip: &self.client_ip,
             scheme: "http",
@@ -652,19 +708,22 @@ impl ProxyConn {
     }
 
     fn on_response_end(&mut self, now: Now) {
-        let Up::Active { idx, conn, .. } = std::mem::replace(&mut self.up, Up::None) else {
+        let Up::Active {
+            route, idx, conn, ..
+        } = std::mem::replace(&mut self.up, Up::None)
+        else {
             return;
         };
         let reuse = conn.reusable();
         self.out.push_back(ProxyOutput::Release { reuse });
+        self.out.push_back(ProxyOutput::Report {
+            route,
+            upstream: idx,
+            outcome: Outcome::Ok,
+        });
         let Some(x) = self.exchange.take() else {
             return;
         };
-        self.out.push_back(ProxyOutput::Report {
-            route: x.route,
-            upstream: idx,
-            ok: true,
-        });
         if !x.body_done {
             // The upstream answered before the request body was read: the client's remaining
             // body bytes are drained by the server connection, never parsed as a request.
@@ -676,21 +735,42 @@ impl ProxyConn {
 
     /// The current attempt failed; retry when allowed, else answer or abort.
     fn attempt_failed(&mut self, now: Now, why: Failure) {
-        let (idx, reused, flushed, response_started) =
+        let (chosen, reused, flushed, response_started) =
             match std::mem::replace(&mut self.up, Up::None) {
                 Up::Active {
-                    idx, conn, reused, ..
+                    route,
+                    idx,
+                    conn,
+                    reused,
                 } => (
-                    Some(idx),
+                    Some((route, idx)),
                     reused,
                     conn.request_bytes_flushed(),
                     conn.response_started(),
                 ),
-                Up::Connecting { idx, .. } => (Some(idx), false, 0, false),
+                Up::Connecting { route, idx, .. } => (Some((route, idx)), false, 0, false),
                 Up::Choosing | Up::None => (None, false, 0, false),
             };
-        if matches!(why, Failure::Upstream(_)) || matches!(why, Failure::Connect) {
+        if let Some((route, i)) = chosen {
             self.out.push_back(ProxyOutput::Release { reuse: false });
+            // A stale pooled connection says nothing about the upstream's health.
+            let stale = reused
+                && !response_started
+                && matches!(why, Failure::Upstream(ClientError::Closed));
+            self.out.push_back(ProxyOutput::Report {
+                route,
+                upstream: i,
+                outcome: if stale {
+                    Outcome::Abandoned
+                } else {
+                    Outcome::Failed
+                },
+            });
+            if let Some(x) = self.exchange.as_mut() {
+                if !stale {
+                    x.tried.push(i);
+                }
+            }
         }
         let Some(x) = self.exchange.as_mut() else {
             return;
@@ -699,20 +779,6 @@ impl ProxyConn {
             Failure::Upstream(ClientError::TimedOut) => Status::GATEWAY_TIMEOUT,
             _ => Status::BAD_GATEWAY,
         };
-        if let Some(i) = idx {
-            // A stale pooled connection says nothing about the upstream's health.
-            let stale = reused
-                && !response_started
-                && matches!(why, Failure::Upstream(ClientError::Closed));
-            if !stale {
-                self.out.push_back(ProxyOutput::Report {
-                    route: x.route,
-                    upstream: i,
-                    ok: false,
-                });
-                x.tried.push(i);
-            }
-        }
         if x.response_started {
             // Part of the answer already went out: it must not look complete.
             self.http.abort();
@@ -799,11 +865,20 @@ impl ProxyConn {
         self.http.end_response(now);
     }
 
+    /// Lets go of the upstream without a verdict on its health (the exchange ended for
+    /// reasons of the client's or ours).
     fn drop_upstream(&mut self, reuse: bool) {
-        if !matches!(self.up, Up::None | Up::Choosing) {
-            self.out.push_back(ProxyOutput::Release { reuse });
+        match std::mem::replace(&mut self.up, Up::None) {
+            Up::Connecting { route, idx, .. } | Up::Active { route, idx, .. } => {
+                self.out.push_back(ProxyOutput::Release { reuse });
+                self.out.push_back(ProxyOutput::Report {
+                    route,
+                    upstream: idx,
+                    outcome: Outcome::Abandoned,
+                });
+            }
+            Up::Choosing | Up::None => {}
         }
-        self.up = Up::None;
     }
 
     fn log(&mut self, now: Now, x: &Exchange, status: u16, aborted: bool) {
@@ -828,9 +903,12 @@ impl ProxyConn {
             return o;
         }
         if self.finished {
-            return ProxyOutput::Wait {
-                deadline: self.http.deadline(),
+            let deadline = if self.aborted {
+                None
+            } else {
+                self.http.deadline()
             };
+            return ProxyOutput::Wait { deadline };
         }
         let up = match &self.up {
             Up::Connecting { since, .. } => self.timeouts_of_exchange().map(|t| *since + t.0),

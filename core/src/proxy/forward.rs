@@ -62,23 +62,30 @@ const HOP_BY_HOP: &[&str] = &[
 /// Fields a `Connection` option may not remove (they carry routing and framing).
 const NOT_REMOVABLE: &[&str] = &["host", "content-length"];
 
-/// The `Connection` options of `h`, lower-cased.
-fn connection_options(h: &Headers) -> Vec<String> {
+/// The `Connection` options of `h` (trimmed; compare them without case).
+fn connection_options(h: &Headers) -> Vec<&[u8]> {
     h.get_all("connection")
         .flat_map(|v| v.split(|&b| b == b','))
-        .map(|t| String::from_utf8_lossy(crate::http::chars::trim_ows(t)).to_ascii_lowercase())
+        .map(crate::http::chars::trim_ows)
         .filter(|t| !t.is_empty())
         .collect()
 }
 
-/// `h` without hop-by-hop fields and without the fields its `Connection` names.
+fn listed(list: &[&str], name: &[u8]) -> bool {
+    list.iter().any(|l| l.as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// `h` without hop-by-hop fields and without the fields its `Connection` names. Copies the
+/// fields with one arena of the right size, comparing names in place (no allocation per field).
 fn strip_hop_by_hop(h: &Headers) -> Headers {
     let named = connection_options(h);
-    let mut out = Headers::with_capacity(h.len() + 4, 0);
+    let bytes: usize = h.iter().map(|(n, v)| n.len() + v.len()).sum();
+    let mut out = Headers::with_capacity(h.len() + 4, bytes + 128);
     for (name, value) in h.iter() {
-        let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
-        let hop = HOP_BY_HOP.contains(&lower.as_str());
-        let named_away = named.contains(&lower) && !NOT_REMOVABLE.contains(&lower.as_str());
+        let hop = listed(HOP_BY_HOP, name);
+        let named_away = !hop
+            && named.iter().any(|t| t.eq_ignore_ascii_case(name))
+            && !listed(NOT_REMOVABLE, name);
         if !hop && !named_away {
             out.append(name, value);
         }
@@ -119,7 +126,7 @@ pub fn wants_upgrade(head: &RequestHead) -> bool {
     head.headers.contains("upgrade")
         && connection_options(&head.headers)
             .iter()
-            .any(|t| t == "upgrade")
+            .any(|t| t.eq_ignore_ascii_case(b"upgrade"))
 }
 
 /// The head to send upstream for `head` (see the module docs).

@@ -1,0 +1,554 @@
+//! The proxy world: the real proxy machines ([`ProxyConn`], one per client connection, with
+//! the shared [`ProxyNode`] of balancers) on host 0, three real static backends on hosts 1..=3,
+//! and simulated HTTP clients on the hosts after them, under every fault of [`crate::engine`].
+//!
+//! # Oracles
+//! * **Safety, after every event**: every completed response is the exact file or range the
+//!   request asked for (all backends serve the same site), or one of the proxy's own 502/503/504
+//!   while faults are on; never another request's answer ([`crate::client`]). Each proxy
+//!   machine's invariants hold after every step (bounded buffers both ways: memory per exchange
+//!   stays bounded). A pooled upstream connection is handed out only while idle (nothing
+//!   unread on it, still open).
+//! * **Liveness, after the heal**: within the bound every client has finished its plans and its
+//!   probe through the proxy, and no backend is still ejected past its backoff.
+
+use crate::backend::{BackendHost, BackendScenario};
+use crate::client::ClientHost;
+use crate::coverage::Coverage;
+use crate::disk::Disk;
+use crate::engine::{ConnectError, Cx, Node, Sim, StreamId};
+use crate::scenario::HostId;
+use crate::trace::Keep;
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use weaprous_core::node::ConnInput;
+use weaprous_core::proxy::balance::Health;
+use weaprous_core::proxy::config::Config;
+use weaprous_core::proxy::conn::{
+    Outcome, ProxyConn, ProxyInput, ProxyNode, ProxyOutput, ProxyShared, UpInput,
+};
+use weaprous_core::time::{Duration, Instant};
+
+const PROXY: HostId = 0;
+const BACKENDS: usize = 3;
+
+fn addr_of(b: usize) -> String {
+    format!("10.0.0.{}:80", b + 1)
+}
+
+fn config() -> Config {
+    let ups: String = (0..BACKENDS)
+        .map(|b| format!("proxy_pass http://{};", addr_of(b)))
+        .collect();
+    Config::parse(&format!(
+        "proxy_connect_timeout 3s; proxy_read_timeout 20s; default {{ {ups} dist_policy round-robin; }}"
+    ))
+    .expect("the world's configuration parses")
+}
+
+/// One client connection of the proxy and the upstream stream of its exchange.
+struct Side {
+    machine: ProxyConn,
+    up: Option<(String, StreamId)>,
+    connecting: Option<(String, StreamId)>,
+    client_rx: VecDeque<Vec<u8>>,
+    client_eof: bool,
+    up_rx: VecDeque<Vec<u8>>,
+    up_eof: bool,
+    close_after_flush: bool,
+    deadline: Option<Instant>,
+}
+
+/// Host 0: the proxy.
+pub struct ProxyHost {
+    shared: Arc<ProxyShared>,
+    node: ProxyNode,
+    sides: BTreeMap<StreamId, Side>,
+    /// Upstream stream → the client stream whose exchange uses it.
+    owner: BTreeMap<StreamId, StreamId>,
+    /// Idle upstream streams by address.
+    pool: BTreeMap<String, Vec<StreamId>>,
+    deadlines: BTreeSet<(Instant, StreamId)>,
+    next_id: u64,
+}
+
+impl ProxyHost {
+    pub fn new(seed: u64) -> Self {
+        let shared = Arc::new(ProxyShared::new(config()));
+        ProxyHost {
+            node: ProxyNode::new(&shared, seed),
+            shared,
+            sides: BTreeMap::new(),
+            owner: BTreeMap::new(),
+            pool: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            next_id: 0,
+        }
+    }
+    pub fn connections(&self) -> usize {
+        self.sides.len()
+    }
+    /// Health of each backend as the balancer sees it.
+    pub fn health(&self) -> Vec<Health> {
+        let b = self
+            .node
+            .balancer_for((usize::MAX, 0))
+            .expect("the default route");
+        (0..BACKENDS).map(|i| b.health(i)).collect()
+    }
+
+    fn finish(&mut self, cx: &mut Cx, s: StreamId) {
+        if let Some(side) = self.sides.remove(&s) {
+            if let Some(d) = side.deadline {
+                self.deadlines.remove(&(d, s));
+            }
+            for (_, u) in side.up.into_iter().chain(side.connecting) {
+                self.owner.remove(&u);
+                cx.reset(u);
+            }
+        }
+    }
+
+    fn drive(&mut self, cx: &mut Cx, s: StreamId) {
+        for _ in 0..100_000 {
+            let now = cx.now();
+            let Some(side) = self.sides.get_mut(&s) else {
+                return;
+            };
+            if side.machine.wants_read_client() {
+                if let Some(b) = side.client_rx.pop_front() {
+                    side.machine
+                        .handle(now, ProxyInput::Client(ConnInput::Data(&b)));
+                    continue;
+                }
+                if std::mem::take(&mut side.client_eof) {
+                    side.machine.handle(now, ProxyInput::Client(ConnInput::Eof));
+                    continue;
+                }
+            }
+            if side.machine.wants_read_up() {
+                if let Some(b) = side.up_rx.pop_front() {
+                    side.machine.handle(now, ProxyInput::Up(UpInput::Data(&b)));
+                    continue;
+                }
+                if std::mem::take(&mut side.up_eof) {
+                    side.machine.handle(now, ProxyInput::Up(UpInput::Eof));
+                    continue;
+                }
+            }
+            let deadline = loop {
+                match side.machine.poll_output() {
+                    ProxyOutput::Choose {
+                        route,
+                        tried,
+                        client,
+                    } => {
+                        let c = self
+                            .node
+                            .choose(&self.shared, route, now.mono, &client, &tried);
+                        side.machine.handle(now, ProxyInput::Chosen(c));
+                    }
+                    ProxyOutput::Report {
+                        route,
+                        upstream,
+                        outcome,
+                    } => {
+                        match outcome {
+                            Outcome::Failed => cx.cover("proxy.upstream_failure_reported"),
+                            Outcome::Abandoned => cx.cover("proxy.attempt_abandoned"),
+                            Outcome::Ok => {}
+                        }
+                        self.node.report(route, upstream, outcome, now.mono);
+                    }
+                    ProxyOutput::Connect { addr } => {
+                        let pooled = self.pool.get_mut(&addr).and_then(Vec::pop);
+                        match pooled {
+                            Some(u) => {
+                                cx.cover("proxy.pooled_connection_reused");
+                                self.owner.insert(u, s);
+                                side.up = Some((addr, u));
+                                side.machine.handle(
+                                    now,
+                                    ProxyInput::Up(UpInput::Connected { reused: true }),
+                                );
+                            }
+                            None => {
+                                let b = (0..BACKENDS).find(|&b| addr_of(b) == addr).unwrap_or(0);
+                                let u = cx.connect(1 + b);
+                                self.owner.insert(u, s);
+                                side.connecting = Some((addr, u));
+                            }
+                        }
+                    }
+                    ProxyOutput::Release { reuse } => {
+                        if let Some((_, u)) = side.connecting.take() {
+                            self.owner.remove(&u);
+                            cx.reset(u);
+                        }
+                        if let Some((addr, u)) = side.up.take() {
+                            self.owner.remove(&u);
+                            side.up_rx.clear();
+                            side.up_eof = false;
+                            if reuse && cx.room(u) > 0 {
+                                self.pool.entry(addr).or_default().push(u);
+                            } else {
+                                cx.reset(u);
+                            }
+                        }
+                    }
+                    ProxyOutput::Log(l) => {
+                        if matches!(l.status, 502..=504) {
+                            cx.cover("proxy.answered_gateway_error");
+                        }
+                        if l.attempts > 1 {
+                            cx.cover("proxy.retried_on_another_upstream");
+                        }
+                        let (status, attempts) = (l.status, l.attempts);
+                        cx.trace(40, s, status as u64, || {
+                            format!(
+                                "proxy stream {s} {} {} {status} via {} tries {attempts}",
+                                l.method, l.target, l.upstream
+                            )
+                        });
+                    }
+                    ProxyOutput::CloseClient => side.close_after_flush = true,
+                    ProxyOutput::AbortClient => {
+                        cx.cover("proxy.aborted_client");
+                        cx.reset(s);
+                        self.finish(cx, s);
+                        return;
+                    }
+                    ProxyOutput::Wait { deadline } => break deadline,
+                }
+            };
+            side.machine.check_invariants();
+            if deadline != side.deadline {
+                if let Some(d) = side.deadline {
+                    self.deadlines.remove(&(d, s));
+                }
+                if let Some(d) = deadline {
+                    self.deadlines.insert((d, s));
+                }
+                side.deadline = deadline;
+            }
+            // Upstream bytes first, then client bytes, each as the window allows.
+            if let Some((_, u)) = side.up {
+                let pending = side.machine.up_transmit().len();
+                let room = cx.room(u);
+                if pending > 0 && room > 0 {
+                    let n = pending.min(room);
+                    let bytes = side.machine.up_transmit()[..n].to_vec();
+                    side.machine
+                        .handle(now, ProxyInput::Up(UpInput::Flushed(n)));
+                    cx.write(u, &bytes);
+                    continue;
+                }
+                if pending > 0 {
+                    cx.want_writable(u);
+                }
+            }
+            let pending = side.machine.client_transmit().len();
+            let room = cx.room(s);
+            if pending > 0 && room > 0 {
+                let n = pending.min(room);
+                let bytes = side.machine.client_transmit()[..n].to_vec();
+                side.machine
+                    .handle(now, ProxyInput::Client(ConnInput::Flushed(n)));
+                cx.write(s, &bytes);
+                continue;
+            }
+            if pending > 0 {
+                cx.want_writable(s);
+            } else if side.close_after_flush {
+                cx.fin(s);
+                self.finish(cx, s);
+            }
+            return;
+        }
+        cx.fail(format!("proxy stream {s}: the machine never settled"));
+    }
+
+    fn arm(&self, cx: &mut Cx) {
+        cx.set_timer(self.deadlines.first().map(|&(d, _)| d));
+    }
+
+    /// An upstream stream event for whichever side owns it; an idle pooled stream that hears
+    /// anything leaves the pool.
+    fn upstream_event(
+        &mut self,
+        cx: &mut Cx,
+        u: StreamId,
+        f: impl FnOnce(&mut Side),
+    ) -> Option<StreamId> {
+        if let Some(&s) = self.owner.get(&u) {
+            if let Some(side) = self.sides.get_mut(&s) {
+                f(side);
+                return Some(s);
+            }
+        }
+        for list in self.pool.values_mut() {
+            if let Some(i) = list.iter().position(|&x| x == u) {
+                list.remove(i);
+                cx.cover("proxy.pooled_connection_closed_by_upstream");
+                cx.reset(u);
+            }
+        }
+        None
+    }
+}
+
+impl Node for ProxyHost {
+    fn accepts(&self) -> bool {
+        true
+    }
+    fn on_accept(&mut self, cx: &mut Cx, s: StreamId) {
+        self.next_id += 1;
+        let machine = ProxyConn::new(self.shared.clone(), cx.now(), "203.0.113.7", self.next_id);
+        self.sides.insert(
+            s,
+            Side {
+                machine,
+                up: None,
+                connecting: None,
+                client_rx: VecDeque::new(),
+                client_eof: false,
+                up_rx: VecDeque::new(),
+                up_eof: false,
+                close_after_flush: false,
+                deadline: None,
+            },
+        );
+        self.drive(cx, s);
+        self.arm(cx);
+    }
+    fn on_connected(&mut self, cx: &mut Cx, u: StreamId) {
+        let Some(&s) = self.owner.get(&u) else {
+            cx.reset(u);
+            return;
+        };
+        if let Some(side) = self.sides.get_mut(&s) {
+            if let Some((addr, c)) = side.connecting.take() {
+                if c == u {
+                    side.up = Some((addr, u));
+                    side.machine.handle(
+                        cx.now(),
+                        ProxyInput::Up(UpInput::Connected { reused: false }),
+                    );
+                } else {
+                    side.connecting = Some((addr, c));
+                }
+            }
+            self.drive(cx, s);
+        }
+        self.arm(cx);
+    }
+    fn on_connect_failed(&mut self, cx: &mut Cx, u: StreamId, _e: ConnectError) {
+        if let Some(s) = self.owner.remove(&u) {
+            if let Some(side) = self.sides.get_mut(&s) {
+                if side.connecting.as_ref().is_some_and(|(_, c)| *c == u) {
+                    side.connecting = None;
+                    cx.cover("proxy.connect_failed");
+                    side.machine
+                        .handle(cx.now(), ProxyInput::Up(UpInput::ConnectFailed));
+                }
+                self.drive(cx, s);
+            }
+        }
+        self.arm(cx);
+    }
+    fn on_data(&mut self, cx: &mut Cx, st: StreamId, bytes: Vec<u8>) {
+        if let Some(side) = self.sides.get_mut(&st) {
+            side.client_rx.push_back(bytes);
+            self.drive(cx, st);
+        } else if let Some(s) = self.upstream_event(cx, st, |side| side.up_rx.push_back(bytes)) {
+            self.drive(cx, s);
+        }
+        self.arm(cx);
+    }
+    fn on_eof(&mut self, cx: &mut Cx, st: StreamId) {
+        if let Some(side) = self.sides.get_mut(&st) {
+            side.client_eof = true;
+            self.drive(cx, st);
+        } else if let Some(s) = self.upstream_event(cx, st, |side| side.up_eof = true) {
+            self.drive(cx, s);
+        }
+        self.arm(cx);
+    }
+    fn on_reset(&mut self, cx: &mut Cx, st: StreamId) {
+        if let Some(side) = self.sides.get_mut(&st) {
+            side.machine
+                .handle(cx.now(), ProxyInput::Client(ConnInput::Reset));
+            self.drive(cx, st);
+            self.finish(cx, st);
+        } else if let Some(s) = self.upstream_event(cx, st, |side| side.up_eof = true) {
+            cx.cover("proxy.upstream_reset");
+            self.drive(cx, s);
+        }
+        self.arm(cx);
+    }
+    fn on_writable(&mut self, cx: &mut Cx, st: StreamId) {
+        let s = if self.sides.contains_key(&st) {
+            Some(st)
+        } else {
+            self.owner.get(&st).copied()
+        };
+        if let Some(s) = s {
+            self.drive(cx, s);
+        }
+        self.arm(cx);
+    }
+    fn on_timer(&mut self, cx: &mut Cx) {
+        let now = cx.now();
+        let due: Vec<StreamId> = self
+            .deadlines
+            .iter()
+            .take_while(|(d, _)| *d <= now.mono)
+            .map(|&(_, s)| s)
+            .collect();
+        for s in due {
+            if let Some(side) = self.sides.get_mut(&s) {
+                cx.cover("proxy.deadline_fired");
+                side.machine
+                    .handle(now, ProxyInput::Client(ConnInput::Timeout));
+                self.drive(cx, s);
+                if let Some(side) = self.sides.get(&s) {
+                    if side.deadline.is_some_and(|d| d <= now.mono) {
+                        cx.fail(format!(
+                            "proxy stream {s}: deadline still due after its timeout (a spin)"
+                        ));
+                    }
+                }
+            }
+        }
+        self.arm(cx);
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// What a finished proxy run reports.
+#[derive(Debug, Clone)]
+pub struct ProxyReport {
+    pub trace_hash: u64,
+    pub events: u64,
+    pub responses: usize,
+    pub gateway_errors: usize,
+    pub coverage: Coverage,
+}
+
+/// Builds the proxy world for `sc` (its clients, workload, network and faults; host 0 is the
+/// proxy and hosts 1..=3 the backends, so the faults' host numbers shift accordingly).
+pub fn build(sc: &BackendScenario, keep: Keep) -> Sim {
+    let (site, paths) = crate::backend::site(sc.seed, sc.small_site);
+    let mut disks: Vec<Disk> = vec![Disk::default()];
+    disks.extend((0..BACKENDS).map(|_| site.clone()));
+    disks.extend((0..sc.clients).map(|_| Disk::default()));
+    let sc2 = sc.clone();
+    let seed = sc.seed;
+    let factory = Box::new(move |host: HostId, _d: &Disk| -> Box<dyn Node> {
+        if host == PROXY {
+            Box::new(ProxyHost::new(seed))
+        } else if host <= BACKENDS {
+            Box::new(BackendHost::new())
+        } else {
+            let mut c = crate::backend::client_for(&sc2, &site, &paths, host, PROXY);
+            c.tolerate_gateway_errors = c.tolerate_408;
+            Box::new(c)
+        }
+    });
+    let mut sim = Sim::new(
+        sc.seed,
+        sc.net.clone(),
+        sc.random.clone(),
+        disks,
+        keep,
+        factory,
+    );
+    for t in &sc.faults {
+        sim.fault_at(
+            Instant::ZERO + Duration::from_millis(t.at_ms),
+            t.action.clone(),
+        );
+    }
+    sim.heal_at(Instant::ZERO + Duration::from_millis(sc.phases.heal_at_ms));
+    sim
+}
+
+fn clients(sim: &Sim) -> impl Iterator<Item = Option<&ClientHost>> + '_ {
+    (1 + BACKENDS..sim.hosts()).map(|h| {
+        sim.node(h)
+            .and_then(|n| n.as_any().downcast_ref::<ClientHost>())
+    })
+}
+
+fn proxy(sim: &Sim) -> Option<&ProxyHost> {
+    sim.node(PROXY)
+        .and_then(|n| n.as_any().downcast_ref::<ProxyHost>())
+}
+
+/// Runs `sc` in the proxy world; see the module docs for the oracles.
+pub fn run(sc: &BackendScenario, keep: Keep) -> Result<ProxyReport, crate::backend::Failure> {
+    let mut sim = build(sc, keep);
+    let heal = Instant::ZERO + Duration::from_millis(sc.phases.heal_at_ms);
+    let bound = heal + Duration::from_millis(sc.phases.converge_within_ms);
+    let result = (|| {
+        sim.run_until(heal, |_| false)?;
+        sim.run_until(bound, |s| {
+            clients(s).all(|c| c.is_some_and(ClientHost::finished))
+        })?;
+        let unfinished: Vec<usize> = clients(&sim)
+            .enumerate()
+            .filter(|(_, c)| !c.is_some_and(ClientHost::finished))
+            .map(|(i, _)| i + 1 + BACKENDS)
+            .collect();
+        if !unfinished.is_empty() {
+            return Err(format!(
+                "liveness: clients {unfinished:?} not finished {} ms after the heal",
+                sc.phases.converge_within_ms
+            ));
+        }
+        if let Some(p) = proxy(&sim) {
+            // Every upstream handed out was reported back: what is in flight is exactly what
+            // the open exchanges hold.
+            let in_flight: u32 = p.node.in_flight((usize::MAX, 0)).iter().sum();
+            let holding = p
+                .sides
+                .values()
+                .filter(|s| s.machine.has_upstream())
+                .count() as u32;
+            if in_flight != holding {
+                return Err(format!(
+                    "balancer accounting: {in_flight} exchanges in flight, {holding} held"
+                ));
+            }
+            let now = sim.now();
+            for (i, h) in p.health().iter().enumerate() {
+                if let Health::Ejected { until } = h {
+                    if *until > now {
+                        return Err(format!(
+                            "backend {i} still ejected at the bound (until {until:?})"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    })();
+    let cs: Vec<&ClientHost> = clients(&sim).flatten().collect();
+    match result {
+        Ok(()) => Ok(ProxyReport {
+            trace_hash: sim.trace().hash(),
+            events: sim.trace().events(),
+            responses: cs.iter().map(|c| c.answered).sum(),
+            gateway_errors: cs.iter().map(|c| c.gateway_errors).sum(),
+            coverage: sim.coverage().clone(),
+        }),
+        Err(message) => Err(crate::backend::Failure {
+            seed: sc.seed,
+            message,
+            trace_tail: sim.trace().tail(),
+        }),
+    }
+}
