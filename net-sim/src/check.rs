@@ -1,8 +1,68 @@
 //! Checks over whole runs: determinism (run twice, compare, name the first divergent event)
 //! and the sweep-level coverage gate.
 
-use crate::backend::{run, BackendScenario};
+use crate::backend::{run, BackendScenario, Failure};
+use crate::coverage::Coverage;
+use crate::engine::Sim;
 use crate::trace::{first_divergence, Keep};
+
+/// Which world a scenario runs in (the same scenario type drives both).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum World {
+    /// The static backend and its clients.
+    Backend,
+    /// The proxy in front of three backends, and clients.
+    Proxy,
+}
+
+/// What every world's run reports.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub responses: usize,
+    pub events: u64,
+    pub trace_hash: u64,
+    pub coverage: Coverage,
+}
+
+impl World {
+    pub fn parse(s: &str) -> Option<World> {
+        match s {
+            "backend" => Some(World::Backend),
+            "proxy" => Some(World::Proxy),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            World::Backend => "backend",
+            World::Proxy => "proxy",
+        }
+    }
+    /// Builds the simulator with the scenario's faults scheduled.
+    pub fn build(self, sc: &BackendScenario, keep: Keep) -> Sim {
+        match self {
+            World::Backend => crate::backend::build(sc, keep),
+            World::Proxy => crate::proxy_world::build(sc, keep),
+        }
+    }
+    /// Runs the scenario with every oracle of the world.
+    pub fn run(self, sc: &BackendScenario, keep: Keep) -> Result<Summary, Failure> {
+        match self {
+            World::Backend => run(sc, keep).map(|r| Summary {
+                responses: r.responses,
+                events: r.events,
+                trace_hash: r.trace_hash,
+                coverage: r.coverage,
+            }),
+            World::Proxy => crate::proxy_world::run(sc, keep).map(|r| Summary {
+                responses: r.responses,
+                events: r.events,
+                trace_hash: r.trace_hash,
+                coverage: r.coverage,
+            }),
+        }
+    }
+}
 
 /// The "sometimes" counters a backend sweep must reach at least once.
 pub const BACKEND_COVERAGE: &[&str] = &[
@@ -29,20 +89,42 @@ pub const BACKEND_COVERAGE: &[&str] = &[
     "buggify.backend.tiny_first_read",
 ];
 
+/// The "sometimes" counters a proxy sweep must reach at least once.
+pub const PROXY_COVERAGE: &[&str] = &[
+    "proxy.pooled_connection_reused",
+    "proxy.connect_failed",
+    "proxy.retried_on_another_upstream",
+    "proxy.answered_gateway_error",
+    "proxy.upstream_failure_reported",
+    "proxy.deadline_fired",
+    "client.retry_after_gateway_error",
+    "node.crash",
+];
+
 /// Runs `sc` twice. `Ok` if the traces are identical; else the first event at which they
 /// differ, with that event's line from each run.
 pub fn determinism(sc: &BackendScenario) -> Result<u64, String> {
     compare(sc, sc)
 }
 
+/// [`determinism`] in any world.
+pub fn determinism_in(world: World, sc: &BackendScenario) -> Result<u64, String> {
+    compare_in(world, sc, sc)
+}
+
 /// Runs `a` and `b` and compares their traces event by event: `Ok(hash)` when identical, else
 /// the first event at which they differ, with that event's line from each run.
 pub fn compare(a: &BackendScenario, b: &BackendScenario) -> Result<u64, String> {
+    compare_in(World::Backend, a, b)
+}
+
+/// [`compare`] in any world.
+pub fn compare_in(world: World, a: &BackendScenario, b: &BackendScenario) -> Result<u64, String> {
     let keep = Keep {
         hashes: true,
         ..Keep::default()
     };
-    let (ha, hb) = (trace_hashes(a, keep), trace_hashes(b, keep));
+    let (ha, hb) = (trace_hashes(world, a, keep), trace_hashes(world, b, keep));
     match first_divergence(&ha, &hb) {
         None => Ok(ha.last().copied().unwrap_or(0)),
         Some(i) => {
@@ -51,7 +133,7 @@ pub fn compare(a: &BackendScenario, b: &BackendScenario) -> Result<u64, String> 
                     line_of: Some(i as u64),
                     ..Keep::default()
                 };
-                let mut sim = crate::backend::build(sc, keep);
+                let mut sim = world.build(sc, keep);
                 let _ = drive(&mut sim, sc);
                 sim.trace()
                     .chosen_line()
@@ -68,39 +150,47 @@ pub fn compare(a: &BackendScenario, b: &BackendScenario) -> Result<u64, String> 
     }
 }
 
-fn drive(sim: &mut crate::engine::Sim, sc: &BackendScenario) -> Result<(), String> {
+fn drive(sim: &mut Sim, sc: &BackendScenario) -> Result<(), String> {
     use weaprous_core::time::{Duration, Instant};
     let end =
         Instant::ZERO + Duration::from_millis(sc.phases.heal_at_ms + sc.phases.converge_within_ms);
     sim.run_until(end, |_| false)
 }
 
-fn trace_hashes(sc: &BackendScenario, keep: Keep) -> Vec<u64> {
-    let mut sim = crate::backend::build(sc, keep);
+fn trace_hashes(world: World, sc: &BackendScenario, keep: Keep) -> Vec<u64> {
+    let mut sim = world.build(sc, keep);
     let _ = drive(&mut sim, sc);
     sim.trace().hashes().to_vec()
 }
 
 /// Writes `sc` as `DIR/fail-NAME-SEED.json` and its trace tail beside it; returns the one
 /// command that replays it.
-pub fn save_failure(dir: &str, name: &str, sc: &BackendScenario) -> String {
+pub fn save_failure(dir: &str, name: &str, world: World, sc: &BackendScenario) -> String {
     let _ = std::fs::create_dir_all(dir);
     let path = format!("{dir}/fail-{name}-{}.json", sc.seed);
     let _ = std::fs::write(&path, serde_json::to_string_pretty(sc).unwrap_or_default());
-    let detail = replay(sc)
+    let detail = replay_in(world, sc)
         .err()
         .unwrap_or_else(|| "(passed on replay)".into());
     let _ = std::fs::write(format!("{path}.trace"), detail);
-    format!("cargo run --release -p weaprous-net-sim --bin sim -- --replay {path}")
+    format!(
+        "cargo run --release -p weaprous-net-sim --bin sim -- --world {} --replay {path}",
+        world.name()
+    )
 }
 
-/// Runs a scenario and reports like the sweeps do (for replays of saved files).
+/// Runs a scenario in the backend world and reports like the sweeps do.
 pub fn replay(sc: &BackendScenario) -> Result<String, String> {
+    replay_in(World::Backend, sc)
+}
+
+/// Runs a scenario in `world` with its trace tail kept (for replays of saved files).
+pub fn replay_in(world: World, sc: &BackendScenario) -> Result<String, String> {
     let keep = Keep {
         tail: true,
         ..Keep::default()
     };
-    match run(sc, keep) {
+    match world.run(sc, keep) {
         Ok(r) => Ok(format!(
             "passed: {} responses, {} events, trace {:016x}",
             r.responses, r.events, r.trace_hash

@@ -4,7 +4,9 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestError, TestRunner};
 use weaprous_net_sim::backend::{run, BackendScenario};
-use weaprous_net_sim::check::{compare, determinism, save_failure, shrink, BACKEND_COVERAGE};
+use weaprous_net_sim::check::{
+    compare, determinism, save_failure, shrink, World, BACKEND_COVERAGE,
+};
 use weaprous_net_sim::coverage::Coverage;
 use weaprous_net_sim::scenario::{FaultAction, Timed};
 use weaprous_net_sim::trace::Keep;
@@ -21,7 +23,7 @@ fn seeds(default: u64) -> std::ops::Range<u64> {
 /// command that replays it.
 fn fail(sc: &BackendScenario, f: impl std::fmt::Display) -> ! {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/net-sim");
-    let replay = save_failure(dir, "test", sc);
+    let replay = save_failure(dir, "test", World::Backend, sc);
     panic!("{f}\nreplay: {replay}");
 }
 

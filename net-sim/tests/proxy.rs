@@ -3,7 +3,7 @@
 //! backends and clients), heal, liveness.
 
 use weaprous_net_sim::backend::BackendScenario;
-use weaprous_net_sim::check::save_failure;
+use weaprous_net_sim::check::{determinism_in, save_failure, World, PROXY_COVERAGE};
 use weaprous_net_sim::coverage::Coverage;
 use weaprous_net_sim::proxy_world::run;
 use weaprous_net_sim::trace::Keep;
@@ -16,21 +16,12 @@ fn seeds(default: u64) -> std::ops::Range<u64> {
     0..n
 }
 
+/// Saves the failing scenario (and its trace) under target/net-sim and panics with the
+/// command that replays it.
 fn fail(sc: &BackendScenario, f: impl std::fmt::Display) -> ! {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/net-sim");
-    let _ = std::fs::create_dir_all(dir);
-    let path = format!("{dir}/fail-proxy-test-{}.json", sc.seed);
-    let _ = std::fs::write(&path, serde_json::to_string_pretty(sc).unwrap_or_default());
-    let keep = Keep {
-        tail: true,
-        ..Keep::default()
-    };
-    let detail = run(sc, keep)
-        .err()
-        .map(|f| f.to_string())
-        .unwrap_or_default();
-    let _ = save_failure;
-    panic!("{f}\nreplay: cargo run --release -p weaprous-net-sim --bin sim -- --world proxy --replay {path}\n{detail}");
+    let replay = save_failure(dir, "proxy-test", World::Proxy, sc);
+    panic!("{f}\nreplay: {replay}");
 }
 
 #[test]
@@ -64,15 +55,14 @@ fn proxy_under_faults_200_seeds() {
         }
     }
     assert!(responses > 5000, "{responses}");
-    let missing = coverage.missing(&[
-        "proxy.pooled_connection_reused",
-        "proxy.connect_failed",
-        "proxy.retried_on_another_upstream",
-        "proxy.answered_gateway_error",
-        "proxy.upstream_failure_reported",
-        "proxy.deadline_fired",
-        "client.retry_after_gateway_error",
-        "node.crash",
-    ]);
+    let missing = coverage.missing(PROXY_COVERAGE);
     assert!(missing.is_empty(), "never fired: {missing:?}");
+}
+
+#[test]
+fn the_proxy_world_is_deterministic() {
+    for seed in 0..3 {
+        determinism_in(World::Proxy, &BackendScenario::generate(seed, 30))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
 }

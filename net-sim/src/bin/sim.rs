@@ -15,8 +15,10 @@
 use clap::Parser;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use weaprous_net_sim::backend::{run, BackendScenario};
-use weaprous_net_sim::check::{determinism, replay, save_failure, shrink, BACKEND_COVERAGE};
+use weaprous_net_sim::backend::BackendScenario;
+use weaprous_net_sim::check::{
+    determinism_in, replay_in, save_failure, shrink, World, BACKEND_COVERAGE, PROXY_COVERAGE,
+};
 use weaprous_net_sim::coverage::Coverage;
 use weaprous_net_sim::trace::Keep;
 
@@ -38,6 +40,9 @@ struct Args {
     /// Replay a saved scenario file.
     #[arg(long)]
     replay: Option<String>,
+    /// The world a replayed or shrunk file runs in: backend or proxy.
+    #[arg(long, default_value = "backend")]
+    world: String,
     /// Shrink a saved failing scenario: write the smallest variant that still fails the same
     /// way next to it (`.min.json`).
     #[arg(long)]
@@ -65,13 +70,27 @@ const SCENARIOS: &[(&str, &str)] = &[
         "backend-faults",
         "the static backend and 100 clients under swarm-chosen faults, then heal and liveness",
     ),
+    (
+        "proxy-quiet",
+        "the proxy in front of three backends, 20 clients, a healthy network",
+    ),
+    (
+        "proxy-faults",
+        "the proxy, three backends and 30 clients under swarm-chosen faults (backend crashes too)",
+    ),
 ];
 
-/// The scenario `name` for `seed`.
-fn scenario(name: &str, seed: u64) -> Option<BackendScenario> {
+/// The world and scenario `name` for `seed`.
+fn scenario(name: &str, seed: u64) -> Option<(World, BackendScenario)> {
     match name {
-        "backend-quiet" => Some(BackendScenario::quiet(seed)),
-        "backend-faults" => Some(BackendScenario::generate(seed, 100)),
+        "backend-quiet" => Some((World::Backend, BackendScenario::quiet(seed))),
+        "backend-faults" => Some((World::Backend, BackendScenario::generate(seed, 100))),
+        "proxy-quiet" => {
+            let mut sc = BackendScenario::quiet(seed);
+            sc.clients = 20;
+            Some((World::Proxy, sc))
+        }
+        "proxy-faults" => Some((World::Proxy, BackendScenario::generate(seed, 30))),
         _ => None,
     }
 }
@@ -95,6 +114,9 @@ fn main() {
         let text = std::fs::read_to_string(file).unwrap_or_else(|e| die(&format!("{file}: {e}")));
         let sc: BackendScenario =
             serde_json::from_str(&text).unwrap_or_else(|e| die(&format!("{file}: {e}")));
+        if args.world != "backend" {
+            die("--shrink works on backend scenarios for now");
+        }
         let min = shrink(&sc, |step| eprintln!("shrink: {step}"));
         let out = format!("{}.min.json", file.trim_end_matches(".json"));
         let text = serde_json::to_string_pretty(&min).unwrap_or_default();
@@ -106,7 +128,9 @@ fn main() {
         let text = std::fs::read_to_string(file).unwrap_or_else(|e| die(&format!("{file}: {e}")));
         let sc: BackendScenario =
             serde_json::from_str(&text).unwrap_or_else(|e| die(&format!("{file}: {e}")));
-        match replay(&sc) {
+        let world = World::parse(&args.world)
+            .unwrap_or_else(|| die(&format!("unknown world {:?}", args.world)));
+        match replay_in(world, &sc) {
             Ok(line) => println!("{line}"),
             Err(f) => {
                 eprint!("{f}");
@@ -125,7 +149,7 @@ fn main() {
     if args.write_scenarios {
         let _ = std::fs::create_dir_all(&args.out);
         for seed in a..b {
-            let sc = scenario(&args.scenario, seed).expect("scenario");
+            let (_, sc) = scenario(&args.scenario, seed).expect("scenario");
             let path = format!("{}/{}-{seed}.json", args.out, args.scenario);
             let text = serde_json::to_string_pretty(&sc).unwrap_or_default();
             std::fs::write(&path, text).unwrap_or_else(|e| die(&format!("{path}: {e}")));
@@ -155,11 +179,11 @@ fn main() {
                 if seed >= b {
                     break;
                 }
-                let Some(sc) = scenario(&name, seed) else {
+                let Some((world, sc)) = scenario(&name, seed) else {
                     break;
                 };
                 if det {
-                    match determinism(&sc) {
+                    match determinism_in(world, &sc) {
                         Ok(_) => {
                             passed.fetch_add(1, Ordering::Relaxed);
                         }
@@ -167,7 +191,7 @@ fn main() {
                     }
                     continue;
                 }
-                match run(&sc, Keep::default()) {
+                match world.run(&sc, Keep::default()) {
                     Ok(r) => {
                         events.fetch_add(r.events, Ordering::Relaxed);
                         passed.fetch_add(1, Ordering::Relaxed);
@@ -204,7 +228,11 @@ fn main() {
         );
     }
     let coverage = coverage.lock().unwrap();
-    let missing = coverage.missing(BACKEND_COVERAGE);
+    let missing = coverage.missing(if args.scenario.starts_with("proxy") {
+        PROXY_COVERAGE
+    } else {
+        BACKEND_COVERAGE
+    });
     if !args.determinism {
         for (name, n) in coverage.iter() {
             println!("  sometimes {name:<44} {n}");
@@ -213,7 +241,7 @@ fn main() {
     let mut failed = !failures.is_empty();
     if !args.determinism
         && !args.no_coverage_gate
-        && args.scenario == "backend-faults"
+        && args.scenario.ends_with("-faults")
         && !missing.is_empty()
     {
         eprintln!("FAIL coverage: never fired: {}", missing.join(", "));
@@ -223,8 +251,8 @@ fn main() {
         std::process::exit(i32::from(failed));
     }
     for (seed, message) in failures.iter() {
-        let sc = scenario(&args.scenario, *seed).expect("scenario");
-        let replay = save_failure(&args.out, &args.scenario, &sc);
+        let (world, sc) = scenario(&args.scenario, *seed).expect("scenario");
+        let replay = save_failure(&args.out, &args.scenario, world, &sc);
         eprintln!("FAIL seed {seed}: {message}");
         eprintln!("  replay: {replay}");
     }
