@@ -428,3 +428,64 @@ fn a_gibibyte_each_way_passes_with_bounded_memory() {
         "proxy peak RSS {rss} KiB after a GiB each way"
     );
 }
+
+#[test]
+fn a_websocket_tunnel_carries_bytes_both_ways() {
+    let dir = TempDir::new("proxy-ws");
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let upstream = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0);
+            seen.extend_from_slice(&buf[..n]);
+        }
+        let head = String::from_utf8_lossy(&seen).into_owned();
+        s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+            .unwrap();
+        // Echo everything, upper-cased, until the client closes.
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            s.write_all(&buf[..n].to_ascii_uppercase()).unwrap();
+        }
+        head
+    });
+    let p = proxy(
+        &format!("host h {{ proxy_pass http://127.0.0.1:{port}; }}\n"),
+        &dir,
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        got.starts_with(b"HTTP/1.1 101 "),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    for word in ["hello", "tunnel"] {
+        s.write_all(word.as_bytes()).unwrap();
+        let mut echo = vec![0u8; word.len()];
+        s.read_exact(&mut echo).unwrap();
+        assert_eq!(echo, word.to_ascii_uppercase().into_bytes());
+    }
+    drop(s);
+    let head = upstream.join().unwrap();
+    assert!(
+        head.contains("Upgrade: websocket") && head.contains("Sec-WebSocket-Key"),
+        "{head}"
+    );
+}

@@ -433,3 +433,91 @@ fn every_upstream_handed_out_is_given_back() {
     h.input(ProxyInput::Up(UpInput::ConnectFailed));
     assert_eq!(in_flight(&h), 0, "both refused");
 }
+
+#[test]
+fn a_websocket_upgrade_becomes_a_tunnel_both_ways() {
+    let mut h = Harness::new(CONF);
+    h.client(
+        "GET /chat HTTP/1.1\r\nHost: app1.local\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\nEARLY",
+    );
+    h.connected();
+    let up = h.sent_up();
+    assert!(
+        up.contains("Upgrade: websocket\r\n") && up.contains("Connection: upgrade\r\n"),
+        "{up}"
+    );
+    h.upstream(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nFROM-UP");
+    let got = h.got();
+    assert!(
+        got.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{got}"
+    );
+    assert!(
+        got.ends_with("\r\n\r\nFROM-UP"),
+        "bytes after the 101 pass: {got}"
+    );
+    assert_eq!(
+        h.sent_up(),
+        "EARLY",
+        "bytes the client sent after its request pass"
+    );
+    h.client("\u{81}\u{2}hi");
+    assert_eq!(h.sent_up(), "\u{81}\u{2}hi");
+    h.upstream(b"more");
+    assert_eq!(h.got(), "more");
+    assert_eq!(
+        h.node.in_flight((0, 0)),
+        [0],
+        "the upstream was reported once"
+    );
+    h.input(ProxyInput::Client(ConnInput::Eof));
+    assert_eq!(h.closed, Some(ProxyOutput::CloseClient));
+    assert_eq!(h.releases, [false]);
+    assert_eq!(h.logs.last().map(|l| l.status), Some(101));
+}
+
+#[test]
+fn a_declined_upgrade_stays_http_and_an_unasked_101_is_refused() {
+    let mut h = Harness::new(CONF);
+    h.client("GET /chat HTTP/1.1\r\nHost: app1.local\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+    h.connected();
+    h.upstream(OK);
+    assert!(h.got().starts_with("HTTP/1.1 200 "));
+    h.client("GET /next HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    h.connected();
+    h.upstream(OK);
+    assert!(
+        h.got().starts_with("HTTP/1.1 200 "),
+        "the connection goes on as HTTP"
+    );
+
+    let mut h = Harness::new("host \"app1.local\" { proxy_pass http://127.0.0.1:9000; }");
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    h.connected();
+    h.upstream(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n");
+    // Refused; the GET is retried (idempotent), and with one upstream it ends as 502.
+    let got = h.got();
+    assert!(
+        got.starts_with("HTTP/1.1 502 ") && !got.contains("101"),
+        "{got}"
+    );
+}
+
+#[test]
+fn an_idle_tunnel_closes_at_the_read_timeout() {
+    let mut h = Harness::new(CONF);
+    h.client("GET /chat HTTP/1.1\r\nHost: app1.local\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n");
+    h.connected();
+    h.upstream(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+    );
+    let d = h.deadline.expect("an idle deadline");
+    assert_eq!(
+        d,
+        h.now.mono + Duration::from_secs(10),
+        "proxy_read_timeout"
+    );
+    h.advance(Duration::from_secs(10));
+    assert_eq!(h.closed, Some(ProxyOutput::CloseClient));
+}

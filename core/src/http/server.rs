@@ -122,6 +122,9 @@ pub struct ServerConn {
     date: Option<(crate::time::UnixTime, String)>,
     /// File bytes to send after `out` (the rest of the current body).
     file: Option<FileSegment>,
+    /// Protocols were switched: HTTP is over, `out` carries raw bytes (see
+    /// [`ServerConn::switch_protocols`]).
+    tunnel: bool,
 }
 
 impl ServerConn {
@@ -147,6 +150,7 @@ impl ServerConn {
             status: Status::OK,
             date: None,
             file: None,
+            tunnel: false,
         }
     }
 
@@ -522,6 +526,36 @@ impl ServerConn {
         self.file = None;
     }
 
+    /// Ends HTTP on this connection after the current request, which asked to switch
+    /// protocols (`Upgrade`): writes `head` (a 101) and returns the bytes the client sent after
+    /// its request. From here on the owner moves bytes itself: [`Self::send_raw`] to the
+    /// client, [`Self::flushed`] as they go; `feed` and `poll_event` are no longer used, and
+    /// [`Self::deadline`] is only the send deadline.
+    pub fn switch_protocols(&mut self, now: Now, head: ResponseHead) -> Vec<u8> {
+        if self.transmit_len() == 0 {
+            self.send_since = now.mono;
+        }
+        write_response_head(&head, BodyFraming::None, &mut self.out);
+        self.status = head.status;
+        self.req = Req::Done;
+        self.resp = Resp::Done;
+        self.tunnel = true;
+        self.parser.take_rest()
+    }
+    /// Raw bytes for the client after [`Self::switch_protocols`].
+    pub fn send_raw(&mut self, now: Now, bytes: &[u8]) {
+        if !self.tunnel || bytes.is_empty() {
+            return;
+        }
+        if self.transmit_len() == 0 {
+            self.send_since = now.mono;
+        }
+        self.out.extend_from_slice(bytes);
+    }
+    pub fn is_tunnel(&self) -> bool {
+        self.tunnel
+    }
+
     // ----- outputs -----
 
     pub fn transmit(&self) -> &[u8] {
@@ -548,7 +582,8 @@ impl ServerConn {
     /// Read more from the socket? False while closing, and while pipelined bytes pile up
     /// behind a response in progress.
     pub fn wants_read(&self) -> bool {
-        self.closing == Closing::Open
+        !self.tunnel
+            && self.closing == Closing::Open
             && !self.peer_eof
             && (self.req != Req::Done || self.parser.buffered() < self.timeouts.max_pipelined)
     }
@@ -560,6 +595,7 @@ impl ServerConn {
             // aborted: a peer that stops reading cannot hold it open forever.
             Closing::AfterFlush => return send,
             Closing::Abort => return None,
+            Closing::Open if self.tunnel => return send,
             Closing::Open => {}
         }
         let client = match (self.req, self.head_started) {

@@ -34,12 +34,14 @@
 //!   connection: a truncated body is never presented as complete.
 //! * Bodies stream both ways: a side is read only while the other side's unsent bytes are
 //!   below [`HIGH_WATER`], so the proxy holds at most a few chunks per exchange.
-//! * Protocol upgrades (WebSocket) are not tunnelled yet: an `Upgrade` request is forwarded
-//!   without its upgrade fields, so the upstream answers it as plain HTTP.
+//! * Protocol upgrades (WebSocket): the request goes upstream with its `Upgrade` and
+//!   `Connection: upgrade`; a 101 turns the connection into a byte tunnel both ways (with
+//!   backpressure), idle-limited by `proxy_read_timeout`, ended by either side closing. Any
+//!   other answer stays HTTP. A 101 the client did not ask for is refused (502).
 
 use super::balance::Balancer;
 use super::config::{Config, Location, Part, Var};
-use super::forward::{downstream_response, upstream_request, Forward, ForwardCtx};
+use super::forward::{downstream_response, upstream_request, wants_upgrade, Forward, ForwardCtx};
 use crate::http::client::{ClientConn, ClientError, ClientEvent, ClientTimeouts};
 use crate::http::serialize::BodyFraming;
 use crate::http::server::{Closing, ServerConn, ServerEvent, Timeouts};
@@ -282,6 +284,8 @@ struct Exchange {
     status: u16,
     /// What a 5xx of our own says when no upstream is left: 504 after a timeout, else 502.
     gave_up: Status,
+    /// The client asked to switch protocols (a 101 from the upstream is then a tunnel).
+    upgrade: bool,
 }
 
 /// See the module docs.
@@ -298,6 +302,19 @@ pub struct ProxyConn {
     finished: bool,
     /// AbortClient was given (nothing more will be).
     aborted: bool,
+    /// After a 101: bytes move both ways untouched.
+    tunnel: Option<Tunnel>,
+    /// The exchange that became the tunnel (logged when it ends).
+    tunnel_exchange: Option<Exchange>,
+}
+
+/// A switched connection: client bytes for the upstream wait here; upstream bytes go to the
+/// client through [`ServerConn::send_raw`].
+#[derive(Debug)]
+struct Tunnel {
+    up_out: Vec<u8>,
+    last_active: Instant,
+    idle: Duration,
 }
 
 fn is_idempotent(m: &Method) -> bool {
@@ -321,6 +338,8 @@ impl ProxyConn {
             out: VecDeque::new(),
             finished: false,
             aborted: false,
+            tunnel: None,
+            tunnel_exchange: None,
         }
     }
 
@@ -338,6 +357,10 @@ impl ProxyConn {
                 }
                 _ => {}
             }
+            return;
+        }
+        if self.tunnel.is_some() {
+            self.tunnel_input(now, input);
             return;
         }
         match input {
@@ -527,6 +550,9 @@ impl ProxyConn {
 
     /// One step; false when nothing could move.
     fn step(&mut self, now: Now) -> bool {
+        if self.tunnel.is_some() {
+            return false;
+        }
         if self.exchange.is_none() {
             if self.http.transmit_len() >= HIGH_WATER {
                 return false;
@@ -592,6 +618,9 @@ impl ProxyConn {
             }
             ClientEvent::End => self.on_response_end(now),
             ClientEvent::Failed(e) => self.attempt_failed(now, Failure::Upstream(e)),
+            ClientEvent::Upgrade(rest) if self.tunnel.is_some() => {
+                self.http.send_raw(now, &rest);
+            }
             ClientEvent::Closed | ClientEvent::Upgrade(_) => {
                 self.attempt_failed(now, Failure::Upstream(ClientError::Closed))
             }
@@ -627,6 +656,7 @@ impl ProxyConn {
             scheme: "http",
             request_id: &request_id,
         };
+        let upgrade = wants_upgrade(&head);
         let mut up_head = match upstream_request(&head, &loc.set_headers, &cx) {
             Forward::Upstream(h) => h,
             Forward::AnswerHere(status) => {
@@ -666,6 +696,7 @@ impl ProxyConn {
             upstream: "-".into(),
             status: 0,
             gave_up: Status::BAD_GATEWAY,
+            upgrade,
         });
         self.choose();
     }
@@ -683,6 +714,10 @@ impl ProxyConn {
     }
 
     fn on_response_head(&mut self, now: Now, head: ResponseHead) {
+        if head.status == Status::SWITCHING_PROTOCOLS {
+            self.on_switch(now, head);
+            return;
+        }
         if head.status.is_informational() {
             // 100 Continue is the proxy's own business with the client; other interim
             // responses (103) are not relayed yet.
@@ -845,6 +880,7 @@ impl ProxyConn {
             upstream: "-".into(),
             status: status.0,
             gave_up: status,
+            upgrade: false,
         };
         self.log(now, &x, status.0, false);
     }
@@ -897,6 +933,92 @@ impl ProxyConn {
         }));
     }
 
+    /// A 101 from the upstream: a tunnel if the client asked for it, else a refused answer.
+    fn on_switch(&mut self, now: Now, head: ResponseHead) {
+        let Some(x) = self.exchange.as_mut() else {
+            return;
+        };
+        if !x.upgrade {
+            // A 101 the client did not ask for (http-rules.md F8).
+            self.attempt_failed(now, Failure::Upstream(ClientError::Closed));
+            return;
+        }
+        x.status = 101;
+        x.response_started = true;
+        x.first_byte_ns = now.mono.since(x.started).as_nanos() as u64;
+        let idle = self
+            .timeouts_of_exchange()
+            .map_or(Duration::from_secs(60), |t| t.1);
+        let early = self.http.switch_protocols(now, downstream_response(&head));
+        if let Up::Active { route, idx, .. } = &self.up {
+            self.out.push_back(ProxyOutput::Report {
+                route: *route,
+                upstream: *idx,
+                outcome: Outcome::Ok,
+            });
+        }
+        self.tunnel = Some(Tunnel {
+            up_out: early,
+            last_active: now.mono,
+            idle,
+        });
+        // What the upstream sent after its 101 head is already the other protocol.
+        if let Up::Active { conn, .. } = &mut self.up {
+            while let Some(ev) = conn.poll_event(now) {
+                if let ClientEvent::Upgrade(rest) = ev {
+                    self.http.send_raw(now, &rest);
+                }
+            }
+        }
+        if let Some(x) = self.exchange.take() {
+            self.tunnel_exchange = Some(x);
+        }
+    }
+
+    fn tunnel_input(&mut self, now: Now, input: ProxyInput<'_>) {
+        let Some(t) = self.tunnel.as_mut() else {
+            return;
+        };
+        let mut end = false;
+        match input {
+            ProxyInput::Client(ConnInput::Data(b)) => {
+                t.up_out.extend_from_slice(b);
+                t.last_active = now.mono;
+            }
+            ProxyInput::Client(ConnInput::Flushed(n)) => self.http.flushed(now, n),
+            ProxyInput::Up(UpInput::Data(b)) => {
+                self.http.send_raw(now, b);
+                t.last_active = now.mono;
+            }
+            ProxyInput::Up(UpInput::Flushed(n)) => {
+                let n = n.min(t.up_out.len());
+                t.up_out.drain(..n);
+                t.last_active = now.mono;
+            }
+            ProxyInput::Client(ConnInput::Eof | ConnInput::Reset)
+            | ProxyInput::Up(UpInput::Eof | UpInput::Reset | UpInput::ConnectFailed) => end = true,
+            ProxyInput::Client(ConnInput::Timeout) => {
+                self.http.on_timeout(now);
+                end = now.mono >= t.last_active + t.idle || self.http.closing() == Closing::Abort;
+            }
+            ProxyInput::Client(ConnInput::Drain | ConnInput::File(_))
+            | ProxyInput::Up(UpInput::Connected { .. })
+            | ProxyInput::Chosen(_) => {}
+        }
+        if end {
+            // Either side closing ends the tunnel (WebSocket closes with a close frame first,
+            // so nothing of value is lost): the upstream goes, the client gets what is left.
+            self.tunnel = None;
+            self.up = Up::None;
+            self.out.push_back(ProxyOutput::Release { reuse: false });
+            if let Some(x) = self.tunnel_exchange.take() {
+                self.log(now, &x, 101, false);
+            }
+            self.finished = true;
+            self.out.push_back(ProxyOutput::CloseClient);
+        }
+    }
+
     /// The next output; `Wait` once drained (see the module docs).
     pub fn poll_output(&mut self) -> ProxyOutput {
         if let Some(o) = self.out.pop_front() {
@@ -909,6 +1031,13 @@ impl ProxyConn {
                 self.http.deadline()
             };
             return ProxyOutput::Wait { deadline };
+        }
+        if let Some(t) = &self.tunnel {
+            let idle = t.last_active + t.idle;
+            let deadline = self.http.deadline().map_or(idle, |d| d.min(idle));
+            return ProxyOutput::Wait {
+                deadline: Some(deadline),
+            };
         }
         let up = match &self.up {
             Up::Connecting { since, .. } => self.timeouts_of_exchange().map(|t| *since + t.0),
@@ -926,15 +1055,24 @@ impl ProxyConn {
         self.http.transmit()
     }
     pub fn up_transmit(&self) -> &[u8] {
+        if let Some(t) = &self.tunnel {
+            return &t.up_out;
+        }
         match &self.up {
             Up::Active { conn, .. } => conn.transmit(),
             _ => &[],
         }
     }
     pub fn wants_read_client(&self) -> bool {
+        if let Some(t) = &self.tunnel {
+            return t.up_out.len() < HIGH_WATER;
+        }
         !self.finished && self.http.wants_read()
     }
     pub fn wants_read_up(&self) -> bool {
+        if self.tunnel.is_some() {
+            return self.http.transmit_len() < HIGH_WATER;
+        }
         match &self.up {
             Up::Active { conn, .. } => conn.wants_read() && self.http.transmit_len() < HIGH_WATER,
             _ => false,
@@ -956,7 +1094,7 @@ impl ProxyConn {
             self.up_transmit().len() <= 2 * HIGH_WATER + 64 * 1024,
             "upstream bytes are bounded by backpressure"
         );
-        if self.exchange.is_none() {
+        if self.exchange.is_none() && self.tunnel.is_none() {
             assert!(
                 !matches!(self.up, Up::Active { .. } | Up::Connecting { .. }),
                 "no upstream without an exchange"
