@@ -521,3 +521,17 @@ fn an_idle_tunnel_closes_at_the_read_timeout() {
     h.advance(Duration::from_secs(10));
     assert_eq!(h.closed, Some(ProxyOutput::CloseClient));
 }
+
+#[test]
+fn a_client_gone_while_its_last_bytes_wait_ends_the_connection() {
+    // Found by the benchmark: after CloseClient, a reset was ignored and the driver kept
+    // writing to the broken socket.
+    let mut h = Harness::new(CONF);
+    h.client_stalled = true;
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\nConnection: close\r\n\r\n");
+    h.connected();
+    h.upstream(OK);
+    assert_eq!(h.closed, Some(ProxyOutput::CloseClient));
+    h.input(ProxyInput::Client(ConnInput::Reset));
+    assert_eq!(h.closed, Some(ProxyOutput::AbortClient));
+}

@@ -229,8 +229,12 @@ pub async fn run_proxy_connection(
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(_) => {
+                    // The client is gone: tell the machine, carry out what it says last
+                    // (reports, releases, its log line), and stop.
                     conn.handle(clock::now(), ProxyInput::Client(ConnInput::Reset));
-                    continue;
+                    finish_after_client_reset(&mut conn, &cx, &mut up, peer);
+                    let _ = client.get_ref().shutdown(Shutdown::Both);
+                    return;
                 }
             }
         } else if close_after_flush {
@@ -393,6 +397,40 @@ pub async fn run_proxy_connection(
                 drained = true;
                 conn.handle(clock::now(), ProxyInput::Client(ConnInput::Drain));
             }
+        }
+    }
+}
+
+/// Drains the machine's last outputs after the client broke: health reports and the upstream's
+/// release still matter; new work does not.
+fn finish_after_client_reset(
+    conn: &mut ProxyConn,
+    cx: &ProxyContext,
+    up: &mut Option<(String, Async<TcpStream>)>,
+    peer: SocketAddr,
+) {
+    for _ in 0..1000 {
+        match conn.poll_output() {
+            ProxyOutput::Report {
+                route,
+                upstream,
+                outcome,
+            } => {
+                let now = clock::now();
+                let mut node = cx.node.lock().unwrap_or_else(|p| p.into_inner());
+                node.report(route, upstream, outcome, now.mono);
+            }
+            ProxyOutput::Release { reuse } => {
+                if let Some((addr, s)) = up.take() {
+                    if reuse {
+                        cx.pool.put(&addr, s);
+                    }
+                }
+            }
+            ProxyOutput::Log(l) if cx.access_log => log_line(peer, &l),
+            // The machine asks for nothing else after a reset; stop at the first wait.
+            ProxyOutput::Wait { .. } => return,
+            _ => {}
         }
     }
 }

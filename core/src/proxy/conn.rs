@@ -348,6 +348,13 @@ impl ProxyConn {
             // Only the last bytes to the client still matter, and their send deadline.
             match input {
                 ProxyInput::Client(ConnInput::Flushed(n)) => self.http.flushed(now, n),
+                // The client went away before taking the last bytes (found by the benchmark:
+                // ignoring this made the driver retry a broken socket forever).
+                ProxyInput::Client(ConnInput::Reset) if !self.aborted => {
+                    self.http.abort();
+                    self.aborted = true;
+                    self.out.push_back(ProxyOutput::AbortClient);
+                }
                 ProxyInput::Client(ConnInput::Timeout) => {
                     self.http.on_timeout(now);
                     if self.http.closing() == Closing::Abort && !self.aborted {
