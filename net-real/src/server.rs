@@ -258,13 +258,7 @@ pub async fn run_connection<C: Connection>(
             let _ = stream.get_ref().shutdown(Shutdown::Both);
             return;
         }
-        if deadline != armed {
-            armed = deadline;
-            match deadline {
-                Some(d) => timer.set_at(clock::to_std(d)),
-                None => timer = Timer::never(),
-            }
-        }
+        armed = crate::clock::rearm(&mut timer, armed, deadline);
         let wake = {
             let read = async {
                 if want_read {

@@ -90,7 +90,9 @@ where
 }
 
 fn context(config: Config, access_log: bool) -> Arc<ProxyContext> {
-    let shared = Arc::new(ProxyShared::new(config));
+    let mut shared = ProxyShared::new(config);
+    shared.access_log = access_log;
+    let shared = Arc::new(shared);
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
