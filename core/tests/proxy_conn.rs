@@ -535,3 +535,31 @@ fn a_client_gone_while_its_last_bytes_wait_ends_the_connection() {
     h.input(ProxyInput::Client(ConnInput::Reset));
     assert_eq!(h.closed, Some(ProxyOutput::AbortClient));
 }
+
+#[test]
+fn every_deadline_due_at_once_is_handled_and_a_late_choice_is_given_back() {
+    // Found by the simulator: when an upstream deadline and the client's body deadline fell
+    // due together, only the first was handled (a spin); and a choice answered after the
+    // exchange had ended was counted in flight forever.
+    let mut h = Harness::new(
+        "proxy_connect_timeout 30s; host \"app1.local\" { proxy_pass http://127.0.0.1:9000; proxy_pass http://127.0.0.1:9001; }",
+    );
+    h.client("POST /m HTTP/1.1\r\nHost: app1.local\r\nContent-Length: 10\r\n\r\nabc");
+    assert_eq!(h.connects.len(), 1);
+    let d = h.deadline.unwrap();
+    assert_eq!(
+        d,
+        h.now.mono + Duration::from_secs(30),
+        "connect and body deadlines coincide"
+    );
+    h.advance(Duration::from_secs(30));
+    assert!(
+        h.got().starts_with("HTTP/1.1 408 "),
+        "the client's deadline was handled too"
+    );
+    assert!(
+        h.deadline.is_none_or(|d| d > h.now.mono),
+        "nothing left due"
+    );
+    assert_eq!(h.node.in_flight((0, 0)), [0, 0], "every choice given back");
+}

@@ -45,6 +45,10 @@ pub struct BackendScenario {
     /// Hosts that do nothing (to show that idle hosts cost nothing).
     #[serde(default)]
     pub idle_hosts: usize,
+    /// Some requests are POSTs with unique targets, so a world can check that each reached a
+    /// backend at most once (the static backend answers them 405).
+    #[serde(default)]
+    pub posts: bool,
     /// Files of at most a few KiB (for byte-by-byte networks, where every byte is an event).
     pub small_site: bool,
     pub net: NetConfig,
@@ -63,6 +67,7 @@ impl BackendScenario {
             max_requests: 6,
             max_depth: 3,
             idle_hosts: 0,
+            posts: false,
             small_site: false,
             net: NetConfig::default(),
             random: RandomFaults::default(),
@@ -166,6 +171,7 @@ impl BackendScenario {
             max_requests: 5,
             max_depth: 3,
             idle_hosts: 0,
+            posts: false,
             small_site: net.max_chunk < 100,
             net,
             random,
@@ -220,14 +226,28 @@ struct ServerSide {
 
 /// Host 0: the backend, one machine per accepted stream.
 pub struct BackendHost {
+    /// Counts the POST targets that reached this backend, shared with the world so the count
+    /// survives a crash of the host.
+    posts: Option<PostLedger>,
     cfg: Arc<BackendConfig>,
     sides: BTreeMap<StreamId, ServerSide>,
     deadlines: BTreeSet<(Instant, StreamId)>,
 }
 
+/// How often each POST target reached a backend (shared by the world's backends).
+pub type PostLedger = std::rc::Rc<std::cell::RefCell<BTreeMap<String, u32>>>;
+
 impl BackendHost {
+    /// A backend that records the POST targets it receives in `ledger`.
+    pub fn with_ledger(ledger: PostLedger) -> Self {
+        BackendHost {
+            posts: Some(ledger),
+            ..Self::new()
+        }
+    }
     pub fn new() -> Self {
         BackendHost {
+            posts: None,
             cfg: Arc::new(BackendConfig::new("/www", "/static")),
             sides: BTreeMap::new(),
             deadlines: BTreeSet::new(),
@@ -287,6 +307,9 @@ impl BackendHost {
                 match side.machine.poll_output() {
                     ConnOutput::File(op) => cx.disk(s, op),
                     ConnOutput::Log(l) => {
+                        if let (Some(ledger), "POST") = (&self.posts, l.method.as_str()) {
+                            *ledger.borrow_mut().entry(l.target.clone()).or_default() += 1;
+                        }
                         let (status, bytes, aborted) = (l.status, l.bytes, l.aborted);
                         if status == 500 {
                             cx.cover("backend.answered_500");
@@ -625,9 +648,32 @@ pub fn client_for(
     server: HostId,
 ) -> ClientHost {
     let mut r = rng::stream(sc.seed ^ ((host as u64) << 32), rng::WORKLOAD);
-    let plans = (0..sc.conns_per_client)
+    let mut plans: Vec<ConnPlan> = (0..sc.conns_per_client)
         .map(|_| plan(&mut r, sc, disk, paths))
         .collect();
+    if sc.posts {
+        // A stream of its own, so switching POSTs on changes nothing else of the workload.
+        let mut p = rng::stream(sc.seed ^ ((host as u64) << 32), rng::POSTS);
+        let mut k = 0;
+        for req in plans
+            .iter_mut()
+            .filter(|c| c.stall_after.is_none())
+            .flat_map(|c| c.reqs.iter_mut())
+        {
+            if p.u8(..4) == 0 {
+                k += 1;
+                *req = ClientReq {
+                    method: Method::Post,
+                    path: format!("/post/{host}/{k}"),
+                    range: None,
+                    expect: Expect {
+                        status: 405,
+                        body: None,
+                    },
+                };
+            }
+        }
+    }
     let mut probe = plan(&mut r, sc, disk, paths);
     probe.stall_after = None;
     probe.reqs.retain(|q| q.expect.status != 408);

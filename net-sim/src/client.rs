@@ -45,8 +45,17 @@ pub struct ClientReq {
 }
 
 impl ClientReq {
-    fn to_bytes(&self, close: bool) -> Vec<u8> {
-        let mut s = format!("{} {} HTTP/1.1\r\nHost: sim\r\n", self.method, self.path);
+    /// The request's bytes. A POST's target gets `a=ATTEMPT` appended (the client's
+    /// incarnation and connection number), so every time any incarnation of the client sends
+    /// it is a distinct target the world can count at the backends.
+    fn to_bytes(&self, close: bool, attempt: &str) -> Vec<u8> {
+        let target = if self.method == Method::Post {
+            let sep = if self.path.contains('?') { '&' } else { '?' };
+            format!("{}{sep}a={attempt}", self.path)
+        } else {
+            self.path.clone()
+        };
+        let mut s = format!("{} {} HTTP/1.1\r\nHost: sim\r\n", self.method, target);
         if let Some((a, b)) = self.range {
             s.push_str(&format!("Range: bytes={a}-{b}\r\n"));
         }
@@ -94,6 +103,8 @@ pub struct ClientHost {
     /// Connect or retry at this time (our clock).
     next_try: Option<Instant>,
     conn_index: usize,
+    /// Drawn at start: a restarted client is another incarnation.
+    incarnation: u64,
     pub answered: usize,
     pub server_errors: usize,
     pub timeouts_408: usize,
@@ -121,6 +132,7 @@ impl ClientHost {
             active: None,
             next_try: None,
             conn_index: 0,
+            incarnation: 0,
             answered: 0,
             server_errors: 0,
             timeouts_408: 0,
@@ -186,7 +198,10 @@ impl ClientHost {
         if let (Some(n), 0) = (a.plan.stall_after, a.sent) {
             let req = &a.plan.reqs[0];
             a.parser.expect_response_to(req.method.clone());
-            let bytes = req.to_bytes(false);
+            let bytes = req.to_bytes(
+                false,
+                &format!("{:x}-{}", self.incarnation, self.conn_index),
+            );
             let part = &bytes[..n.min(bytes.len() - 1)];
             if cx.room(a.stream) >= part.len() {
                 cx.write(a.stream, part);
@@ -197,7 +212,8 @@ impl ClientHost {
         while a.sent < a.plan.reqs.len() && a.sent - a.answered < a.plan.depth {
             let last = a.sent + 1 == a.plan.reqs.len();
             let req = &a.plan.reqs[a.sent];
-            let bytes = req.to_bytes(last && a.plan.close_header);
+            let attempt = format!("{:x}-{}", self.incarnation, self.conn_index);
+            let bytes = req.to_bytes(last && a.plan.close_header, &attempt);
             if cx.room(a.stream) < bytes.len() {
                 cx.want_writable(a.stream);
                 break;
@@ -346,6 +362,7 @@ impl ClientHost {
 
 impl Node for ClientHost {
     fn start(&mut self, cx: &mut Cx) {
+        self.incarnation = cx.rng().u64(..);
         let stagger = Duration::from_millis(cx.rng().u64(0..=100));
         self.next_try = Some(cx.now().mono + stagger);
         self.arm(cx);

@@ -9,10 +9,12 @@
 //!   machine's invariants hold after every step (bounded buffers both ways: memory per exchange
 //!   stays bounded). A pooled upstream connection is handed out only while idle (nothing
 //!   unread on it, still open).
+//! * **At most once**: a quarter of the requests are POSTs whose target names the client's
+//!   attempt; across every backend (crashes included) each target arrives at most once.
 //! * **Liveness, after the heal**: within the bound every client has finished its plans and its
 //!   probe through the proxy, and no backend is still ejected past its backoff.
 
-use crate::backend::{BackendHost, BackendScenario};
+use crate::backend::{BackendHost, BackendScenario, PostLedger};
 use crate::client::ClientHost;
 use crate::coverage::Coverage;
 use crate::disk::Disk;
@@ -415,7 +417,8 @@ impl Node for ProxyHost {
                 if let Some(side) = self.sides.get(&s) {
                     if side.deadline.is_some_and(|d| d <= now.mono) {
                         cx.fail(format!(
-                            "proxy stream {s}: deadline still due after its timeout (a spin)"
+                            "proxy stream {s}: deadline {:?} still due at {:?} after its timeout (a spin)",
+                            side.deadline, now.mono
                         ));
                     }
                 }
@@ -439,8 +442,19 @@ pub struct ProxyReport {
 }
 
 /// Builds the proxy world for `sc` (its clients, workload, network and faults; host 0 is the
-/// proxy and hosts 1..=3 the backends, so the faults' host numbers shift accordingly).
+/// proxy and hosts 1..=3 the backends, so the faults' host numbers shift accordingly). A
+/// quarter of the clients' requests are POSTs with unique targets in this world.
 pub fn build(sc: &BackendScenario, keep: Keep) -> Sim {
+    build_with_ledger(sc, keep).0
+}
+
+/// [`build`], and the ledger of POST targets the backends received.
+fn build_with_ledger(sc: &BackendScenario, keep: Keep) -> (Sim, PostLedger) {
+    let mut sc = sc.clone();
+    sc.posts = true;
+    let sc = &sc;
+    let ledger = PostLedger::default();
+    let backend_ledger = ledger.clone();
     let (site, paths) = crate::backend::site(sc.seed, sc.small_site);
     let mut disks: Vec<Disk> = vec![Disk::default()];
     disks.extend((0..BACKENDS).map(|_| site.clone()));
@@ -451,7 +465,7 @@ pub fn build(sc: &BackendScenario, keep: Keep) -> Sim {
         if host == PROXY {
             Box::new(ProxyHost::new(seed))
         } else if host <= BACKENDS {
-            Box::new(BackendHost::new())
+            Box::new(BackendHost::with_ledger(backend_ledger.clone()))
         } else {
             let mut c = crate::backend::client_for(&sc2, &site, &paths, host, PROXY);
             c.tolerate_gateway_errors = c.tolerate_408;
@@ -473,7 +487,7 @@ pub fn build(sc: &BackendScenario, keep: Keep) -> Sim {
         );
     }
     sim.heal_at(Instant::ZERO + Duration::from_millis(sc.phases.heal_at_ms));
-    sim
+    (sim, ledger)
 }
 
 fn clients(sim: &Sim) -> impl Iterator<Item = Option<&ClientHost>> + '_ {
@@ -490,7 +504,7 @@ fn proxy(sim: &Sim) -> Option<&ProxyHost> {
 
 /// Runs `sc` in the proxy world; see the module docs for the oracles.
 pub fn run(sc: &BackendScenario, keep: Keep) -> Result<ProxyReport, crate::backend::Failure> {
-    let mut sim = build(sc, keep);
+    let (mut sim, ledger) = build_with_ledger(sc, keep);
     let heal = Instant::ZERO + Duration::from_millis(sc.phases.heal_at_ms);
     let bound = heal + Duration::from_millis(sc.phases.converge_within_ms);
     let result = (|| {
@@ -508,6 +522,14 @@ pub fn run(sc: &BackendScenario, keep: Keep) -> Result<ProxyReport, crate::backe
                 "liveness: clients {unfinished:?} not finished {} ms after the heal",
                 sc.phases.converge_within_ms
             ));
+        }
+        // A POST the client sent once (each attempt has its own target) reached at most one
+        // backend, at most once.
+        if let Some((target, n)) = ledger.borrow().iter().find(|(_, &n)| n > 1) {
+            return Err(format!("{target} reached the backends {n} times"));
+        }
+        if ledger.borrow().is_empty() {
+            return Err("no POST reached any backend: the workload did not run".into());
         }
         if let Some(p) = proxy(&sim) {
             // Every upstream handed out was reported back: what is in flight is exactly what

@@ -27,3 +27,5 @@ pub const CLOCKS: u64 = 7;
 pub const NODES: u64 = 8;
 /// Generating a scenario's fault timeline and rates (swarm testing).
 pub const PLAN: u64 = 9;
+/// Which requests are POSTs.
+pub const POSTS: u64 = 10;

@@ -309,6 +309,8 @@ pub struct ProxyConn {
     tunnel: Option<Tunnel>,
     /// The exchange that became the tunnel (logged when it ends).
     tunnel_exchange: Option<Exchange>,
+    /// The route of the `Choose` awaiting its answer.
+    choosing: Option<RouteId>,
 }
 
 /// A switched connection: client bytes for the upstream wait here; upstream bytes go to the
@@ -343,10 +345,20 @@ impl ProxyConn {
             aborted: false,
             tunnel: None,
             tunnel_exchange: None,
+            choosing: None,
         }
     }
 
     pub fn handle(&mut self, now: Now, input: ProxyInput<'_>) {
+        // A choice is always answered, even by a finished connection, so the node's count of
+        // exchanges in flight stays exact.
+        if let ProxyInput::Chosen(c) = input {
+            self.on_chosen(now, c);
+            if !self.finished {
+                self.drive(now);
+            }
+            return;
+        }
         if self.finished {
             // Only the last bytes to the client still matter, and their send deadline.
             match input {
@@ -395,6 +407,8 @@ impl ProxyConn {
         self.drive(now);
     }
 
+    /// Every deadline that is due is handled, not just the first (the simulator found a due
+    /// client deadline left behind by an upstream one in the same instant).
     fn on_timeout(&mut self, now: Now) {
         if let Up::Connecting { since, .. } = self.up {
             let limit = self
@@ -403,13 +417,11 @@ impl ProxyConn {
                 .unwrap_or(Duration::from_secs(5));
             if now.mono >= since + limit {
                 self.attempt_failed(now, Failure::Connect);
-                return;
             }
         }
         if let Up::Active { conn, .. } = &mut self.up {
             if let Some(ClientEvent::Failed(e)) = conn.on_timeout(now) {
                 self.attempt_failed(now, Failure::Upstream(e));
-                return;
             }
         }
         if let Some(ServerEvent::Rejected { status, .. }) = self.http.on_timeout(now) {
@@ -444,7 +456,17 @@ impl ProxyConn {
     }
 
     fn on_chosen(&mut self, now: Now, chosen: Option<(usize, String)>) {
-        if !matches!(self.up, Up::Choosing) {
+        let route = self.choosing.take();
+        if !matches!(self.up, Up::Choosing) || self.exchange.is_none() {
+            // The exchange ended while the node chose (found by the simulator: the choice was
+            // counted in flight forever): hand the upstream straight back.
+            if let (Some(route), Some((idx, _))) = (route, chosen) {
+                self.out.push_back(ProxyOutput::Report {
+                    route,
+                    upstream: idx,
+                    outcome: Outcome::Abandoned,
+                });
+            }
             return;
         }
         match chosen {
@@ -716,6 +738,7 @@ impl ProxyConn {
             return;
         };
         self.up = Up::Choosing;
+        self.choosing = Some(x.route);
         self.out.push_back(ProxyOutput::Choose {
             route: x.route,
             tried: x.tried.clone(),
