@@ -4,25 +4,8 @@
 
 use std::path::Path;
 use weaprous_core::http::parse::Kind;
-use weaprous_core::http::split_check::assert_split_invariant;
+use weaprous_core::http::split_check::check_fuzz_input;
 use weaprous_core::proxy::config::assert_round_trip;
-
-/// Byte 0 = number of cuts, two bytes per cut, a flag byte (bit 0: EOF), then the payload.
-fn replay(kind: Kind, data: &[u8]) {
-    let Some((&n, rest)) = data.split_first() else {
-        return;
-    };
-    let n = (n % 8) as usize;
-    if rest.len() < 2 * n + 1 {
-        return;
-    }
-    let cuts: Vec<usize> = rest[..2 * n]
-        .chunks(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]) as usize)
-        .collect();
-    let eof = rest[2 * n] & 1 == 1;
-    assert_split_invariant(kind, &rest[2 * n + 1..], &cuts, eof);
-}
 
 fn corpus(name: &str) -> Vec<Vec<u8>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -39,7 +22,7 @@ fn request_parser_corpus_replays() {
     let inputs = corpus("request_parser");
     assert!(inputs.len() >= 20, "corpus has {} inputs", inputs.len());
     for data in inputs {
-        replay(Kind::Request, &data);
+        check_fuzz_input(Kind::Request, &data);
     }
 }
 
@@ -48,7 +31,7 @@ fn response_parser_corpus_replays() {
     let inputs = corpus("response_parser");
     assert!(inputs.len() >= 10, "corpus has {} inputs", inputs.len());
     for data in inputs {
-        replay(Kind::Response, &data);
+        check_fuzz_input(Kind::Response, &data);
     }
 }
 

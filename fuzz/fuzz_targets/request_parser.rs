@@ -7,16 +7,6 @@
 
 use libfuzzer_sys::fuzz_target;
 use weaprous_core::http::parse::Kind;
-use weaprous_core::http::split_check::assert_split_invariant;
+use weaprous_core::http::split_check::check_fuzz_input;
 
-fuzz_target!(|data: &[u8]| {
-    let Some((&n, rest)) = data.split_first() else { return };
-    let n = (n % 8) as usize;
-    if rest.len() < 2 * n + 1 {
-        return;
-    }
-    let cuts: Vec<usize> = rest[..2 * n].chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]]) as usize).collect();
-    let eof = rest[2 * n] & 1 == 1;
-    let payload = &rest[2 * n + 1..];
-    assert_split_invariant(Kind::Request, payload, &cuts, eof);
-});
+fuzz_target!(|data: &[u8]| check_fuzz_input(Kind::Request, data));

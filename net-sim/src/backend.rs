@@ -17,13 +17,14 @@
 use crate::client::{ClientHost, ClientReq, ConnPlan, Expect};
 use crate::clock::WALL_EPOCH;
 use crate::coverage::Coverage;
+use crate::deadlines::Deadlines;
 use crate::disk::Disk;
 use crate::engine::{Cx, Node, Sim, StreamId};
 use crate::rng;
 use crate::scenario::{FaultAction, HostId, Latency, NetConfig, Phases, RandomFaults, Timed};
 use crate::trace::Keep;
 use std::any::Any;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use weaprous_core::backend::{BackendConfig, BackendConn};
 use weaprous_core::buggify::Buggify;
@@ -221,7 +222,6 @@ struct ServerSide {
     rx: VecDeque<Vec<u8>>,
     rx_eof: bool,
     close_after_flush: bool,
-    deadline: Option<Instant>,
 }
 
 /// Host 0: the backend, one machine per accepted stream.
@@ -231,7 +231,7 @@ pub struct BackendHost {
     posts: Option<PostLedger>,
     cfg: Arc<BackendConfig>,
     sides: BTreeMap<StreamId, ServerSide>,
-    deadlines: BTreeSet<(Instant, StreamId)>,
+    deadlines: Deadlines,
 }
 
 /// How often each POST target reached a backend (shared by the world's backends).
@@ -250,7 +250,7 @@ impl BackendHost {
             posts: None,
             cfg: Arc::new(BackendConfig::new("/www", "/static")),
             sides: BTreeMap::new(),
-            deadlines: BTreeSet::new(),
+            deadlines: Deadlines::default(),
         }
     }
     pub fn connections(&self) -> usize {
@@ -267,7 +267,7 @@ impl BackendHost {
                     side.rx.len(),
                     side.rx_eof,
                     side.close_after_flush,
-                    side.deadline,
+                    self.deadlines.get(*s),
                     side.machine.transmit().len(),
                     side.machine.transmit_file()
                 )
@@ -277,11 +277,8 @@ impl BackendHost {
     }
 
     fn finish(&mut self, s: StreamId) {
-        if let Some(side) = self.sides.remove(&s) {
-            if let Some(d) = side.deadline {
-                self.deadlines.remove(&(d, s));
-            }
-        }
+        self.sides.remove(&s);
+        self.deadlines.set(s, None);
     }
 
     /// Feeds waiting bytes, drains outputs, and puts transmit bytes on the wire as the window
@@ -340,15 +337,7 @@ impl BackendHost {
             {
                 cx.cover("buggify.backend.tiny_first_read");
             }
-            if deadline != side.deadline {
-                if let Some(d) = side.deadline {
-                    self.deadlines.remove(&(d, s));
-                }
-                if let Some(d) = deadline {
-                    self.deadlines.insert((d, s));
-                }
-                side.deadline = deadline;
-            }
+            self.deadlines.set(s, deadline);
             let room = cx.room(s);
             let pending = side.machine.transmit().len();
             // File segments are "sent from the disk" like sendfile: read, then put on the wire.
@@ -391,7 +380,7 @@ impl BackendHost {
     }
 
     fn arm(&self, cx: &mut Cx) {
-        cx.set_timer(self.deadlines.first().map(|&(d, _)| d));
+        cx.set_timer(self.deadlines.first());
     }
 }
 
@@ -426,7 +415,6 @@ impl Node for BackendHost {
                 rx: VecDeque::new(),
                 rx_eof: false,
                 close_after_flush: false,
-                deadline: None,
             },
         );
         self.drive(cx, s);
@@ -470,24 +458,14 @@ impl Node for BackendHost {
     }
     fn on_timer(&mut self, cx: &mut Cx) {
         let now = cx.now();
-        let due: Vec<StreamId> = self
-            .deadlines
-            .iter()
-            .take_while(|(d, _)| *d <= now.mono)
-            .map(|&(_, s)| s)
-            .collect();
+        let due = self.deadlines.due(now.mono);
         for s in due {
             if let Some(side) = self.sides.get_mut(&s) {
                 cx.cover("backend.deadline_fired");
                 side.machine.handle(now, ConnInput::Timeout);
                 self.drive(cx, s);
-                // A deadline still due after its timeout would make every driver spin.
-                if let Some(side) = self.sides.get(&s) {
-                    if side.deadline.is_some_and(|d| d <= now.mono) {
-                        cx.fail(format!(
-                            "stream {s}: deadline still due after its timeout (a spin)"
-                        ));
-                    }
+                if let Some(spin) = self.deadlines.still_due(s, now.mono) {
+                    cx.fail(spin);
                 }
             }
         }

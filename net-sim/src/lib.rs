@@ -11,6 +11,7 @@
 //! * [`rng`]: independent seeded random streams.
 //! * [`trace`]: the trace hash, its readable tail, and divergence search.
 //! * [`coverage`]: "sometimes" counters.
+//! * [`deadlines`]: a host's connection deadlines behind its one timer, and the spin check.
 //! * [`client`]: the simulated HTTP client (workload and oracle).
 //! * [`backend`]: the backend world (the real backend machine and 100 clients).
 //! * [`proxy_world`]: the proxy world (the real proxy machines, three backends, clients).
@@ -21,6 +22,7 @@ pub mod check;
 pub mod client;
 pub mod clock;
 pub mod coverage;
+pub mod deadlines;
 pub mod disk;
 pub mod engine;
 pub mod proxy_world;

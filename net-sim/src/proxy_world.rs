@@ -17,12 +17,13 @@
 use crate::backend::{BackendHost, BackendScenario, PostLedger};
 use crate::client::ClientHost;
 use crate::coverage::Coverage;
+use crate::deadlines::Deadlines;
 use crate::disk::Disk;
 use crate::engine::{ConnectError, Cx, Node, Sim, StreamId};
 use crate::scenario::HostId;
 use crate::trace::Keep;
 use std::any::Any;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use weaprous_core::node::ConnInput;
 use weaprous_core::proxy::balance::Health;
@@ -59,7 +60,6 @@ struct Side {
     up_rx: VecDeque<Vec<u8>>,
     up_eof: bool,
     close_after_flush: bool,
-    deadline: Option<Instant>,
 }
 
 /// Host 0: the proxy.
@@ -71,7 +71,7 @@ pub struct ProxyHost {
     owner: BTreeMap<StreamId, StreamId>,
     /// Idle upstream streams by address.
     pool: BTreeMap<String, Vec<StreamId>>,
-    deadlines: BTreeSet<(Instant, StreamId)>,
+    deadlines: Deadlines,
     next_id: u64,
 }
 
@@ -84,7 +84,7 @@ impl ProxyHost {
             sides: BTreeMap::new(),
             owner: BTreeMap::new(),
             pool: BTreeMap::new(),
-            deadlines: BTreeSet::new(),
+            deadlines: Deadlines::default(),
             next_id: 0,
         }
     }
@@ -102,9 +102,7 @@ impl ProxyHost {
 
     fn finish(&mut self, cx: &mut Cx, s: StreamId) {
         if let Some(side) = self.sides.remove(&s) {
-            if let Some(d) = side.deadline {
-                self.deadlines.remove(&(d, s));
-            }
+            self.deadlines.set(s, None);
             for (_, u) in side.up.into_iter().chain(side.connecting) {
                 self.owner.remove(&u);
                 cx.reset(u);
@@ -225,15 +223,7 @@ impl ProxyHost {
                 }
             };
             side.machine.check_invariants();
-            if deadline != side.deadline {
-                if let Some(d) = side.deadline {
-                    self.deadlines.remove(&(d, s));
-                }
-                if let Some(d) = deadline {
-                    self.deadlines.insert((d, s));
-                }
-                side.deadline = deadline;
-            }
+            self.deadlines.set(s, deadline);
             // Upstream bytes first, then client bytes, each as the window allows.
             if let Some((_, u)) = side.up {
                 let pending = side.machine.up_transmit().len();
@@ -272,7 +262,7 @@ impl ProxyHost {
     }
 
     fn arm(&self, cx: &mut Cx) {
-        cx.set_timer(self.deadlines.first().map(|&(d, _)| d));
+        cx.set_timer(self.deadlines.first());
     }
 
     /// An upstream stream event for whichever side owns it; an idle pooled stream that hears
@@ -318,7 +308,6 @@ impl Node for ProxyHost {
                 up_rx: VecDeque::new(),
                 up_eof: false,
                 close_after_flush: false,
-                deadline: None,
             },
         );
         self.drive(cx, s);
@@ -402,25 +391,15 @@ impl Node for ProxyHost {
     }
     fn on_timer(&mut self, cx: &mut Cx) {
         let now = cx.now();
-        let due: Vec<StreamId> = self
-            .deadlines
-            .iter()
-            .take_while(|(d, _)| *d <= now.mono)
-            .map(|&(_, s)| s)
-            .collect();
+        let due = self.deadlines.due(now.mono);
         for s in due {
             if let Some(side) = self.sides.get_mut(&s) {
                 cx.cover("proxy.deadline_fired");
                 side.machine
                     .handle(now, ProxyInput::Client(ConnInput::Timeout));
                 self.drive(cx, s);
-                if let Some(side) = self.sides.get(&s) {
-                    if side.deadline.is_some_and(|d| d <= now.mono) {
-                        cx.fail(format!(
-                            "proxy stream {s}: deadline {:?} still due at {:?} after its timeout (a spin)",
-                            side.deadline, now.mono
-                        ));
-                    }
+                if let Some(spin) = self.deadlines.still_due(s, now.mono) {
+                    cx.fail(format!("proxy {spin}"));
                 }
             }
         }

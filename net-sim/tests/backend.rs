@@ -1,6 +1,10 @@
 //! The backend machine under the simulator: a healthy network with many chunkings, then 100
 //! clients under swarm-chosen faults with a heal and liveness bound; determinism; shrinking.
 
+mod common;
+
+use common::seeds;
+
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestError, TestRunner};
 use weaprous_net_sim::backend::{run, BackendScenario};
@@ -10,14 +14,6 @@ use weaprous_net_sim::check::{
 use weaprous_net_sim::coverage::Coverage;
 use weaprous_net_sim::scenario::{FaultAction, Timed};
 use weaprous_net_sim::trace::Keep;
-
-fn seeds(default: u64) -> std::ops::Range<u64> {
-    let n = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default);
-    0..n
-}
 
 /// Saves the failing scenario (and its trace) under target/net-sim and panics with the
 /// command that replays it.

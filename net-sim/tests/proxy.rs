@@ -2,19 +2,15 @@
 //! a healthy network, then swarm-chosen faults (backend crashes, partitions, slow and stalled
 //! backends and clients), heal, liveness.
 
+mod common;
+
+use common::seeds;
+
 use weaprous_net_sim::backend::BackendScenario;
 use weaprous_net_sim::check::{determinism_in, save_failure, World, PROXY_COVERAGE};
 use weaprous_net_sim::coverage::Coverage;
 use weaprous_net_sim::proxy_world::run;
 use weaprous_net_sim::trace::Keep;
-
-fn seeds(default: u64) -> std::ops::Range<u64> {
-    let n = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default);
-    0..n
-}
 
 /// Saves the failing scenario (and its trace) under target/net-sim and panics with the
 /// command that replays it.

@@ -399,22 +399,8 @@ impl BackendConn {
 
     /// A short generated response (errors, redirects, 405/501).
     fn simple(&mut self, now: Now, status: Status, extra: &[(&str, &str)]) {
-        let mut head = ResponseHead::new(status);
-        head.headers.append("Server", &self.cfg.server_name);
-        head.headers
-            .append("Content-Type", "text/html; charset=utf-8");
-        for (n, v) in extra {
-            head.headers.append(n, v);
-        }
-        let body = format!(
-            "<!doctype html>\n<html><head><title>{0} {1}</title></head><body><h1>{0} {1}</h1></body></html>\n",
-            status.0,
-            status.reason()
-        );
-        self.http
-            .send_head(now, head, BodyFraming::Length(body.len() as u64));
-        self.http.send_data(now, body.as_bytes());
-        self.http.end_response(now);
+        let server = self.cfg.server_name.clone();
+        self.http.send_page(now, status, &server, extra);
         self.finish(now, false);
     }
 

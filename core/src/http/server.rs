@@ -526,6 +526,26 @@ impl ServerConn {
         self.file = None;
     }
 
+    /// Answers the current request with a short HTML page for `status` (errors, redirects),
+    /// with `Server` and the `extra` fields, and ends the response.
+    pub fn send_page(&mut self, now: Now, status: Status, server: &str, extra: &[(&str, &str)]) {
+        let mut head = ResponseHead::new(status);
+        head.headers.append("Server", server);
+        head.headers
+            .append("Content-Type", "text/html; charset=utf-8");
+        for (n, v) in extra {
+            head.headers.append(n, v);
+        }
+        let body = format!(
+            "<!doctype html>\n<html><head><title>{0} {1}</title></head><body><h1>{0} {1}</h1></body></html>\n",
+            status.0,
+            status.reason()
+        );
+        self.send_head(now, head, BodyFraming::Length(body.len() as u64));
+        self.send_data(now, body.as_bytes());
+        self.end_response(now);
+    }
+
     /// Ends HTTP on this connection after the current request, which asked to switch
     /// protocols (`Upgrade`): writes `head` (a 101) and returns the bytes the client sent after
     /// its request. From here on the owner moves bytes itself: [`Self::send_raw`] to the

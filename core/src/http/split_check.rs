@@ -75,3 +75,23 @@ pub fn assert_split_invariant(kind: Kind, data: &[u8], cuts: &[usize], eof: bool
         );
     }
 }
+
+/// The fuzz targets' input layout: byte 0 = how many cut points (0..=7), two bytes per cut
+/// point (position, little-endian), one flag byte (bit 0: the peer closed), then the payload.
+/// Checks split invariance of that payload for a parser of `kind` (used by the fuzz targets
+/// and by the corpus replay test, so both read inputs the same way).
+pub fn check_fuzz_input(kind: Kind, data: &[u8]) {
+    let Some((&n, rest)) = data.split_first() else {
+        return;
+    };
+    let n = (n % 8) as usize;
+    if rest.len() < 2 * n + 1 {
+        return;
+    }
+    let cuts: Vec<usize> = rest[..2 * n]
+        .chunks(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]) as usize)
+        .collect();
+    let eof = rest[2 * n] & 1 == 1;
+    assert_split_invariant(kind, &rest[2 * n + 1..], &cuts, eof);
+}

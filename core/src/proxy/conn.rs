@@ -432,19 +432,7 @@ impl ProxyConn {
                 self.log(now, &x, status.0, false);
                 return;
             }
-            self.out.push_back(ProxyOutput::Log(ProxyLog {
-                method: "-".into(),
-                target: "-".into(),
-                host: "-".into(),
-                status: status.0,
-                bytes: 0,
-                upstream: "-".into(),
-                attempts: 0,
-                connect_ns: 0,
-                first_byte_ns: 0,
-                duration_ns: 0,
-                aborted: false,
-            }));
+            self.log_rejected(status);
         }
     }
 
@@ -595,19 +583,7 @@ impl ProxyConn {
                     true
                 }
                 Some(ServerEvent::Rejected { status, .. }) => {
-                    self.out.push_back(ProxyOutput::Log(ProxyLog {
-                        method: "-".into(),
-                        target: "-".into(),
-                        host: "-".into(),
-                        status: status.0,
-                        bytes: 0,
-                        upstream: "-".into(),
-                        attempts: 0,
-                        connect_ns: 0,
-                        first_byte_ns: 0,
-                        duration_ns: 0,
-                        aborted: false,
-                    }));
+                    self.log_rejected(status);
                     true
                 }
                 Some(ServerEvent::Body(_) | ServerEvent::BodyEnd) => true,
@@ -919,19 +895,7 @@ impl ProxyConn {
     }
 
     fn error_page(&mut self, now: Now, status: Status) {
-        let mut head = ResponseHead::new(status);
-        head.headers.append("Server", "weaprous");
-        head.headers
-            .append("Content-Type", "text/html; charset=utf-8");
-        let body = format!(
-            "<!doctype html>\n<html><head><title>{0} {1}</title></head><body><h1>{0} {1}</h1></body></html>\n",
-            status.0,
-            status.reason()
-        );
-        self.http
-            .send_head(now, head, BodyFraming::Length(body.len() as u64));
-        self.http.send_data(now, body.as_bytes());
-        self.http.end_response(now);
+        self.http.send_page(now, status, "weaprous", &[]);
     }
 
     /// Lets go of the upstream without a verdict on its health (the exchange ended for
@@ -948,6 +912,26 @@ impl ProxyConn {
             }
             Up::Choosing | Up::None => {}
         }
+    }
+
+    /// The log record of a request the client connection refused by itself (400, 408, ...).
+    fn log_rejected(&mut self, status: Status) {
+        if !self.shared.access_log {
+            return;
+        }
+        self.out.push_back(ProxyOutput::Log(ProxyLog {
+            method: "-".into(),
+            target: "-".into(),
+            host: "-".into(),
+            status: status.0,
+            bytes: 0,
+            upstream: "-".into(),
+            attempts: 0,
+            connect_ns: 0,
+            first_byte_ns: 0,
+            duration_ns: 0,
+            aborted: false,
+        }));
     }
 
     fn log(&mut self, now: Now, x: &Exchange, status: u16, aborted: bool) {
