@@ -43,21 +43,7 @@ fn site() -> TempDir {
 }
 
 fn start(site: &TempDir) -> Server {
-    let www = site.path().join("www");
-    let st = site.path().join("static");
-    Server::start(
-        env!("CARGO_BIN_EXE_backend"),
-        &[
-            "--server-ip",
-            "127.0.0.1",
-            "--server-port",
-            "0",
-            "--www",
-            www.to_str().unwrap(),
-            "--static",
-            st.to_str().unwrap(),
-        ],
-    )
+    common::start_backend(&site.path().join("www"), &site.path().join("static"), true)
 }
 
 #[test]

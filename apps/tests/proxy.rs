@@ -74,20 +74,7 @@ fn backend(name: &str, dir: &TempDir) -> Server {
     let www = dir.path().join(name);
     std::fs::create_dir_all(&www).unwrap();
     std::fs::write(www.join("index.html"), format!("I am {name}")).unwrap();
-    Server::start(
-        env!("CARGO_BIN_EXE_backend"),
-        &[
-            "--server-ip",
-            "127.0.0.1",
-            "--server-port",
-            "0",
-            "--www",
-            www.to_str().unwrap(),
-            "--static",
-            www.to_str().unwrap(),
-            "--no-access-log",
-        ],
-    )
+    common::start_backend(&www, &www, false)
 }
 
 fn proxy(conf: &str, dir: &TempDir) -> Server {
@@ -176,6 +163,23 @@ fn a_killed_backend_fails_over_then_502() {
     assert_eq!(r.status(), 502, "every backend down: 502 at once");
 }
 
+/// Reads a request head line by line: the head, and its Content-Length (0 when absent).
+fn read_head(r: &mut BufReader<TcpStream>) -> (String, u64) {
+    let mut head = String::new();
+    let mut len = 0;
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap();
+        }
+        head.push_str(&line);
+        if line == "\r\n" {
+            return (head, len);
+        }
+    }
+}
+
 /// A one-connection test upstream: reads a request with a Content-Length body and answers
 /// with the body's length and a checksum.
 fn echo_upstream() -> (u16, std::thread::JoinHandle<Vec<u8>>) {
@@ -184,20 +188,8 @@ fn echo_upstream() -> (u16, std::thread::JoinHandle<Vec<u8>>) {
     let t = std::thread::spawn(move || {
         let (s, _) = l.accept().unwrap();
         let mut r = BufReader::new(s);
-        let mut head = String::new();
-        let mut len = 0usize;
-        loop {
-            let mut line = String::new();
-            r.read_line(&mut line).unwrap();
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap();
-            }
-            head.push_str(&line);
-            if line == "\r\n" {
-                break;
-            }
-        }
-        let mut body = vec![0u8; len];
+        let (head, len) = read_head(&mut r);
+        let mut body = vec![0u8; len as usize];
         r.read_exact(&mut body).unwrap();
         let sum: u64 = body.iter().map(|&b| b as u64).sum();
         let answer = format!("{len} {sum}");
@@ -335,37 +327,14 @@ fn a_gibibyte_each_way_passes_with_bounded_memory() {
     let f = std::fs::File::create(www.join("big.bin")).unwrap();
     f.set_len(1 << 30).unwrap(); // sparse: reads as zeros, costs no disk
     drop(f);
-    let b = Server::start(
-        env!("CARGO_BIN_EXE_backend"),
-        &[
-            "--server-ip",
-            "127.0.0.1",
-            "--server-port",
-            "0",
-            "--www",
-            www.to_str().unwrap(),
-            "--static",
-            www.to_str().unwrap(),
-            "--no-access-log",
-        ],
-    );
+    let b = common::start_backend(&www, &www, false);
     // The upload goes to a test upstream that counts what it reads.
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let sink_port = l.local_addr().unwrap().port();
     let sink = std::thread::spawn(move || {
         let (s, _) = l.accept().unwrap();
         let mut r = BufReader::new(s);
-        let mut len = 0u64;
-        loop {
-            let mut line = String::new();
-            r.read_line(&mut line).unwrap();
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap();
-            }
-            if line == "\r\n" {
-                break;
-            }
-        }
+        let (_, len) = read_head(&mut r);
         let mut buf = vec![0u8; 1 << 20];
         let mut got = 0u64;
         while got < len {

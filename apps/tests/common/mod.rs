@@ -137,6 +137,25 @@ impl Server {
     }
 }
 
+/// The real backend on a free loopback port, serving `www` (HTML) and `static_dir`.
+pub fn start_backend(www: &Path, static_dir: &Path, access_log: bool) -> Server {
+    let (www, st) = (www.to_str().unwrap(), static_dir.to_str().unwrap());
+    let mut args = vec![
+        "--server-ip",
+        "127.0.0.1",
+        "--server-port",
+        "0",
+        "--www",
+        www,
+        "--static",
+        st,
+    ];
+    if !access_log {
+        args.push("--no-access-log");
+    }
+    Server::start(env!("CARGO_BIN_EXE_backend"), &args)
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
