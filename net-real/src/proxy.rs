@@ -12,6 +12,7 @@
 //!   hears `Timeout` (and fails the attempt) and the connect is abandoned.
 
 use crate::clock;
+use crate::server::{try_write, Written};
 use crate::shutdown::DrainSignal;
 use async_io::{Async, Timer};
 use futures_lite::future::{self, or};
@@ -219,14 +220,14 @@ pub async fn run_proxy_connection(
         // Write what waits, on both sides, as far as the sockets take it.
         let pending = conn.client_transmit();
         if !pending.is_empty() {
-            match client.get_ref().write(pending) {
-                Ok(n) => {
+            match try_write(&client, pending) {
+                Written::Some(n) => {
                     conn.handle(clock::now(), ProxyInput::Client(ConnInput::Flushed(n)));
                     continue;
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => {
+                Written::Blocked => {}
+                Written::Again => continue,
+                Written::Broken => {
                     // The client is gone: tell the machine, carry out what it says last
                     // (reports, releases, its log line), and stop.
                     conn.handle(clock::now(), ProxyInput::Client(ConnInput::Reset));
@@ -242,14 +243,14 @@ pub async fn run_proxy_connection(
         if let Some((_, s)) = &up {
             let pending = conn.up_transmit();
             if !pending.is_empty() {
-                match s.get_ref().write(pending) {
-                    Ok(n) => {
+                match try_write(s, pending) {
+                    Written::Some(n) => {
                         conn.handle(clock::now(), ProxyInput::Up(UpInput::Flushed(n)));
                         continue;
                     }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                    Err(_) => {
+                    Written::Blocked => {}
+                    Written::Again => continue,
+                    Written::Broken => {
                         conn.handle(clock::now(), ProxyInput::Up(UpInput::Reset));
                         continue;
                     }

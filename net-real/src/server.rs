@@ -167,6 +167,28 @@ where
     Ok(())
 }
 
+/// What one non-blocking write did.
+pub(crate) enum Written {
+    /// This many bytes went out.
+    Some(usize),
+    /// The socket is full: wait for writability.
+    Blocked,
+    /// Interrupted by a signal: try again at once.
+    Again,
+    /// The peer is gone.
+    Broken,
+}
+
+/// One non-blocking write of `bytes` to `s`.
+pub(crate) fn try_write(s: &Async<TcpStream>, bytes: &[u8]) -> Written {
+    match s.get_ref().write(bytes) {
+        Ok(n) => Written::Some(n),
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Written::Blocked,
+        Err(e) if e.kind() == ErrorKind::Interrupted => Written::Again,
+        Err(_) => Written::Broken,
+    }
+}
+
 enum Wake {
     Read,
     Write,
@@ -215,14 +237,14 @@ pub async fn run_connection<C: Connection>(
         };
         let pending = conn.transmit();
         if !pending.is_empty() {
-            match stream.get_ref().write(pending) {
-                Ok(n) => {
+            match try_write(&stream, pending) {
+                Written::Some(n) => {
                     conn.handle(clock::now(), ConnInput::Flushed(n));
                     continue;
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => return reset(&mut conn, peer, access_log),
+                Written::Blocked => {}
+                Written::Again => continue,
+                Written::Broken => return reset(&mut conn, peer, access_log),
             }
         } else if let Some(seg) = conn.transmit_file() {
             match files.send_to(stream.get_ref(), seg.handle, seg.offset, seg.len) {

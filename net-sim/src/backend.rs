@@ -692,13 +692,7 @@ pub fn build(sc: &BackendScenario, keep: Keep) -> Sim {
         factory,
     );
     sim.set_idle_hosts(sc.idle_hosts);
-    for t in &sc.faults {
-        sim.fault_at(
-            Instant::ZERO + Duration::from_millis(t.at_ms),
-            t.action.clone(),
-        );
-    }
-    sim.heal_at(Instant::ZERO + Duration::from_millis(sc.phases.heal_at_ms));
+    sim.schedule(&sc.faults, &sc.phases);
     sim
 }
 

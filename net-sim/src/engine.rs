@@ -39,7 +39,7 @@ use crate::clock::Clock;
 use crate::coverage::Coverage;
 use crate::disk::Disk;
 use crate::rng;
-use crate::scenario::{FaultAction, HostId, NetConfig, RandomFaults};
+use crate::scenario::{FaultAction, HostId, NetConfig, Phases, RandomFaults, Timed};
 use crate::trace::{fnv, Keep, Trace};
 use std::any::Any;
 use std::cmp::Reverse;
@@ -667,6 +667,16 @@ impl Sim {
     /// Schedules a fault.
     pub fn fault_at(&mut self, at: Instant, action: FaultAction) {
         self.core.at(at, Ev::Fault(action));
+    }
+    /// Schedules a scenario's timeline: its timed faults, then the heal.
+    pub fn schedule(&mut self, faults: &[Timed], phases: &Phases) {
+        for t in faults {
+            self.fault_at(
+                Instant::ZERO + Duration::from_millis(t.at_ms),
+                t.action.clone(),
+            );
+        }
+        self.heal_at(Instant::ZERO + Duration::from_millis(phases.heal_at_ms));
     }
     /// Schedules the heal (see the module docs).
     pub fn heal_at(&mut self, at: Instant) {

@@ -459,13 +459,7 @@ fn build_with_ledger(sc: &BackendScenario, keep: Keep) -> (Sim, PostLedger) {
         keep,
         factory,
     );
-    for t in &sc.faults {
-        sim.fault_at(
-            Instant::ZERO + Duration::from_millis(t.at_ms),
-            t.action.clone(),
-        );
-    }
-    sim.heal_at(Instant::ZERO + Duration::from_millis(sc.phases.heal_at_ms));
+    sim.schedule(&sc.faults, &sc.phases);
     (sim, ledger)
 }
 
