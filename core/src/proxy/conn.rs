@@ -219,6 +219,25 @@ pub struct ProxyLog {
     pub aborted: bool,
 }
 
+impl ProxyLog {
+    /// A request the proxy answered itself, without any upstream.
+    fn local(method: &str, target: &str, host: &str, status: Status, bytes: u64) -> Self {
+        ProxyLog {
+            method: method.into(),
+            target: target.into(),
+            host: host.into(),
+            status: status.0,
+            bytes,
+            upstream: "-".into(),
+            attempts: 0,
+            connect_ns: 0,
+            first_byte_ns: 0,
+            duration_ns: 0,
+            aborted: false,
+        }
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum ProxyOutput {
     Log(ProxyLog),
@@ -856,6 +875,7 @@ impl ProxyConn {
         self.log(now, &x, status.0, false);
     }
 
+    /// Answers a request the proxy settles itself (no route, `Max-Forwards: 0`).
     fn simple_local(
         &mut self,
         now: Now,
@@ -865,33 +885,11 @@ impl ProxyConn {
         status: Status,
     ) {
         self.error_page(now, status);
-        let x = Exchange {
-            route: (0, 0),
-            method: method.clone(),
-            target: target.to_string(),
-            host: host.to_string(),
-            up_head: RequestHead {
-                method: method.clone(),
-                target: crate::http::Target::parse(b"/", &Method::Get).expect("a valid target"),
-                version: crate::http::Version::HTTP_11,
-                headers: Default::default(),
-            },
-            framing: BodyFraming::None,
-            body_pulled: false,
-            body_done: true,
-            tried: Vec::new(),
-            attempts: 0,
-            pooled_retry_used: false,
-            response_started: false,
-            started: now.mono,
-            connect_ns: 0,
-            first_byte_ns: 0,
-            upstream: "-".into(),
-            status: status.0,
-            gave_up: status,
-            upgrade: false,
-        };
-        self.log(now, &x, status.0, false);
+        if self.shared.access_log {
+            let bytes = self.http.body_sent();
+            let log = ProxyLog::local(method.as_str(), target, host, status, bytes);
+            self.out.push_back(ProxyOutput::Log(log));
+        }
     }
 
     fn error_page(&mut self, now: Now, status: Status) {
@@ -916,22 +914,10 @@ impl ProxyConn {
 
     /// The log record of a request the client connection refused by itself (400, 408, ...).
     fn log_rejected(&mut self, status: Status) {
-        if !self.shared.access_log {
-            return;
+        if self.shared.access_log {
+            let log = ProxyLog::local("-", "-", "-", status, 0);
+            self.out.push_back(ProxyOutput::Log(log));
         }
-        self.out.push_back(ProxyOutput::Log(ProxyLog {
-            method: "-".into(),
-            target: "-".into(),
-            host: "-".into(),
-            status: status.0,
-            bytes: 0,
-            upstream: "-".into(),
-            attempts: 0,
-            connect_ns: 0,
-            first_byte_ns: 0,
-            duration_ns: 0,
-            aborted: false,
-        }));
     }
 
     fn log(&mut self, now: Now, x: &Exchange, status: u16, aborted: bool) {
