@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use weaprous_core::node::ConnInput;
 use weaprous_core::proxy::conn::{
-    ProxyConn, ProxyInput, ProxyLog, ProxyNode, ProxyOutput, ProxyShared, UpInput,
+    Outcome, ProxyConn, ProxyInput, ProxyLog, ProxyNode, ProxyOutput, ProxyShared, RouteId, UpInput,
 };
 
 /// An idle upstream connection and when it became idle.
@@ -90,6 +90,15 @@ pub struct ProxyContext {
     pub node: Mutex<ProxyNode>,
     pub pool: Pool,
     pub access_log: bool,
+}
+
+impl ProxyContext {
+    /// Carries out a `Report` on the shared node.
+    fn report(&self, route: RouteId, upstream: usize, outcome: Outcome) {
+        let now = clock::now();
+        let mut node = self.node.lock().unwrap_or_else(|p| p.into_inner());
+        node.report(route, upstream, outcome, now.mono);
+    }
 }
 
 type Connecting = Pin<Box<dyn Future<Output = io::Result<Async<TcpStream>>> + Send>>;
@@ -178,11 +187,7 @@ pub async fn run_proxy_connection(
                     route,
                     upstream,
                     outcome,
-                } => {
-                    let now = clock::now();
-                    let mut node = cx.node.lock().unwrap_or_else(|p| p.into_inner());
-                    node.report(route, upstream, outcome, now.mono);
-                }
+                } => cx.report(route, upstream, outcome),
                 ProxyOutput::Connect { addr } => {
                     if let Some(s) = cx.pool.take(&addr) {
                         up = Some((addr, s));
@@ -408,11 +413,7 @@ fn finish_after_client_reset(
                 route,
                 upstream,
                 outcome,
-            } => {
-                let now = clock::now();
-                let mut node = cx.node.lock().unwrap_or_else(|p| p.into_inner());
-                node.report(route, upstream, outcome, now.mono);
-            }
+            } => cx.report(route, upstream, outcome),
             ProxyOutput::Release { reuse } => {
                 if let Some((addr, s)) = up.take() {
                     if reuse {
