@@ -12,7 +12,7 @@
 //!   hears `Timeout` (and fails the attempt) and the connect is abandoned.
 
 use crate::clock;
-use crate::server::{try_write, Written};
+use crate::server::{try_write, with_scratch, Written};
 use crate::shutdown::DrainSignal;
 use async_io::{Async, Timer};
 use futures_lite::future::{self, or};
@@ -129,10 +129,11 @@ enum Wake {
     Drain,
 }
 
-/// Reads what is there from `s` into the machine as `make(bytes)`; `Some(true)` on EOF,
-/// `Some(false)` on an error, `None` when nothing was ready.
-fn read_into(s: &Async<TcpStream>, buf: &mut [u8], mut deliver: impl FnMut(&[u8])) -> Option<bool> {
-    match s.get_ref().read(buf) {
+/// Reads what is there from `s` into the thread's scratch buffer and hands it to `deliver`;
+/// `Some(true)` on EOF, `Some(false)` on an error, `None` when nothing was ready. No buffer
+/// belongs to the connection, so an idle one holds none (DESIGN.md §5).
+fn read_into(s: &Async<TcpStream>, mut deliver: impl FnMut(&[u8])) -> Option<bool> {
+    with_scratch(|buf| match s.get_ref().read(buf) {
         Ok(0) => Some(true),
         Ok(n) => {
             deliver(&buf[..n]);
@@ -140,7 +141,7 @@ fn read_into(s: &Async<TcpStream>, buf: &mut [u8], mut deliver: impl FnMut(&[u8]
         }
         Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => None,
         Err(_) => Some(false),
-    }
+    })
 }
 
 /// Drives one client connection until it closes.
@@ -167,7 +168,6 @@ pub async fn run_proxy_connection(
     }
     let mut timer = Timer::never();
     let mut armed = None;
-    let mut buf = vec![0u8; 64 * 1024];
     loop {
         let deadline = loop {
             match conn.poll_output() {
@@ -351,7 +351,7 @@ pub async fn run_proxy_connection(
         };
         match wake {
             Wake::ClientRead => {
-                let got = read_into(&client, &mut buf, |b| {
+                let got = read_into(&client, |b| {
                     conn.handle(clock::now(), ProxyInput::Client(ConnInput::Data(b)))
                 });
                 match got {
@@ -362,7 +362,7 @@ pub async fn run_proxy_connection(
             }
             Wake::UpRead => {
                 if let Some((_, s)) = &up {
-                    let got = read_into(s, &mut buf, |b| {
+                    let got = read_into(s, |b| {
                         conn.handle(clock::now(), ProxyInput::Up(UpInput::Data(b)))
                     });
                     match got {

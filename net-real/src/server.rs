@@ -55,6 +55,11 @@ thread_local! {
     static SCRATCH_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0u8; SCRATCH]);
 }
 
+/// Runs `f` with this thread's read buffer (what every connection task reads into).
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    SCRATCH_BUF.with(|buf| f(&mut buf.borrow_mut()))
+}
+
 /// Binds, prints `<name> listening on <addr>`, and serves until SIGINT/SIGTERM; then stops
 /// accepting, drains every connection and returns once they are done (or `grace` passed).
 pub fn serve<C, F>(opts: ServeOptions, make: F) -> io::Result<()>
@@ -314,24 +319,18 @@ pub async fn run_connection<C: Connection>(
         };
         match wake {
             Wake::Read => {
-                let got = SCRATCH_BUF.with(|buf| {
-                    let mut buf = buf.borrow_mut();
-                    match stream.get_ref().read(&mut buf) {
-                        Ok(0) => Some(Ok(ConnInputKind::Eof)),
-                        Ok(n) => {
-                            conn.handle(clock::now(), ConnInput::Data(&buf[..n]));
-                            Some(Ok(ConnInputKind::Data))
-                        }
-                        Err(e)
-                            if matches!(
-                                e.kind(),
-                                ErrorKind::WouldBlock | ErrorKind::Interrupted
-                            ) =>
-                        {
-                            None
-                        }
-                        Err(e) => Some(Err(e)),
+                let got = with_scratch(|buf| match stream.get_ref().read(buf) {
+                    Ok(0) => Some(Ok(ConnInputKind::Eof)),
+                    Ok(n) => {
+                        conn.handle(clock::now(), ConnInput::Data(&buf[..n]));
+                        Some(Ok(ConnInputKind::Data))
                     }
+                    Err(e)
+                        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) =>
+                    {
+                        None
+                    }
+                    Err(e) => Some(Err(e)),
                 });
                 match got {
                     Some(Ok(ConnInputKind::Eof)) => conn.handle(clock::now(), ConnInput::Eof),

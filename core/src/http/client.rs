@@ -180,14 +180,10 @@ impl ClientConn {
             }
             write_last_chunk(&Headers::new(), &mut self.out);
         }
-        if matches!(self.req, Req::Body(_)) {
+        if let Req::Body(Some(1..)) = self.req {
             // A Content-Length body that ended early: the upstream would wait for the rest.
-            if let Req::Body(Some(left)) = self.req {
-                if left > 0 {
-                    self.fail();
-                    return;
-                }
-            }
+            self.fail();
+            return;
         }
         self.req = Req::Done;
         self.read_since = now.mono;

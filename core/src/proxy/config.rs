@@ -163,10 +163,14 @@ pub struct VirtualHost {
 impl VirtualHost {
     /// The location for `path` (longest matching prefix).
     pub fn location(&self, path: &str) -> &Location {
+        &self.locations[self.location_index(path)]
+    }
+    /// The index of [`VirtualHost::location`] in `locations`.
+    pub fn location_index(&self, path: &str) -> usize {
         self.locations
             .iter()
-            .find(|l| path.starts_with(&l.prefix))
-            .unwrap_or_else(|| &self.locations[self.locations.len() - 1])
+            .position(|l| path.starts_with(&l.prefix))
+            .unwrap_or(self.locations.len() - 1)
     }
     pub fn label(&self) -> String {
         match (self.name.as_str(), self.port) {
@@ -227,18 +231,31 @@ impl Config {
     /// The host block for a `Host` header value: `name:port` first, then the bare name, then
     /// `default`. Names compare without case; a trailing dot is ignored.
     pub fn route(&self, host_header: &str) -> Option<&VirtualHost> {
+        self.host(self.route_index(host_header)?)
+    }
+
+    /// The host block at an index of [`Config::route_index`].
+    pub fn host(&self, index: usize) -> Option<&VirtualHost> {
+        match index {
+            usize::MAX => self.default.as_ref(),
+            i => self.hosts.get(i),
+        }
+    }
+
+    /// [`Config::route`] as an index into `hosts`, `usize::MAX` for the `default` block.
+    pub fn route_index(&self, host_header: &str) -> Option<usize> {
         let h = host_header.trim().to_ascii_lowercase();
         let (name, port) = split_host_port(&h);
         let name = name.strip_suffix('.').unwrap_or(name);
         self.hosts
             .iter()
-            .find(|v| v.name == name && v.port.is_some() && v.port == port)
+            .position(|v| v.name == name && v.port.is_some() && v.port == port)
             .or_else(|| {
                 self.hosts
                     .iter()
-                    .find(|v| v.name == name && v.port.is_none())
+                    .position(|v| v.name == name && v.port.is_none())
             })
-            .or(self.default.as_ref())
+            .or(self.default.as_ref().map(|_| usize::MAX))
     }
 
     /// The routing table, as `proxy --check` prints it.

@@ -78,25 +78,11 @@ impl ProxyShared {
         }
     }
     pub fn location(&self, route: RouteId) -> Option<&Location> {
-        let host = if route.0 == usize::MAX {
-            self.config.default.as_ref()?
-        } else {
-            self.config.hosts.get(route.0)?
-        };
-        host.locations.get(route.1)
+        self.config.host(route.0)?.locations.get(route.1)
     }
     fn route(&self, host_header: &str, path: &str) -> Option<RouteId> {
-        let v = self.config.route(host_header)?;
-        let h = if v.name.is_empty() {
-            usize::MAX
-        } else {
-            self.config.hosts.iter().position(|x| std::ptr::eq(x, v))?
-        };
-        let l = v
-            .locations
-            .iter()
-            .position(|l| path.starts_with(&l.prefix))?;
-        Some((h, l))
+        let h = self.config.route_index(host_header)?;
+        Some((h, self.config.host(h)?.location_index(path)))
     }
 }
 
@@ -142,8 +128,9 @@ impl ProxyNode {
         client: &str,
         tried: &[usize],
     ) -> Option<(usize, String)> {
-        let i = self.balancer(route)?.pick(now, client.as_bytes(), tried)?;
-        self.balancer(route)?.started(i, now);
+        let b = self.balancer(route)?;
+        let i = b.pick(now, client.as_bytes(), tried)?;
+        b.started(i, now);
         let addr = shared.location(route)?.upstreams.get(i)?.addr();
         Some((i, addr))
     }
@@ -787,10 +774,8 @@ impl ProxyConn {
         let Some(x) = self.exchange.take() else {
             return;
         };
-        if !x.body_done {
-            // The upstream answered before the request body was read: the client's remaining
-            // body bytes are drained by the server connection, never parsed as a request.
-        }
+        // An upstream may answer before the request body was read: the client's remaining
+        // body bytes are then drained by the server connection, never parsed as a request.
         self.http.end_response(now);
         let status = x.status;
         self.log(now, &x, status, false);
