@@ -291,6 +291,34 @@ fn keep_alive_and_pipelining_answer_in_order() {
 }
 
 #[test]
+fn a_refused_upload_is_answered_not_reset() {
+    // A body over the limit is answered 413 after the head, and the connection closes without
+    // reading it. Closing on unread bytes would send a reset that fails the client's upload
+    // before it ever reads the answer; the lingering close discards the bytes instead.
+    let site = site();
+    let b = start(&site);
+    let body = vec![b'x'; 16 << 20];
+    let mut s = b.connect();
+    s.write_all(
+        format!(
+            "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            1u64 << 40
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    s.write_all(&body)
+        .expect("the upload is not reset while the server closes");
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 413 "),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+}
+
+#[test]
 fn a_stalled_client_does_not_stop_others() {
     let site = site();
     let b = start(&site);

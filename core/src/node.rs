@@ -195,6 +195,13 @@ pub trait Connection {
         None
     }
     fn wants_read(&self) -> bool;
+    /// After [`ConnOutput::Close`]: whether the peer may have sent bytes this machine will not
+    /// read. The driver then half-closes and discards input for a while before closing, so
+    /// those bytes do not turn the close into a reset that destroys the last response
+    /// (a lingering close); otherwise it closes at once.
+    fn may_leave_unread(&self) -> bool {
+        true
+    }
     /// Cheap internal consistency checks; the simulator calls this after every step.
     fn check_invariants(&self) {}
 }

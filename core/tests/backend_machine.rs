@@ -191,6 +191,32 @@ fn http10_closes_and_connection_close_is_honoured() {
 }
 
 #[test]
+fn a_close_lingers_only_when_client_bytes_may_be_unread() {
+    let closes_at_once = |request: &[u8]| {
+        let mut h = Harness::new(64 * 1024);
+        h.send(request);
+        assert_eq!(h.closed, Some(ConnOutput::Close), "{}", h.wire());
+        !h.conn.may_leave_unread()
+    };
+    // The client said this request is its last and it was read whole: nothing can be unread.
+    assert!(closes_at_once(
+        b"GET /f.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    ));
+    assert!(closes_at_once(b"GET /f.txt HTTP/1.0\r\n\r\n"));
+    assert!(closes_at_once(
+        b"POST /f.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc"
+    ));
+    // Bytes behind the last request, a rejected request, a body not read to its end.
+    assert!(!closes_at_once(
+        b"GET /f.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n"
+    ));
+    assert!(!closes_at_once(b"GET /f.txt HTTP/1.1\r\n\r\n"));
+    assert!(!closes_at_once(
+        b"GET /f.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 99999999999\r\n\r\nab"
+    ));
+}
+
+#[test]
 fn pipelined_requests_are_answered_in_order() {
     let mut h = Harness::new(4);
     h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\nGET /nope HTTP/1.1\r\nHost: a\r\n\r\nHEAD /f.txt HTTP/1.1\r\nHost: a\r\n\r\n");

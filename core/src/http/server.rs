@@ -103,6 +103,9 @@ pub struct ServerConn {
     req: Req,
     resp: Resp,
     keep_alive: bool,
+    /// The current request said it is the client's last (`Connection: close`, or 1.0 without
+    /// keep-alive).
+    client_done: bool,
     method: Method,
     version: Version,
     expect_continue: bool,
@@ -137,6 +140,7 @@ impl ServerConn {
             req: Req::Idle,
             resp: Resp::NotStarted,
             keep_alive: true,
+            client_done: false,
             method: Method::Get,
             version: Version::HTTP_11,
             expect_continue: false,
@@ -275,6 +279,7 @@ impl ServerConn {
                 self.method = head.method.clone();
                 self.version = head.version;
                 self.keep_alive = wants_keep_alive(&head);
+                self.client_done = !self.keep_alive;
                 self.body_sent = 0;
                 self.status = Status::OK;
                 self.expect_continue = false;
@@ -598,6 +603,14 @@ impl ServerConn {
     }
     pub fn closing(&self) -> Closing {
         self.closing
+    }
+    /// Whether closing now could leave bytes the client sent unread (the reason for a lingering
+    /// close). False only when everything the client sent was read and it will send nothing
+    /// more: its request said it was the last (`Connection: close`) or it half-closed. That is
+    /// the plain `Connection: close` exchange, which then closes at once.
+    pub fn may_leave_unread(&self) -> bool {
+        let all_read = self.req != Req::Body && self.parser.buffered() == 0;
+        !(all_read && (self.client_done || self.peer_eof))
     }
     /// Read more from the socket? False while closing, and while pipelined bytes pile up
     /// behind a response in progress.

@@ -1,0 +1,750 @@
+//! The data path: one edge-triggered epoll loop per thread, each connection's machine called
+//! inline from it.
+//!
+//! # Why not the smol executor here
+//! DESIGN.md §5 leaves the executor a choice to measure. Under `bench/load.sh` the shared
+//! `smol::Executor` spent most of its time in the kernel: async-io re-arms a one-shot epoll
+//! registration before every wait (`epoll_ctl` per read), one thread at a time owns the
+//! reactor, and every other wake-up crosses threads through a futex. That is the overhead that
+//! kept the backend behind nginx. This loop is what nginx does:
+//!
+//! * each worker thread owns an epoll instance and the connections it accepted; nothing about a
+//!   connection is shared between threads, so there are no locks or wake-ups on the data path;
+//! * a connection is registered once, edge-triggered, for reading and writing, and only when it
+//!   first has to wait; the loop records readiness and clears it only when a read or write
+//!   comes up short, so a request costs a `read`, a `write` (or `sendfile`) and its share of
+//!   one `epoll_wait`, and a `Connection: close` exchange whose request arrived with the
+//!   connection costs `accept`, `read`, `write` and `close`;
+//! * the listening socket is shared, registered level-triggered with `EPOLLEXCLUSIVE` in every
+//!   worker's epoll, so a new connection wakes one idle worker rather than all of them, and a
+//!   worker takes one connection per wake-up (nginx's `multi_accept off`);
+//! * deadlines live in a per-thread heap, re-armed only when a machine asks for an earlier one
+//!   (a later deadline fires early and the machine's `Timeout` is then a no-op, as the node
+//!   contract allows);
+//! * the time is read once per wake-up of the loop, not once per input (as nginx does);
+//! * SIGINT/SIGTERM (watched by the calling thread) write an eventfd every worker polls: each
+//!   stops accepting, tells its connections to drain, and returns when they are done or the
+//!   grace period ends.
+//!
+//! [`run`] is the loop; a [`Handler`] is what a kind of server does with its connections.
+//! [`serve`] runs single-socket machines ([`weaprous_core::node::Connection`], the backend's)
+//! with the node contract carried out exactly as the machine docs say: drain `poll_output`,
+//! write `transmit` (then `transmit_file`), feed reads only while `wants_read`, and pass
+//! `Timeout`, `Eof`, `Reset` and `Drain` through. The proxy's handler is in [`crate::proxy`].
+
+use crate::clock;
+use crate::files::Files;
+use crate::server::{log_line, ServeOptions};
+use rustix::event::epoll::{self, Event, EventData, EventFlags};
+use rustix::event::{eventfd, EventfdFlags};
+use rustix::net::SocketFlags;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use weaprous_core::node::{ConnInput, ConnOutput, Connection, FileReply, FsError, Now};
+use weaprous_core::time::Instant;
+
+const LISTENER: u64 = 0;
+const WAKE: u64 = 1;
+/// Handler tokens start here.
+const FIRST_TOKEN: u64 = 2;
+const SCRATCH: usize = 64 * 1024;
+/// How long accepting pauses after it failed (out of descriptors and the like).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+/// How long a closing connection keeps discarding bytes the client sent and we will never read.
+pub(crate) const LINGER: Duration = Duration::from_secs(2);
+
+/// What every worker shares: the listener and the drain signal.
+struct Shared {
+    listener: TcpListener,
+    wake: OwnedFd,
+    draining: AtomicBool,
+}
+
+/// A key for a connection's socket or timer: its slot index and the slot's generation (so an
+/// event or timer for a connection that has since closed, its slot reused, is recognised).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Key {
+    pub index: u32,
+    pub generation: u32,
+}
+
+impl Key {
+    fn token(self) -> u64 {
+        ((u64::from(self.generation)) << 32 | u64::from(self.index)) + FIRST_TOKEN
+    }
+    fn from_token(t: u64) -> Key {
+        let t = t - FIRST_TOKEN;
+        Key {
+            index: t as u32,
+            generation: (t >> 32) as u32,
+        }
+    }
+}
+
+/// What a worker thread owns besides its connections, lent to the handler with every event.
+pub(crate) struct Io {
+    ep: OwnedFd,
+    timers: BinaryHeap<Reverse<(Instant, Key)>>,
+    /// Read once per wake-up of the loop: everything handled in one batch sees this instant.
+    pub now: Now,
+    /// The thread's read buffer: a connection owns no buffer of the driver's while idle.
+    pub scratch: Vec<u8>,
+    next_generation: u32,
+}
+
+impl Io {
+    /// A fresh generation for a new connection's [`Key`].
+    pub fn generation(&mut self) -> u32 {
+        self.next_generation = self.next_generation.wrapping_add(1);
+        self.next_generation
+    }
+    /// Adds `fd` to the epoll set, edge-triggered for reading and writing, under `key`.
+    /// Adding reports readiness that is already there, so nothing is lost by adding late.
+    pub fn register(&self, fd: impl AsFd, key: Key) -> io::Result<()> {
+        epoll::add(
+            &self.ep,
+            fd,
+            EventData::new_u64(key.token()),
+            EventFlags::IN | EventFlags::OUT | EventFlags::RDHUP | EventFlags::ET,
+        )?;
+        Ok(())
+    }
+    /// Calls [`Handler::due`] for `key` at `at` (or soon after).
+    pub fn arm(&mut self, key: Key, at: Instant) {
+        self.timers.push(Reverse((at, key)));
+    }
+}
+
+/// What a kind of server does with its connections; [`run`] does the rest.
+pub(crate) trait Handler {
+    /// A connection was accepted (non-blocking, `TCP_NODELAY` inherited from the listener).
+    fn accepted(&mut self, io: &mut Io, stream: TcpStream, peer: SocketAddr);
+    /// A socket registered under `key` became ready (`flags` as epoll reported them).
+    fn ready(&mut self, io: &mut Io, key: Key, flags: EventFlags);
+    /// Whether a timer armed for `key` at `at` still matters (stale ones are dropped unfired).
+    fn wanted(&self, key: Key, at: Instant) -> bool;
+    /// A wanted timer is due.
+    fn due(&mut self, io: &mut Io, key: Key, at: Instant);
+    /// Shutdown began: no new connections come; finish what is in progress.
+    fn drain(&mut self, io: &mut Io);
+    /// No connection is left.
+    fn is_empty(&self) -> bool;
+}
+
+/// Readiness flags as a read/write pair: what a connection records from an event.
+pub(crate) fn readiness(flags: EventFlags) -> (bool, bool) {
+    let broken = EventFlags::ERR | EventFlags::HUP;
+    (
+        flags.intersects(EventFlags::IN | EventFlags::RDHUP | broken),
+        flags.intersects(EventFlags::OUT | broken),
+    )
+}
+
+/// Binds, prints `<name> listening on <addr>`, and runs `make()`'s handler on each of
+/// `opts.threads` worker threads until SIGINT/SIGTERM; then stops accepting, drains every
+/// connection and returns once they are done (or `grace` passed).
+pub(crate) fn run<H, M>(opts: &ServeOptions, make: M) -> io::Result<()>
+where
+    H: Handler,
+    M: Fn() -> H + Send + Sync + 'static,
+{
+    let listener = TcpListener::bind(opts.addr)?;
+    listener.set_nonblocking(true)?;
+    // Accepted sockets inherit TCP_NODELAY from the listener on Linux: one setsockopt here
+    // instead of one per connection. Without it the tail of a file sent after its head waits
+    // for the client's delayed ACK.
+    rustix::net::sockopt::set_tcp_nodelay(&listener, true)?;
+    let local = listener.local_addr()?;
+    let shared = Arc::new(Shared {
+        listener,
+        wake: eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?,
+        draining: AtomicBool::new(false),
+    });
+    let make = Arc::new(make);
+    let mut workers = Vec::new();
+    for _ in 0..opts.threads.max(1) {
+        let ep = worker_epoll(&shared)?;
+        let (shared, make, grace) = (shared.clone(), make.clone(), opts.grace);
+        workers.push(std::thread::spawn(move || {
+            Worker::new(ep, shared, grace).run(&mut make())
+        }));
+    }
+    println!("{} listening on {}", opts.name, local);
+    let _ = io::stdout().flush();
+
+    match async_io::block_on(crate::shutdown::terminate_signal()) {
+        Ok(sig) => {
+            eprintln!("{}: signal {sig}, draining connections", opts.name);
+            shared.draining.store(true, Ordering::SeqCst);
+            let _ = rustix::io::write(&shared.wake, &1u64.to_ne_bytes());
+        }
+        Err(e) => eprintln!(
+            "{}: cannot watch signals ({e}); running until killed",
+            opts.name
+        ),
+    }
+    let mut late = false;
+    for w in workers {
+        late |= w.join().unwrap_or(true);
+    }
+    if late {
+        eprintln!(
+            "{}: grace period over, closing remaining connections",
+            opts.name
+        );
+    }
+    Ok(())
+}
+
+/// A worker's epoll set: the shared listener (one idle worker woken per connection) and the
+/// drain eventfd (every worker woken once).
+fn worker_epoll(shared: &Shared) -> io::Result<OwnedFd> {
+    let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+    epoll::add(
+        &ep,
+        &shared.listener,
+        EventData::new_u64(LISTENER),
+        EventFlags::IN | EventFlags::EXCLUSIVE,
+    )?;
+    epoll::add(
+        &ep,
+        &shared.wake,
+        EventData::new_u64(WAKE),
+        EventFlags::IN | EventFlags::ET,
+    )?;
+    Ok(ep)
+}
+
+/// One worker thread's loop state.
+struct Worker {
+    io: Io,
+    shared: Arc<Shared>,
+    grace: Duration,
+    accepting: bool,
+    accept_resume: Option<Instant>,
+    draining_until: Option<Instant>,
+}
+
+impl Worker {
+    fn new(ep: OwnedFd, shared: Arc<Shared>, grace: Duration) -> Self {
+        Worker {
+            io: Io {
+                ep,
+                timers: BinaryHeap::new(),
+                now: clock::now(),
+                scratch: vec![0u8; SCRATCH],
+                next_generation: 0,
+            },
+            shared,
+            grace,
+            accepting: true,
+            accept_resume: None,
+            draining_until: None,
+        }
+    }
+
+    /// Runs until drained; `true` when the grace period ended with connections still open.
+    fn run(&mut self, handler: &mut impl Handler) -> bool {
+        let mut events: Vec<Event> = Vec::with_capacity(256);
+        loop {
+            self.io.now = clock::now();
+            if let Some(at) = self.accept_resume {
+                if self.io.now.mono >= at && self.resume_accepting().is_ok() {
+                    self.accept_resume = None;
+                }
+            }
+            self.fire_timers(handler);
+            if let Some(until) = self.draining_until {
+                if handler.is_empty() {
+                    return false;
+                }
+                if self.io.now.mono >= until {
+                    return true;
+                }
+            }
+            let now = self.io.now.mono;
+            let timeout = self.next_wake(handler).map(|at| {
+                let ns = at.0.saturating_sub(now.0);
+                rustix::event::Timespec {
+                    tv_sec: (ns / 1_000_000_000) as i64,
+                    tv_nsec: (ns % 1_000_000_000) as i64,
+                }
+            });
+            events.clear();
+            match epoll::wait(
+                &self.io.ep,
+                rustix::buffer::spare_capacity(&mut events),
+                timeout.as_ref(),
+            ) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    eprintln!("epoll_wait failed: {e}");
+                    return true;
+                }
+            }
+            self.io.now = clock::now();
+            for ev in events.iter() {
+                let flags = ev.flags;
+                match ev.data.u64() {
+                    LISTENER => self.accept(handler),
+                    WAKE => self.start_drain(handler),
+                    t => handler.ready(&mut self.io, Key::from_token(t), flags),
+                }
+            }
+        }
+    }
+
+    /// The earliest instant the loop must wake without an event.
+    fn next_wake(&mut self, handler: &impl Handler) -> Option<Instant> {
+        while let Some(Reverse((at, key))) = self.io.timers.peek().copied() {
+            if handler.wanted(key, at) {
+                break;
+            }
+            self.io.timers.pop();
+        }
+        let timer = self.io.timers.peek().map(|Reverse((at, _))| *at);
+        [timer, self.accept_resume, self.draining_until]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn fire_timers(&mut self, handler: &mut impl Handler) {
+        while let Some(Reverse((at, key))) = self.io.timers.peek().copied() {
+            if at > self.io.now.mono {
+                break;
+            }
+            self.io.timers.pop();
+            if handler.wanted(key, at) {
+                handler.due(&mut self.io, key, at);
+            }
+        }
+    }
+
+    fn accept(&mut self, handler: &mut impl Handler) {
+        if !self.accepting {
+            return;
+        }
+        // One connection per wake-up: the listener stays readable (level-triggered) while more
+        // wait, and a worker that takes a whole burst leaves the other one idle.
+        let accepted = rustix::net::acceptfrom_with(
+            &self.shared.listener,
+            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        );
+        match accepted {
+            Ok((fd, addr)) => {
+                let peer = addr
+                    .and_then(|a| SocketAddr::try_from(a).ok())
+                    .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+                handler.accepted(&mut self.io, TcpStream::from(fd), peer);
+            }
+            // Taken by another worker, or the client gave up before we took it.
+            Err(
+                rustix::io::Errno::AGAIN | rustix::io::Errno::CONNABORTED | rustix::io::Errno::INTR,
+            ) => {}
+            Err(e) => {
+                eprintln!("accept failed: {e}");
+                // Pause instead of spinning on a listener that stays readable.
+                if epoll::delete(&self.io.ep, &self.shared.listener).is_ok() {
+                    self.accept_resume = Some(Instant(
+                        self.io.now.mono.0 + ACCEPT_BACKOFF.as_nanos() as u64,
+                    ));
+                }
+            }
+        }
+    }
+
+    fn resume_accepting(&mut self) -> io::Result<()> {
+        if !self.accepting {
+            return Ok(());
+        }
+        epoll::add(
+            &self.io.ep,
+            &self.shared.listener,
+            EventData::new_u64(LISTENER),
+            EventFlags::IN | EventFlags::EXCLUSIVE,
+        )?;
+        Ok(())
+    }
+
+    fn start_drain(&mut self, handler: &mut impl Handler) {
+        if !self.shared.draining.load(Ordering::SeqCst) || self.draining_until.is_some() {
+            return;
+        }
+        self.accepting = false;
+        let _ = epoll::delete(&self.io.ep, &self.shared.listener);
+        self.accept_resume = None;
+        self.draining_until = Some(Instant(self.io.now.mono.0 + self.grace.as_nanos() as u64));
+        handler.drain(&mut self.io);
+    }
+}
+
+/// Slots for a worker's connections, with the free list and generations behind [`Key`]s.
+pub(crate) struct Slab<T> {
+    slots: Vec<Option<(u32, T)>>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    pub fn insert(&mut self, generation: u32, value: T) -> Key {
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            (self.slots.len() - 1) as u32
+        });
+        self.slots[index as usize] = Some((generation, value));
+        self.len += 1;
+        Key { index, generation }
+    }
+    pub fn get(&self, key: Key) -> Option<&T> {
+        match self.slots.get(key.index as usize) {
+            Some(Some((g, v))) if *g == key.generation => Some(v),
+            _ => None,
+        }
+    }
+    pub fn get_mut(&mut self, key: Key) -> Option<&mut T> {
+        match self.slots.get_mut(key.index as usize) {
+            Some(Some((g, v))) if *g == key.generation => Some(v),
+            _ => None,
+        }
+    }
+    pub fn remove(&mut self, key: Key) -> Option<T> {
+        let slot = self.slots.get_mut(key.index as usize)?;
+        match slot {
+            Some((g, _)) if *g == key.generation => {
+                let (_, v) = slot.take()?;
+                self.free.push(key.index);
+                self.len -= 1;
+                Some(v)
+            }
+            _ => None,
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn keys(&self) -> Vec<Key> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                s.as_ref().map(|(g, _)| Key {
+                    index: i as u32,
+                    generation: *g,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Runs single-socket connection machines (see the module docs); what
+/// [`crate::server::serve`] calls.
+pub fn serve<C, F>(opts: ServeOptions, make: F) -> io::Result<()>
+where
+    C: Connection + 'static,
+    F: Fn(Now) -> C + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let access_log = opts.access_log;
+    run(&opts, move || ServerHandler {
+        make: make.clone(),
+        slots: Slab::default(),
+        access_log,
+    })
+}
+
+/// One accepted connection and everything its driver remembers about it.
+struct Slot<C> {
+    stream: TcpStream,
+    peer: SocketAddr,
+    conn: C,
+    files: Files,
+    /// Readiness as epoll last reported it, cleared when an operation comes up short.
+    readable: bool,
+    writable: bool,
+    eof: bool,
+    close_after_flush: bool,
+    drained: bool,
+    /// The deadline the heap holds for this slot (an earlier one replaces it; see module docs).
+    armed: Option<Instant>,
+    /// Set while discarding unread bytes before the close, until this instant.
+    linger: Option<Instant>,
+    /// In the epoll set. A connection joins it only when it first has to wait: a
+    /// `Connection: close` exchange whose request is there when it is accepted (the usual case)
+    /// is served and closed without ever being registered.
+    registered: bool,
+}
+
+/// What became of a connection after it was driven.
+enum Fate {
+    /// Still open, waiting for an event or until the machine's deadline.
+    Open {
+        deadline: Option<Instant>,
+    },
+    Closed,
+}
+
+struct ServerHandler<C, F> {
+    make: Arc<F>,
+    slots: Slab<Slot<C>>,
+    access_log: bool,
+}
+
+impl<C: Connection, F: Fn(Now) -> C> Handler for ServerHandler<C, F> {
+    fn accepted(&mut self, io: &mut Io, stream: TcpStream, peer: SocketAddr) {
+        let conn = (self.make)(io.now);
+        let key = self.slots.insert(
+            io.generation(),
+            Slot {
+                stream,
+                peer,
+                conn,
+                files: Files::default(),
+                // Optimistic: the request has usually arrived by the time the connection is
+                // taken, and serving it now saves a trip through epoll.
+                readable: true,
+                writable: true,
+                eof: false,
+                close_after_flush: false,
+                drained: false,
+                armed: None,
+                linger: None,
+                registered: false,
+            },
+        );
+        self.drive(io, key);
+    }
+
+    fn ready(&mut self, io: &mut Io, key: Key, flags: EventFlags) {
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
+        let (r, w) = readiness(flags);
+        slot.readable |= r;
+        slot.writable |= w;
+        self.drive(io, key);
+    }
+
+    fn wanted(&self, key: Key, at: Instant) -> bool {
+        self.slots.get(key).is_some_and(|s| s.armed == Some(at))
+    }
+
+    fn due(&mut self, io: &mut Io, key: Key, _at: Instant) {
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
+        slot.armed = None;
+        if slot.linger.is_some_and(|until| until <= io.now.mono) {
+            self.slots.remove(key);
+            return;
+        }
+        slot.conn.handle(io.now, ConnInput::Timeout);
+        self.drive(io, key);
+    }
+
+    fn drain(&mut self, io: &mut Io) {
+        for key in self.slots.keys() {
+            if let Some(slot) = self.slots.get_mut(key) {
+                if slot.linger.is_none() {
+                    slot.drained = true;
+                    slot.conn.handle(io.now, ConnInput::Drain);
+                    self.drive(io, key);
+                }
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
+
+impl<C: Connection, F> ServerHandler<C, F> {
+    /// Carries out what the machine asks until it can do nothing more without a new event.
+    fn drive(&mut self, io: &mut Io, key: Key) {
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
+        let fate = if slot.linger.is_some() {
+            linger_read(slot, &mut io.scratch)
+        } else {
+            step(slot, &mut io.scratch, self.access_log, io.now)
+        };
+        let Fate::Open { deadline } = fate else {
+            // Closing the descriptor also takes it out of the epoll set (never duplicated).
+            self.slots.remove(key);
+            return;
+        };
+        if !slot.registered {
+            if io.register(&slot.stream, key).is_err() {
+                self.slots.remove(key);
+                return;
+            }
+            slot.registered = true;
+        }
+        if let Some(at) = slot.linger.or(deadline) {
+            if !matches!(slot.armed, Some(armed) if armed <= at) {
+                slot.armed = Some(at);
+                io.arm(key, at);
+            }
+        }
+    }
+}
+
+/// One round of the node contract for `slot`: outputs, writes, reads, until the machine waits
+/// on something the loop does not have yet.
+fn step<C: Connection>(slot: &mut Slot<C>, scratch: &mut [u8], access_log: bool, now: Now) -> Fate {
+    loop {
+        let deadline = loop {
+            match slot.conn.poll_output() {
+                ConnOutput::File(op) => {
+                    if let Some(reply) = slot.files.run(op) {
+                        slot.conn.handle(now, ConnInput::File(reply));
+                    }
+                }
+                ConnOutput::Log(l) => {
+                    if access_log {
+                        log_line(slot.peer, &l);
+                    }
+                }
+                ConnOutput::Close => slot.close_after_flush = true,
+                ConnOutput::Abort => {
+                    let _ = slot.stream.shutdown(Shutdown::Both);
+                    return Fate::Closed;
+                }
+                ConnOutput::Wait { deadline } => break deadline,
+            }
+        };
+        let pending = slot.conn.transmit();
+        if !pending.is_empty() {
+            if slot.writable {
+                match (&slot.stream).write(pending) {
+                    Ok(n) => {
+                        if n < pending.len() {
+                            slot.writable = false;
+                        }
+                        slot.conn.handle(now, ConnInput::Flushed(n));
+                        continue;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => slot.writable = false,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(_) => return reset(slot, access_log, now),
+                }
+            }
+        } else if let Some(seg) = slot.conn.transmit_file() {
+            if slot.writable {
+                match slot
+                    .files
+                    .send_to(&slot.stream, seg.handle, seg.offset, seg.len)
+                {
+                    Ok(n) if n > 0 => {
+                        slot.conn.handle(now, ConnInput::Flushed(n));
+                        continue;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => slot.writable = false,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            ErrorKind::BrokenPipe | ErrorKind::ConnectionReset
+                        ) =>
+                    {
+                        return reset(slot, access_log, now);
+                    }
+                    // The file ended early (it shrank) or could not be read: the machine decides.
+                    _ => {
+                        slot.conn
+                            .handle(now, ConnInput::File(FileReply::Read(Err(FsError::Io))));
+                        continue;
+                    }
+                }
+            }
+        } else if slot.close_after_flush {
+            if !slot.conn.may_leave_unread() {
+                return Fate::Closed;
+            }
+            return start_linger(slot, scratch, now);
+        }
+        if slot.conn.wants_read() && slot.readable && !slot.eof {
+            match (&slot.stream).read(scratch) {
+                Ok(0) => {
+                    slot.eof = true;
+                    slot.conn.handle(now, ConnInput::Eof);
+                }
+                Ok(n) => {
+                    // A short read emptied the socket: the next bytes bring a new edge.
+                    if n < scratch.len() {
+                        slot.readable = false;
+                    }
+                    slot.conn.handle(now, ConnInput::Data(&scratch[..n]));
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => slot.readable = false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => slot.conn.handle(now, ConnInput::Reset),
+            }
+            continue;
+        }
+        let want_read = slot.conn.wants_read() && !slot.eof;
+        let want_write = !slot.conn.transmit().is_empty() || slot.conn.transmit_file().is_some();
+        if !want_read && !want_write && deadline.is_none() && slot.drained {
+            // Nothing can wake this machine again.
+            let _ = slot.stream.shutdown(Shutdown::Both);
+            return Fate::Closed;
+        }
+        return Fate::Open { deadline };
+    }
+}
+
+/// The connection broke under a write: tell the machine, keep its last log lines, close.
+fn reset<C: Connection>(slot: &mut Slot<C>, access_log: bool, now: Now) -> Fate {
+    slot.conn.handle(now, ConnInput::Reset);
+    while let ConnOutput::Log(l) = slot.conn.poll_output() {
+        if access_log {
+            log_line(slot.peer, &l);
+        }
+    }
+    Fate::Closed
+}
+
+/// Closes after the last byte went out, when the machine says the client may have sent bytes
+/// it will never read: half-closes, then discards what arrives until the client closes too or
+/// [`LINGER`] passes, so those bytes do not turn our close into a reset that destroys the
+/// response the client has not read yet (nginx's `lingering_close`). No probe decides it: the
+/// bytes may still be on their way.
+fn start_linger<C>(slot: &mut Slot<C>, scratch: &mut [u8], now: Now) -> Fate {
+    let _ = slot.stream.shutdown(Shutdown::Write);
+    slot.linger = Some(Instant(now.mono.0 + LINGER.as_nanos() as u64));
+    linger_read(slot, scratch)
+}
+
+fn linger_read<C>(slot: &mut Slot<C>, scratch: &mut [u8]) -> Fate {
+    loop {
+        match (&slot.stream).read(scratch) {
+            Ok(0) => return Fate::Closed,
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                slot.readable = false;
+                return Fate::Open { deadline: None };
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return Fate::Closed,
+        }
+    }
+}
