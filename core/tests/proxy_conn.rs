@@ -36,6 +36,8 @@ struct Harness {
     deadline: Option<Instant>,
     /// The client stops reading.
     client_stalled: bool,
+    /// The upstream stops reading.
+    upstream_stalled: bool,
 }
 
 impl Harness {
@@ -58,6 +60,7 @@ impl Harness {
             closed: None,
             deadline: None,
             client_stalled: false,
+            upstream_stalled: false,
         }
     }
     fn input(&mut self, i: ProxyInput<'_>) {
@@ -90,7 +93,7 @@ impl Harness {
                 ProxyOutput::Wait { deadline } => {
                     self.deadline = deadline;
                     let up = self.conn.up_transmit().len();
-                    if up > 0 {
+                    if up > 0 && !self.upstream_stalled {
                         self.to_upstream.extend_from_slice(self.conn.up_transmit());
                         self.conn
                             .handle(self.now, ProxyInput::Up(UpInput::Flushed(up)));
@@ -366,6 +369,30 @@ fn a_client_that_stops_reading_stops_the_upstream_being_read() {
     h.client_stalled = false;
     h.input(ProxyInput::Client(ConnInput::Flushed(0)));
     assert!(h.conn.wants_read_up(), "resumes once the client reads");
+}
+
+#[test]
+fn an_upstream_that_stops_reading_stops_the_client_being_read() {
+    let mut h = Harness::new(CONF);
+    h.upstream_stalled = true;
+    let size = 8 * HIGH_WATER;
+    h.client(&format!(
+        "POST /up HTTP/1.1\r\nHost: app1.local\r\nContent-Length: {size}\r\n\r\n"
+    ));
+    h.connected();
+    let chunk = "x".repeat(16 * 1024);
+    let mut fed = 0;
+    while h.conn.wants_read_client() && fed < size {
+        h.client(&chunk);
+        fed += chunk.len();
+    }
+    assert!(fed < size, "reading the client stopped");
+    h.upstream_stalled = false;
+    h.input(ProxyInput::Up(UpInput::Flushed(0)));
+    assert!(
+        h.conn.wants_read_client(),
+        "resumes once the upstream reads"
+    );
 }
 
 #[test]

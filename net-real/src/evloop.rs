@@ -353,9 +353,7 @@ impl Worker {
                 eprintln!("accept failed: {e}");
                 // Pause instead of spinning on a listener that stays readable.
                 if epoll::delete(&self.io.ep, &self.shared.listener).is_ok() {
-                    self.accept_resume = Some(Instant(
-                        self.io.now.mono.0 + ACCEPT_BACKOFF.as_nanos() as u64,
-                    ));
+                    self.accept_resume = Some(self.io.now.mono + ACCEPT_BACKOFF);
                 }
             }
         }
@@ -730,7 +728,7 @@ fn reset<C: Connection>(slot: &mut Slot<C>, access_log: bool, now: Now) -> Fate 
 /// bytes may still be on their way.
 fn start_linger<C>(slot: &mut Slot<C>, scratch: &mut [u8], now: Now) -> Fate {
     let _ = slot.stream.shutdown(Shutdown::Write);
-    slot.linger = Some(Instant(now.mono.0 + LINGER.as_nanos() as u64));
+    slot.linger = Some(now.mono + LINGER);
     linger_read(slot, scratch)
 }
 

@@ -1,6 +1,6 @@
 //! # weaprous-net-real
 //!
-//! Runs `weaprous-core` connection machines on real sockets with smol. This crate makes no
+//! Runs `weaprous-core` connection machines on real sockets. This crate makes no
 //! protocol decision: it moves bytes, time, file results and signals into machines and carries
 //! out what they ask (DESIGN.md §5).
 //!
@@ -8,9 +8,9 @@
 //! * [`evloop`]: the server's data path, one edge-triggered epoll loop per thread.
 //! * [`files`]: carries out file effects on the real file system.
 //! * [`logs`]: carries out durable-log effects (append, sync, read) in a data directory.
-//! * [`proxy`]: the proxy's connection task (client socket, upstream socket, pool).
-//! * [`server`]: the accept loop and the per-connection task that calls its machine inline.
-//! * [`shutdown`]: SIGINT/SIGTERM (and the drain signal every connection listens to).
+//! * [`proxy`]: the proxy's handler on the event loop (client sockets, upstream sockets, pool).
+//! * [`server`]: how a server is run, and `serve` for single-socket machines.
+//! * [`shutdown`]: SIGINT/SIGTERM (graceful shutdown) and SIGHUP (reload).
 
 pub mod clock;
 pub mod evloop;

@@ -1,431 +1,594 @@
-//! Runs the proxy's connection machine ([`ProxyConn`]) on real sockets: one task per client
-//! connection owns the client socket, the machine and at most one upstream socket, and calls
-//! the machine inline, as [`crate::server`] does for single-socket machines.
+//! Runs the proxy's connection machine ([`ProxyConn`]) on [`crate::evloop`]: each worker thread
+//! owns its client connections, the machine of each, their upstream sockets and a pool of idle
+//! upstream connections, and calls the machines inline.
 //!
 //! * `Choose` and `Report` go to the shared [`ProxyNode`] behind a mutex (held for a pick or a
-//!   count, never across an await).
-//! * `Connect` first tries the [`Pool`] of idle upstream connections (up to 1,024 per
-//!   upstream, as many as a busy proxy keeps in use; each closed after 30 s idle), then
-//!   connects; `Release { reuse }` gives the socket back to
-//!   the pool or drops it.
-//! * The connect is raced against the machine's deadline; when the deadline wins, the machine
-//!   hears `Timeout` (and fails the attempt) and the connect is abandoned.
+//!   count): every worker balances over the same counts.
+//! * `Connect` first takes an idle pooled connection to that address (most recently used
+//!   first), then connects without blocking; the connect's end is the socket turning
+//!   writable. It is raced against the machine's deadline like everything else: when the
+//!   deadline comes first the machine hears `Timeout`, fails the attempt and releases the
+//!   socket, which is closed.
+//! * `Release { reuse }` puts the socket in the worker's pool or closes it. The pool is per
+//!   worker (no lock on the data path): up to [`POOL_PER_UPSTREAM`] connections per address,
+//!   none reused after [`POOL_IDLE`]. Pooled sockets stay in the epoll set, so one the
+//!   upstream closes (or sends anything to while idle) leaves the pool at once instead of
+//!   failing the next request; no probe read is made before reuse.
+//! * A name that is not an address literal (`localhost:9000`) is resolved on first use and
+//!   remembered for [`RESOLVED_FOR`]; the lookup blocks the worker, as nginx resolves
+//!   `proxy_pass` names when it loads its configuration.
+//! * A new client connection takes the configuration current when it is accepted ([`Current`]);
+//!   a SIGHUP reload swaps it for later connections.
 
-use crate::clock;
-use crate::server::{try_write, with_scratch, Written};
-use crate::shutdown::DrainSignal;
-use async_io::{Async, Timer};
-use futures_lite::future::{self, or};
+use crate::evloop::{self, readiness, Handler, Io, Key, Slab};
+use crate::server::ServeOptions;
+use rustix::event::epoll::EventFlags;
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use weaprous_core::node::ConnInput;
+use weaprous_core::node::{ConnInput, Now};
 use weaprous_core::proxy::conn::{
     Outcome, ProxyConn, ProxyInput, ProxyLog, ProxyNode, ProxyOutput, ProxyShared, RouteId, UpInput,
 };
+use weaprous_core::time::{Duration, Instant};
 
-/// An idle upstream connection and when it became idle.
-type Idle = (Async<TcpStream>, Instant);
+/// Most idle connections a worker keeps per upstream address.
+pub const POOL_PER_UPSTREAM: usize = 1024;
+/// An idle connection older than this is closed instead of reused (shorter than the usual
+/// upstream keep-alive timeout, so the upstream rarely closes one we are about to use).
+pub const POOL_IDLE: Duration = Duration::from_secs(30);
+/// How long a resolved upstream name is used before it is looked up again.
+pub const RESOLVED_FOR: Duration = Duration::from_secs(60);
 
-/// Idle upstream connections by address.
-pub struct Pool {
-    idle: Mutex<BTreeMap<String, Vec<Idle>>>,
-    /// Most idle connections kept per upstream.
-    pub per_upstream: usize,
-    /// An idle connection older than this is closed instead of reused (shorter than the usual
-    /// upstream keep-alive timeout, so the upstream rarely closes one we are about to use).
-    pub idle_timeout: Duration,
-}
+/// Upstream sockets' keys carry this bit in their index, client sockets' do not.
+const UP_BIT: u32 = 1 << 31;
 
-impl Default for Pool {
-    fn default() -> Self {
-        Pool {
-            idle: Mutex::new(BTreeMap::new()),
-            per_upstream: 1024,
-            idle_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-impl Pool {
-    /// An idle connection to `addr` that still looks open, if any.
-    pub fn take(&self, addr: &str) -> Option<Async<TcpStream>> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let list = idle.get_mut(addr)?;
-        // Most recently used first: the warmest connection, and the least likely to have been
-        // closed by the upstream while it idled. No probe read: a connection that turns out
-        // closed fails before any response byte, and the machine retries once on a fresh one
-        // (a probe would cost a system call on every request to save one in a thousand).
-        while let Some((s, since)) = list.pop() {
-            if since.elapsed() <= self.idle_timeout {
-                return Some(s);
-            }
-        }
-        None
-    }
-    pub fn put(&self, addr: &str, s: Async<TcpStream>) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let list = idle.entry(addr.to_string()).or_default();
-        if list.len() < self.per_upstream {
-            list.push((s, Instant::now()));
-        }
-    }
-    /// Idle connections held (for tests).
-    pub fn len(&self) -> usize {
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.values().map(Vec::len).sum()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// What every proxy connection task shares.
+/// What every connection of one configuration generation shares.
 pub struct ProxyContext {
     pub shared: Arc<ProxyShared>,
     pub node: Mutex<ProxyNode>,
-    pub pool: Pool,
     pub access_log: bool,
 }
 
 impl ProxyContext {
-    /// Carries out a `Report` on the shared node.
-    fn report(&self, route: RouteId, upstream: usize, outcome: Outcome) {
-        let now = clock::now();
+    fn report(&self, route: RouteId, upstream: usize, outcome: Outcome, now: Now) {
         let mut node = self.node.lock().unwrap_or_else(|p| p.into_inner());
         node.report(route, upstream, outcome, now.mono);
     }
+    fn choose(
+        &self,
+        route: RouteId,
+        client: &str,
+        tried: &[usize],
+        now: Now,
+    ) -> Option<(usize, String)> {
+        let mut node = self.node.lock().unwrap_or_else(|p| p.into_inner());
+        node.choose(&self.shared, route, now.mono, client, tried)
+    }
 }
 
-type Connecting = Pin<Box<dyn Future<Output = io::Result<Async<TcpStream>>> + Send>>;
+/// The context new connections take; replaced on reload.
+pub type Current = Arc<Mutex<Arc<ProxyContext>>>;
 
-async fn connect(addr: String) -> io::Result<Async<TcpStream>> {
-    let target: SocketAddr = match addr.parse() {
-        Ok(a) => a,
-        Err(_) => {
-            let a = addr.clone();
-            smol::unblock(move || a.to_socket_addrs())
-                .await?
-                .next()
-                .ok_or_else(|| io::Error::new(ErrorKind::NotFound, "no address"))?
-        }
-    };
-    let s = Async::<TcpStream>::connect(target).await?;
-    let _ = s.get_ref().set_nodelay(true);
-    Ok(s)
-}
-
-enum Wake {
-    ClientRead,
-    ClientWrite,
-    UpRead,
-    UpWrite,
-    Connected(io::Result<Async<TcpStream>>),
-    Timer,
-    Drain,
-}
-
-/// Reads what is there from `s` into the thread's scratch buffer and hands it to `deliver`;
-/// `Some(true)` on EOF, `Some(false)` on an error, `None` when nothing was ready. No buffer
-/// belongs to the connection, so an idle one holds none (DESIGN.md §5).
-fn read_into(s: &Async<TcpStream>, mut deliver: impl FnMut(&[u8])) -> Option<bool> {
-    with_scratch(|buf| match s.get_ref().read(buf) {
-        Ok(0) => Some(true),
-        Ok(n) => {
-            deliver(&buf[..n]);
-            None
-        }
-        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => None,
-        Err(_) => Some(false),
+/// Serves the proxy until SIGINT/SIGTERM, then drains (see [`evloop::run`]).
+pub fn serve_proxy(opts: ServeOptions, current: Current) -> io::Result<()> {
+    let ids = Arc::new(AtomicU64::new(0));
+    let access_log = opts.access_log;
+    evloop::run(&opts, move || ProxyHandler {
+        current: current.clone(),
+        ids: ids.clone(),
+        clients: Slab::default(),
+        ups: Slab::default(),
+        pool: BTreeMap::new(),
+        resolved: BTreeMap::new(),
+        access_log,
     })
 }
 
-/// Drives one client connection until it closes.
-pub async fn run_proxy_connection(
-    client: Async<TcpStream>,
+/// A client connection and its machine.
+struct Client {
+    stream: TcpStream,
     peer: SocketAddr,
     cx: Arc<ProxyContext>,
-    drain: DrainSignal,
-    conn_id: u64,
-    _alive: smol::channel::Sender<()>,
-) {
-    let mut conn = ProxyConn::new(
-        cx.shared.clone(),
-        clock::now(),
-        &peer.ip().to_string(),
-        conn_id,
-    );
-    let mut up: Option<(String, Async<TcpStream>)> = None;
-    let mut connecting: Option<(String, Connecting)> = None;
-    let mut close_after_flush = false;
-    let mut drained = drain.is_draining();
-    if drained {
-        conn.handle(clock::now(), ProxyInput::Client(ConnInput::Drain));
+    conn: ProxyConn,
+    readable: bool,
+    writable: bool,
+    eof: bool,
+    registered: bool,
+    /// The upstream socket in use (connecting or connected).
+    up: Option<Key>,
+    close_after_flush: bool,
+    armed: Option<Instant>,
+}
+
+/// An upstream socket: a client's, or idle in the pool.
+struct Up {
+    stream: TcpStream,
+    addr: String,
+    readable: bool,
+    writable: bool,
+    eof: bool,
+    connecting: bool,
+    /// The client using it; `None` while pooled.
+    owner: Option<Key>,
+    idle_since: Instant,
+}
+
+struct ProxyHandler {
+    current: Current,
+    ids: Arc<AtomicU64>,
+    clients: Slab<Client>,
+    ups: Slab<Up>,
+    /// Idle upstream connections by address, most recently used last.
+    pool: BTreeMap<String, Vec<Key>>,
+    resolved: BTreeMap<String, (SocketAddr, Instant)>,
+    access_log: bool,
+}
+
+fn up_key(k: Key) -> Key {
+    Key {
+        index: k.index | UP_BIT,
+        generation: k.generation,
     }
-    let mut timer = Timer::never();
-    let mut armed = None;
-    loop {
+}
+fn slab_key(k: Key) -> Key {
+    Key {
+        index: k.index & !UP_BIT,
+        generation: k.generation,
+    }
+}
+
+impl Handler for ProxyHandler {
+    fn accepted(&mut self, io: &mut Io, stream: TcpStream, peer: SocketAddr) {
+        let cx = self
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        let conn = ProxyConn::new(cx.shared.clone(), io.now, &peer.ip().to_string(), id);
+        let key = self.clients.insert(
+            io.generation(),
+            Client {
+                stream,
+                peer,
+                cx,
+                conn,
+                readable: true,
+                writable: true,
+                eof: false,
+                registered: false,
+                up: None,
+                close_after_flush: false,
+                armed: None,
+            },
+        );
+        self.drive(io, key);
+    }
+
+    fn ready(&mut self, io: &mut Io, key: Key, flags: EventFlags) {
+        let (r, w) = readiness(flags);
+        if key.index & UP_BIT == 0 {
+            if let Some(c) = self.clients.get_mut(key) {
+                c.readable |= r;
+                c.writable |= w;
+                self.drive(io, key);
+            }
+            return;
+        }
+        let uk = slab_key(key);
+        let Some(up) = self.ups.get_mut(uk) else {
+            return;
+        };
+        up.readable |= r;
+        up.writable |= w;
+        match up.owner {
+            Some(owner) if up.connecting => {
+                if w {
+                    up.connecting = false;
+                    let ok = matches!(rustix::net::sockopt::socket_error(&up.stream), Ok(Ok(())));
+                    let input = if ok {
+                        UpInput::Connected { reused: false }
+                    } else {
+                        UpInput::ConnectFailed
+                    };
+                    if let Some(c) = self.clients.get_mut(owner) {
+                        c.conn.handle(io.now, ProxyInput::Up(input));
+                    }
+                    self.drive(io, owner);
+                }
+            }
+            Some(owner) => self.drive(io, owner),
+            // An idle pooled connection has nothing to say: the upstream closed it, or sent
+            // something no request asked for. Either way it cannot be reused.
+            None if r => {
+                if let Some(list) = self.pool.get_mut(&up.addr) {
+                    list.retain(|k| *k != uk);
+                }
+                self.ups.remove(uk);
+            }
+            None => {}
+        }
+    }
+
+    fn wanted(&self, key: Key, at: Instant) -> bool {
+        self.clients.get(key).is_some_and(|c| c.armed == Some(at))
+    }
+
+    fn due(&mut self, io: &mut Io, key: Key, _at: Instant) {
+        if let Some(c) = self.clients.get_mut(key) {
+            c.armed = None;
+            c.conn
+                .handle(io.now, ProxyInput::Client(ConnInput::Timeout));
+            self.drive(io, key);
+        }
+    }
+
+    fn drain(&mut self, io: &mut Io) {
+        for key in self.clients.keys() {
+            if let Some(c) = self.clients.get_mut(key) {
+                c.conn.handle(io.now, ProxyInput::Client(ConnInput::Drain));
+                self.drive(io, key);
+            }
+        }
+        // Idle pooled connections serve nobody any more.
+        for (_, list) in std::mem::take(&mut self.pool) {
+            for uk in list {
+                self.ups.remove(uk);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+}
+
+/// What a pass over a client's machine ended with.
+enum Next {
+    /// Something changed: go round again.
+    Again,
+    /// Waiting for an event or the deadline.
+    Wait(Option<Instant>),
+    /// The client connection is finished.
+    Close,
+}
+
+impl ProxyHandler {
+    /// Carries out what the machine asks until it can do nothing more without a new event.
+    fn drive(&mut self, io: &mut Io, key: Key) {
+        loop {
+            match self.pass(io, key) {
+                Next::Again => {}
+                Next::Wait(deadline) => {
+                    let Some(c) = self.clients.get_mut(key) else {
+                        return;
+                    };
+                    if !c.registered {
+                        if io.register(&c.stream, key).is_err() {
+                            self.close_client(key);
+                            return;
+                        }
+                        c.registered = true;
+                    }
+                    if let Some(at) = deadline {
+                        if !matches!(c.armed, Some(armed) if armed <= at) {
+                            c.armed = Some(at);
+                            io.arm(key, at);
+                        }
+                    }
+                    return;
+                }
+                Next::Close => {
+                    self.close_client(key);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One round: the machine's outputs, then one write or read on either side.
+    fn pass(&mut self, io: &mut Io, key: Key) -> Next {
         let deadline = loop {
-            match conn.poll_output() {
+            let Some(c) = self.clients.get_mut(key) else {
+                return Next::Close;
+            };
+            match c.conn.poll_output() {
                 ProxyOutput::Choose {
                     route,
                     tried,
                     client,
                 } => {
-                    let now = clock::now();
-                    let chosen = {
-                        let mut node = cx.node.lock().unwrap_or_else(|p| p.into_inner());
-                        node.choose(&cx.shared, route, now.mono, &client, &tried)
-                    };
-                    conn.handle(now, ProxyInput::Chosen(chosen));
+                    let chosen = c.cx.choose(route, &client, &tried, io.now);
+                    c.conn.handle(io.now, ProxyInput::Chosen(chosen));
                 }
                 ProxyOutput::Report {
                     route,
                     upstream,
                     outcome,
-                } => cx.report(route, upstream, outcome),
-                ProxyOutput::Connect { addr } => {
-                    if let Some(s) = cx.pool.take(&addr) {
-                        up = Some((addr, s));
-                        conn.handle(
-                            clock::now(),
-                            ProxyInput::Up(UpInput::Connected { reused: true }),
-                        );
-                    } else {
-                        connecting = Some((addr.clone(), Box::pin(connect(addr))));
-                    }
-                }
-                ProxyOutput::Release { reuse } => {
-                    connecting = None;
-                    if let Some((addr, s)) = up.take() {
-                        if reuse {
-                            cx.pool.put(&addr, s);
-                        } else {
-                            let _ = s.get_ref().shutdown(Shutdown::Both);
-                        }
-                    }
-                }
+                } => c.cx.report(route, upstream, outcome, io.now),
+                ProxyOutput::Connect { addr } => self.connect(io, key, addr),
+                ProxyOutput::Release { reuse } => self.release(io, key, reuse),
                 ProxyOutput::Log(l) => {
-                    if cx.access_log {
-                        log_line(peer, &l);
+                    if self.access_log {
+                        log_line(c.peer, &l);
                     }
                 }
-                ProxyOutput::CloseClient => close_after_flush = true,
+                ProxyOutput::CloseClient => c.close_after_flush = true,
                 ProxyOutput::AbortClient => {
-                    let _ = client.get_ref().shutdown(Shutdown::Both);
-                    return;
+                    let _ = c.stream.shutdown(Shutdown::Both);
+                    return Next::Close;
                 }
                 ProxyOutput::Wait { deadline } => break deadline,
             }
         };
-        // Write what waits, on both sides, as far as the sockets take it.
-        let pending = conn.client_transmit();
-        if !pending.is_empty() {
-            match try_write(&client, pending) {
-                Written::Some(n) => {
-                    conn.handle(clock::now(), ProxyInput::Client(ConnInput::Flushed(n)));
-                    continue;
-                }
-                Written::Blocked => {}
-                Written::Again => continue,
-                Written::Broken => {
-                    // The client is gone: tell the machine, carry out what it says last
-                    // (reports, releases, its log line), and stop.
-                    conn.handle(clock::now(), ProxyInput::Client(ConnInput::Reset));
-                    finish_after_client_reset(&mut conn, &cx, &mut up, peer);
-                    let _ = client.get_ref().shutdown(Shutdown::Both);
-                    return;
-                }
-            }
-        } else if close_after_flush {
-            let _ = client.get_ref().shutdown(Shutdown::Write);
-            return;
-        }
-        if let Some((_, s)) = &up {
-            let pending = conn.up_transmit();
-            if !pending.is_empty() {
-                match try_write(s, pending) {
-                    Written::Some(n) => {
-                        conn.handle(clock::now(), ProxyInput::Up(UpInput::Flushed(n)));
-                        continue;
-                    }
-                    Written::Blocked => {}
-                    Written::Again => continue,
-                    Written::Broken => {
-                        conn.handle(clock::now(), ProxyInput::Up(UpInput::Reset));
-                        continue;
-                    }
-                }
-            }
-        }
-        armed = crate::clock::rearm(&mut timer, armed, deadline);
-        let want_client_read = conn.wants_read_client();
-        let want_client_write = !conn.client_transmit().is_empty();
-        let want_up_read = up.is_some() && conn.wants_read_up();
-        let want_up_write = up.is_some() && !conn.up_transmit().is_empty();
-        if !want_client_read
-            && !want_client_write
-            && up.is_none()
-            && connecting.is_none()
-            && deadline.is_none()
-        {
-            let _ = client.get_ref().shutdown(Shutdown::Both);
-            return;
-        }
-        let wake = {
-            let client_io = async {
-                match (want_client_read, want_client_write) {
-                    (false, false) => future::pending().await,
-                    (true, false) => {
-                        let _ = client.readable().await;
-                        Wake::ClientRead
-                    }
-                    (false, true) => {
-                        let _ = client.writable().await;
-                        Wake::ClientWrite
-                    }
-                    (true, true) => {
-                        or(
-                            async {
-                                let _ = client.readable().await;
-                                Wake::ClientRead
-                            },
-                            async {
-                                let _ = client.writable().await;
-                                Wake::ClientWrite
-                            },
-                        )
-                        .await
-                    }
-                }
-            };
-            let up_io = async {
-                match &up {
-                    Some((_, s)) if want_up_read || want_up_write => {
-                        or(
-                            async {
-                                if want_up_read {
-                                    let _ = s.readable().await;
-                                    Wake::UpRead
-                                } else {
-                                    future::pending().await
-                                }
-                            },
-                            async {
-                                if want_up_write {
-                                    let _ = s.writable().await;
-                                    Wake::UpWrite
-                                } else {
-                                    future::pending().await
-                                }
-                            },
-                        )
-                        .await
-                    }
-                    _ => future::pending().await,
-                }
-            };
-            let connect_done = async {
-                match &mut connecting {
-                    Some((_, f)) => Wake::Connected(f.as_mut().await),
-                    None => future::pending().await,
-                }
-            };
-            let tick = async {
-                (&mut timer).await;
-                Wake::Timer
-            };
-            let drain_wait = async {
-                if drained {
-                    future::pending().await
-                } else {
-                    drain.wait().await;
-                    Wake::Drain
-                }
-            };
-            or(or(client_io, up_io), or(connect_done, or(tick, drain_wait))).await
+        let Some(c) = self.clients.get_mut(key) else {
+            return Next::Close;
         };
-        match wake {
-            Wake::ClientRead => {
-                let got = read_into(&client, |b| {
-                    conn.handle(clock::now(), ProxyInput::Client(ConnInput::Data(b)))
-                });
-                match got {
-                    Some(true) => conn.handle(clock::now(), ProxyInput::Client(ConnInput::Eof)),
-                    Some(false) => conn.handle(clock::now(), ProxyInput::Client(ConnInput::Reset)),
-                    None => {}
-                }
-            }
-            Wake::UpRead => {
-                if let Some((_, s)) = &up {
-                    let got = read_into(s, |b| {
-                        conn.handle(clock::now(), ProxyInput::Up(UpInput::Data(b)))
-                    });
-                    match got {
-                        Some(true) => conn.handle(clock::now(), ProxyInput::Up(UpInput::Eof)),
-                        Some(false) => conn.handle(clock::now(), ProxyInput::Up(UpInput::Reset)),
-                        None => {}
+        // The client side: write what waits, else finish a close.
+        let pending = c.conn.client_transmit();
+        if !pending.is_empty() {
+            if c.writable {
+                match (&c.stream).write(pending) {
+                    Ok(n) => {
+                        if n < pending.len() {
+                            c.writable = false;
+                        }
+                        c.conn
+                            .handle(io.now, ProxyInput::Client(ConnInput::Flushed(n)));
+                        return Next::Again;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => c.writable = false,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => return Next::Again,
+                    Err(_) => {
+                        // The client is gone: tell the machine, carry out what it says last
+                        // (reports, releases, its log line), and stop.
+                        c.conn.handle(io.now, ProxyInput::Client(ConnInput::Reset));
+                        self.finish_after_client_reset(io, key);
+                        return Next::Close;
                     }
                 }
             }
-            Wake::ClientWrite | Wake::UpWrite => {}
-            Wake::Connected(result) => {
-                let addr = connecting.take().map(|(a, _)| a).unwrap_or_default();
-                match result {
-                    Ok(s) => {
-                        up = Some((addr, s));
-                        conn.handle(
-                            clock::now(),
-                            ProxyInput::Up(UpInput::Connected { reused: false }),
-                        );
+        } else if c.close_after_flush {
+            let _ = c.stream.shutdown(Shutdown::Write);
+            return Next::Close;
+        }
+        // The upstream side: write what waits.
+        let up = c.up.and_then(|uk| self.ups.get_mut(uk).map(|u| (uk, u)));
+        if let Some((_, u)) = up {
+            if !u.connecting {
+                let pending = c.conn.up_transmit();
+                if !pending.is_empty() && u.writable {
+                    match (&u.stream).write(pending) {
+                        Ok(n) => {
+                            if n < pending.len() {
+                                u.writable = false;
+                            }
+                            c.conn.handle(io.now, ProxyInput::Up(UpInput::Flushed(n)));
+                            return Next::Again;
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => u.writable = false,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => return Next::Again,
+                        Err(_) => {
+                            c.conn.handle(io.now, ProxyInput::Up(UpInput::Reset));
+                            return Next::Again;
+                        }
                     }
-                    Err(_) => conn.handle(clock::now(), ProxyInput::Up(UpInput::ConnectFailed)),
                 }
             }
-            Wake::Timer => {
-                armed = None;
-                timer = Timer::never();
-                conn.handle(clock::now(), ProxyInput::Client(ConnInput::Timeout));
+        }
+        // Reads, each only while the machine wants that side.
+        if c.conn.wants_read_client() && c.readable && !c.eof {
+            let input = match read_some(&c.stream, &mut io.scratch, &mut c.readable) {
+                Read1::Data(n) => ConnInput::Data(&io.scratch[..n]),
+                Read1::Eof => {
+                    c.eof = true;
+                    ConnInput::Eof
+                }
+                Read1::Error => ConnInput::Reset,
+                Read1::Nothing => return Next::Again,
+            };
+            c.conn.handle(io.now, ProxyInput::Client(input));
+            return Next::Again;
+        }
+        let up = c.up.and_then(|uk| self.ups.get_mut(uk));
+        if let Some(u) = up {
+            if !u.connecting && c.conn.wants_read_up() && u.readable && !u.eof {
+                let input = match read_some(&u.stream, &mut io.scratch, &mut u.readable) {
+                    Read1::Data(n) => UpInput::Data(&io.scratch[..n]),
+                    Read1::Eof => {
+                        u.eof = true;
+                        UpInput::Eof
+                    }
+                    Read1::Error => UpInput::Reset,
+                    Read1::Nothing => return Next::Again,
+                };
+                c.conn.handle(io.now, ProxyInput::Up(input));
+                return Next::Again;
             }
-            Wake::Drain => {
-                drained = true;
-                conn.handle(clock::now(), ProxyInput::Client(ConnInput::Drain));
+        }
+        let want_client =
+            (c.conn.wants_read_client() && !c.eof) || !c.conn.client_transmit().is_empty();
+        if !want_client && c.up.is_none() && deadline.is_none() {
+            let _ = c.stream.shutdown(Shutdown::Both);
+            return Next::Close;
+        }
+        Next::Wait(deadline)
+    }
+
+    /// `Connect`: a pooled connection if one is fresh, else a new non-blocking connect.
+    fn connect(&mut self, io: &mut Io, key: Key, addr: String) {
+        let now = io.now.mono;
+        while let Some(uk) = self.pool.get_mut(&addr).and_then(Vec::pop) {
+            let fresh = self
+                .ups
+                .get(uk)
+                .is_some_and(|u| now.since(u.idle_since) < POOL_IDLE);
+            if !fresh {
+                self.ups.remove(uk);
+                continue;
+            }
+            if let Some(u) = self.ups.get_mut(uk) {
+                u.owner = Some(key);
+            }
+            if let Some(c) = self.clients.get_mut(key) {
+                c.up = Some(uk);
+                c.conn
+                    .handle(io.now, ProxyInput::Up(UpInput::Connected { reused: true }));
+            }
+            return;
+        }
+        let started = self
+            .resolve(&addr, io.now)
+            .and_then(connect_nonblocking)
+            .and_then(|stream| {
+                let uk = self.ups.insert(
+                    io.generation(),
+                    Up {
+                        stream,
+                        addr,
+                        readable: false,
+                        writable: false,
+                        eof: false,
+                        connecting: true,
+                        owner: Some(key),
+                        idle_since: now,
+                    },
+                );
+                let registered = self.ups.get(uk).map(|u| io.register(&u.stream, up_key(uk)));
+                match registered {
+                    Some(Ok(())) => Ok(uk),
+                    _ => {
+                        self.ups.remove(uk);
+                        Err(io::Error::other("cannot register"))
+                    }
+                }
+            });
+        if let Some(c) = self.clients.get_mut(key) {
+            match started {
+                Ok(uk) => c.up = Some(uk),
+                Err(_) => c
+                    .conn
+                    .handle(io.now, ProxyInput::Up(UpInput::ConnectFailed)),
             }
         }
     }
+
+    /// `Release`: back to this worker's pool when the machine says it may be reused.
+    fn release(&mut self, io: &mut Io, key: Key, reuse: bool) {
+        let Some(uk) = self.clients.get_mut(key).and_then(|c| c.up.take()) else {
+            return;
+        };
+        let Some(u) = self.ups.get_mut(uk) else {
+            return;
+        };
+        let list = self.pool.entry(u.addr.clone()).or_default();
+        if reuse && !u.connecting && !u.eof && list.len() < POOL_PER_UPSTREAM {
+            u.owner = None;
+            u.idle_since = io.now.mono;
+            list.push(uk);
+        } else {
+            let _ = u.stream.shutdown(Shutdown::Both);
+            self.ups.remove(uk);
+        }
+    }
+
+    /// Drains the machine's last outputs after the client broke: health reports and the
+    /// upstream's release still matter; new work does not.
+    fn finish_after_client_reset(&mut self, io: &mut Io, key: Key) {
+        for _ in 0..1000 {
+            let Some(c) = self.clients.get_mut(key) else {
+                return;
+            };
+            match c.conn.poll_output() {
+                ProxyOutput::Report {
+                    route,
+                    upstream,
+                    outcome,
+                } => c.cx.report(route, upstream, outcome, io.now),
+                ProxyOutput::Release { reuse } => self.release(io, key, reuse),
+                ProxyOutput::Log(l) if self.access_log => log_line(c.peer, &l),
+                // The machine asks for nothing else after a reset; stop at the first wait.
+                ProxyOutput::Wait { .. } => return,
+                _ => {}
+            }
+        }
+    }
+
+    /// Forgets a finished client; an upstream socket it still holds is closed, not pooled.
+    fn close_client(&mut self, key: Key) {
+        if let Some(c) = self.clients.remove(key) {
+            if let Some(uk) = c.up {
+                self.ups.remove(uk);
+            }
+        }
+    }
+
+    fn resolve(&mut self, addr: &str, now: Now) -> io::Result<SocketAddr> {
+        if let Ok(a) = addr.parse() {
+            return Ok(a);
+        }
+        if let Some((a, at)) = self.resolved.get(addr) {
+            if now.mono.since(*at) < RESOLVED_FOR {
+                return Ok(*a);
+            }
+        }
+        let a = addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(ErrorKind::NotFound, "no address"))?;
+        self.resolved.insert(addr.to_string(), (a, now.mono));
+        Ok(a)
+    }
 }
 
-/// Drains the machine's last outputs after the client broke: health reports and the upstream's
-/// release still matter; new work does not.
-fn finish_after_client_reset(
-    conn: &mut ProxyConn,
-    cx: &ProxyContext,
-    up: &mut Option<(String, Async<TcpStream>)>,
-    peer: SocketAddr,
-) {
-    for _ in 0..1000 {
-        match conn.poll_output() {
-            ProxyOutput::Report {
-                route,
-                upstream,
-                outcome,
-            } => cx.report(route, upstream, outcome),
-            ProxyOutput::Release { reuse } => {
-                if let Some((addr, s)) = up.take() {
-                    if reuse {
-                        cx.pool.put(&addr, s);
-                    }
-                }
+/// Starts a connect without waiting for it: the socket turns writable when it ends.
+fn connect_nonblocking(target: SocketAddr) -> io::Result<TcpStream> {
+    let family = if target.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let fd = rustix::net::socket_with(
+        family,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        None,
+    )?;
+    rustix::net::sockopt::set_tcp_nodelay(&fd, true)?;
+    match rustix::net::connect(&fd, &target) {
+        Ok(()) | Err(rustix::io::Errno::INPROGRESS) => Ok(TcpStream::from(fd)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What one read gave.
+enum Read1 {
+    Data(usize),
+    Eof,
+    Error,
+    Nothing,
+}
+
+/// One read into the thread's buffer; clears `readable` when the socket was emptied.
+fn read_some(s: &TcpStream, buf: &mut [u8], readable: &mut bool) -> Read1 {
+    match (&*s).read(buf) {
+        Ok(0) => Read1::Eof,
+        Ok(n) => {
+            if n < buf.len() {
+                *readable = false;
             }
-            ProxyOutput::Log(l) if cx.access_log => log_line(peer, &l),
-            // The machine asks for nothing else after a reset; stop at the first wait.
-            ProxyOutput::Wait { .. } => return,
-            _ => {}
+            Read1::Data(n)
         }
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+            *readable = false;
+            Read1::Nothing
+        }
+        Err(e) if e.kind() == ErrorKind::Interrupted => Read1::Nothing,
+        Err(_) => Read1::Error,
     }
 }
 

@@ -1,38 +1,6 @@
-//! Graceful shutdown: SIGINT and SIGTERM stop the accept loop and tell every connection to
-//! drain (finish the exchange in progress, then close).
-//!
-//! The drain signal is a closed channel: every connection task holds a [`DrainSignal`] and
-//! `recv` on it fails, waking all of them at once, when the sender is dropped.
-
-use smol::channel::{Receiver, Sender};
-
-/// Held by the server; dropping it (or calling [`Drain::start`]) drains every connection.
-pub struct Drain(Option<Sender<()>>);
-
-/// Held by each connection task.
-#[derive(Clone)]
-pub struct DrainSignal(Receiver<()>);
-
-pub fn drain_pair() -> (Drain, DrainSignal) {
-    let (tx, rx) = smol::channel::bounded(1);
-    (Drain(Some(tx)), DrainSignal(rx))
-}
-
-impl Drain {
-    pub fn start(&mut self) {
-        self.0 = None;
-    }
-}
-
-impl DrainSignal {
-    /// Resolves once draining has begun.
-    pub async fn wait(&self) {
-        while self.0.recv().await.is_ok() {}
-    }
-    pub fn is_draining(&self) -> bool {
-        self.0.is_closed()
-    }
-}
+//! Signals: SIGINT and SIGTERM start a graceful shutdown (the event loop stops accepting and
+//! tells every connection to drain: finish the exchange in progress, then close); SIGHUP asks
+//! for a configuration reload.
 
 /// Resolves on the first SIGINT or SIGTERM.
 pub async fn terminate_signal() -> std::io::Result<i32> {

@@ -12,12 +12,11 @@
 
 use clap::Parser;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use weaprous_core::proxy::config::Config;
 use weaprous_core::proxy::conn::{ProxyNode, ProxyShared};
-use weaprous_net_real::proxy::{run_proxy_connection, Pool, ProxyContext};
-use weaprous_net_real::server::{serve_tasks, ServeOptions};
+use weaprous_net_real::proxy::{serve_proxy, ProxyContext};
+use weaprous_net_real::server::ServeOptions;
 use weaprous_net_real::shutdown::on_sighup;
 
 #[derive(Parser, Debug)]
@@ -100,7 +99,6 @@ fn context(config: Config, access_log: bool) -> Arc<ProxyContext> {
     Arc::new(ProxyContext {
         node: Mutex::new(ProxyNode::new(&shared, seed)),
         shared,
-        pool: Pool::default(),
         access_log,
     })
 }
@@ -128,11 +126,5 @@ fn serve(args: Args, config: Config) -> Result<(), String> {
         opts.threads = t;
     }
     opts.access_log = access_log;
-    let ids = Arc::new(AtomicU64::new(0));
-    serve_tasks(opts, move |stream, peer, drain, alive| {
-        let cx = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let id = ids.fetch_add(1, Ordering::Relaxed);
-        run_proxy_connection(stream, peer, cx, drain, id, alive)
-    })
-    .map_err(|e| format!("{addr}: {e}"))
+    serve_proxy(opts, current).map_err(|e| format!("{addr}: {e}"))
 }

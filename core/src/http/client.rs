@@ -328,6 +328,10 @@ impl ClientConn {
     pub fn wants_read(&self) -> bool {
         !self.dead || self.in_exchange
     }
+    /// Bytes read from the upstream and not yet taken out as events.
+    pub fn buffered_input(&self) -> usize {
+        self.parser.buffered()
+    }
     /// Bytes of the current request written to the upstream so far.
     pub fn request_bytes_flushed(&self) -> u64 {
         self.request_flushed

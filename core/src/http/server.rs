@@ -195,6 +195,12 @@ impl ServerConn {
             if self.out_pos == self.out.len() {
                 self.out.clear();
                 self.out_pos = 0;
+            } else if self.out_pos >= self.out.len() - self.out_pos {
+                // A client that always takes part of what waits, while more is appended
+                // behind it, would otherwise grow the buffer without bound: drop the written
+                // prefix once it is no smaller than what remains (amortised O(1) a byte).
+                self.out.drain(..self.out_pos);
+                self.out_pos = 0;
             }
         } else if let Some(f) = &mut self.file {
             debug_assert!(n as u64 <= f.len);
@@ -604,6 +610,11 @@ impl ServerConn {
     pub fn closing(&self) -> Closing {
         self.closing
     }
+    /// Bytes read from the client and not yet taken out as events (a body the application has
+    /// not pulled yet, pipelined requests).
+    pub fn buffered_input(&self) -> usize {
+        self.parser.buffered()
+    }
     /// Whether closing now could leave bytes the client sent unread (the reason for a lingering
     /// close). False only when everything the client sent was read and it will send nothing
     /// more: its request said it was the last (`Connection: close`) or it half-closed. That is
@@ -659,6 +670,10 @@ impl ServerConn {
     }
     pub fn check_invariants(&self) {
         assert!(self.out_pos <= self.out.len());
+        assert!(
+            self.out_pos == 0 || self.out_pos < self.out.len() - self.out_pos,
+            "written bytes are dropped before they outweigh the unwritten ones"
+        );
         if self.file.is_some() {
             assert!(
                 self.responding(),

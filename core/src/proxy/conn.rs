@@ -1054,20 +1054,34 @@ impl ProxyConn {
             _ => &[],
         }
     }
+    /// Read the client? Not while a tunnel's upstream side is full, nor while what was read
+    /// and not yet passed on (a request body waiting for a slow upstream) reaches the
+    /// high-water mark.
     pub fn wants_read_client(&self) -> bool {
         if let Some(t) = &self.tunnel {
             return t.up_out.len() < HIGH_WATER;
         }
-        !self.finished && self.http.wants_read()
+        !self.finished && self.http.wants_read() && self.http.buffered_input() < self.input_cap()
     }
+    /// Read the upstream? Not while the client side is full, nor while what was read and not
+    /// yet passed on reaches the high-water mark.
     pub fn wants_read_up(&self) -> bool {
         if self.tunnel.is_some() {
             return self.http.transmit_len() < HIGH_WATER;
         }
         match &self.up {
-            Up::Active { conn, .. } => conn.wants_read() && self.http.transmit_len() < HIGH_WATER,
+            Up::Active { conn, .. } => {
+                conn.wants_read()
+                    && conn.buffered_input() < self.input_cap()
+                    && self.http.transmit_len() < HIGH_WATER
+            }
             _ => false,
         }
+    }
+    /// Unparsed input held per side: the high-water mark, or room for a whole head when heads
+    /// may be larger (a head is only taken out once complete).
+    fn input_cap(&self) -> usize {
+        HIGH_WATER.max(self.shared.limits.max_head + 1)
     }
     /// Whether an upstream connection is in use (for the driver's bookkeeping).
     pub fn has_upstream(&self) -> bool {
@@ -1085,6 +1099,18 @@ impl ProxyConn {
             self.up_transmit().len() <= 2 * HIGH_WATER + 64 * 1024,
             "upstream bytes are bounded by backpressure"
         );
+        // Input is read only below the cap, one read (at most 64 KiB) at a time.
+        let most_input = self.input_cap() + 64 * 1024;
+        assert!(
+            self.http.buffered_input() <= most_input,
+            "unparsed client bytes are bounded by backpressure"
+        );
+        if let Up::Active { conn, .. } = &self.up {
+            assert!(
+                conn.buffered_input() <= most_input,
+                "unparsed upstream bytes are bounded by backpressure"
+            );
+        }
         if self.exchange.is_none() && self.tunnel.is_none() {
             assert!(
                 !matches!(self.up, Up::Active { .. } | Up::Connecting { .. }),

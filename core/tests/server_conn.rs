@@ -1,0 +1,31 @@
+//! The HTTP server connection driven directly: what it buffers while a client reads slowly.
+
+use weaprous_core::http::serialize::BodyFraming;
+use weaprous_core::http::server::{ServerConn, ServerEvent, Timeouts};
+use weaprous_core::http::{Limits, ResponseHead, Status};
+use weaprous_core::node::Now;
+use weaprous_core::time::{Instant, UnixTime};
+
+#[test]
+fn a_client_that_always_takes_part_keeps_the_buffer_bounded() {
+    // A proxy relays a long body to a client whose socket takes most, never all, of what waits,
+    // while the upstream keeps appending: the written prefix must not pile up in front.
+    let now = Now {
+        mono: Instant::ZERO,
+        wall: UnixTime(1_700_000_000),
+    };
+    let mut s = ServerConn::new(now, Limits::default(), Timeouts::default());
+    s.feed(now, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(matches!(s.poll_event(now), Some(ServerEvent::Request(_))));
+    s.send_head(now, ResponseHead::new(Status::OK), BodyFraming::Chunked);
+    let chunk = vec![b'x'; 16 * 1024];
+    let mut most_pending = 0;
+    for _ in 0..10_000 {
+        s.send_data(now, &chunk);
+        let pending = s.transmit().len();
+        s.flushed(now, pending - pending.min(100));
+        s.check_invariants();
+        most_pending = most_pending.max(s.transmit().len());
+    }
+    assert!(most_pending <= 200, "{most_pending}");
+}
