@@ -186,20 +186,19 @@ impl Handler for ProxyHandler {
         up.readable |= r;
         up.writable |= w;
         match up.owner {
-            Some(owner) if up.connecting => {
-                if w {
-                    up.connecting = false;
-                    let ok = matches!(rustix::net::sockopt::socket_error(&up.stream), Ok(Ok(())));
-                    let input = if ok {
-                        UpInput::Connected { reused: false }
-                    } else {
-                        UpInput::ConnectFailed
-                    };
-                    if let Some(c) = self.clients.get_mut(owner) {
-                        c.conn.handle(io.now, ProxyInput::Up(input));
-                    }
-                    self.drive(io, owner);
+            // The connect ended (the socket turned writable): how, the socket's error says.
+            Some(owner) if up.connecting && w => {
+                up.connecting = false;
+                let ok = matches!(rustix::net::sockopt::socket_error(&up.stream), Ok(Ok(())));
+                let input = if ok {
+                    UpInput::Connected { reused: false }
+                } else {
+                    UpInput::ConnectFailed
+                };
+                if let Some(c) = self.clients.get_mut(owner) {
+                    c.conn.handle(io.now, ProxyInput::Up(input));
                 }
+                self.drive(io, owner);
             }
             Some(owner) => self.drive(io, owner),
             // An idle pooled connection has nothing to say: the upstream closed it, or sent
