@@ -3,6 +3,7 @@
 #
 #   bench/load.sh                 # every size x connections x mode, 5 s each
 #   DURATION=10 bench/load.sh     # longer runs
+#   ROUNDS=5 bench/load.sh        # more rounds per figure (default 3; medians are printed)
 #   SIZES="1k" CONNS="50" MODES="keepalive" bench/load.sh
 #   PIN=1 bench/load.sh           # servers on core 0 (one worker / one thread), wrk on core 1:
 #                                 # steadier per-core figures than the default shared-cores run
@@ -16,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-3}
 SIZES=${SIZES:-"1k 100k 1m"}
 CONNS=${CONNS:-"1 50 256"}
 MODES=${MODES:-"keepalive close"}
@@ -135,14 +137,30 @@ run() {
   echo "$rps ${p99:-0} $reqs $cpu_us"
 }
 
+# The median of its arguments (for an odd count, the middle one).
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+
+echo "each figure: the median of $ROUNDS rounds of ${DURATION} s, which server goes first alternating"
 printf '%-5s %5s %-9s | %10s %10s %6s | %8s %8s | %9s %9s %6s\n' size conns mode "ours r/s" "nginx r/s" ratio "ours p99" "nginx p99" "ours cpu" "nginx cpu" ratio
 printf '%-5s %5s %-9s | %10s %10s %6s | %8s %8s | %9s %9s %6s\n' "" "" "" "" "" "" "ms" "ms" "us/req" "us/req" ""
 for size in $SIZES; do
   for conns in $CONNS; do
     for mode in $MODES; do
-      read -r o_rps o_p99 _ o_cpu < <(run "$OURS_PORT" "$size" "$conns" "$mode" "$ours_pid")
-      # shellcheck disable=SC2046
-      read -r n_rps n_p99 _ n_cpu < <(run "$NGINX_PORT" "$size" "$conns" "$mode" $(nginx_pids))
+      o_rps=() o_p99=() o_cpu=() n_rps=() n_p99=() n_cpu=()
+      for round in $(seq "$ROUNDS"); do
+        for who in $( ((round % 2)) && echo "ours nginx" || echo "nginx ours"); do
+          if [ "$who" = ours ]; then
+            read -r r p _ c < <(run "$OURS_PORT" "$size" "$conns" "$mode" "$ours_pid")
+            o_rps+=("$r") o_p99+=("$p") o_cpu+=("$c")
+          else
+            # shellcheck disable=SC2046
+            read -r r p _ c < <(run "$NGINX_PORT" "$size" "$conns" "$mode" $(nginx_pids))
+            n_rps+=("$r") n_p99+=("$p") n_cpu+=("$c")
+          fi
+        done
+      done
+      o_rps=$(median "${o_rps[@]}") o_p99=$(median "${o_p99[@]}") o_cpu=$(median "${o_cpu[@]}")
+      n_rps=$(median "${n_rps[@]}") n_p99=$(median "${n_p99[@]}") n_cpu=$(median "${n_cpu[@]}")
       rps_ratio=$(echo "scale=2; $o_rps / $n_rps" | bc)
       cpu_ratio=$(echo "scale=2; $o_cpu / ($n_cpu + 0.0001)" | bc)
       printf '%-5s %5s %-9s | %10.0f %10.0f %6s | %8.2f %8.2f | %9.1f %9.1f %6s\n' "$size" "$conns" "$mode" "$o_rps" "$n_rps" "$rps_ratio" "$o_p99" "$n_p99" "$o_cpu" "$n_cpu" "$cpu_ratio"

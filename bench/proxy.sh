@@ -3,6 +3,7 @@
 # HAProxy, each in front of the same `backend`, same files, same machine, same run.
 #
 #   bench/proxy.sh                       # 1k and 100k files, 50 and 256 connections, 5 s each
+#   ROUNDS=5 bench/proxy.sh              # more rounds per figure (default 3; medians are printed)
 #   DURATION=10 SIZES=1k CONNS=50 bench/proxy.sh
 #
 # Prints requests/s, p99 latency and the proxy's CPU time per request (the backend's is not
@@ -13,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-3}
 SIZES=${SIZES:-"1k 100k"}
 CONNS=${CONNS:-"50 256"}
 BACKEND_PORT=${BACKEND_PORT:-19090}
@@ -151,19 +153,49 @@ run() {
   echo "$rps ${p99:-0} $cpu_us"
 }
 
+# The median of its arguments (for an odd count, the middle one).
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+
+# One measurement of proxy NAME (ours|nginx|haproxy) -> "rps p99 cpu"
+measure() {
+  case $1 in
+    # shellcheck disable=SC2046
+    ours) run "$OURS_PORT" "$2" "$3" "$ours_pid" ;;
+    # shellcheck disable=SC2046
+    nginx) run "$NGINX_PORT" "$2" "$3" $(nginx_pids) ;;
+    # shellcheck disable=SC2046
+    haproxy) run "$HAPROXY_PORT" "$2" "$3" $(haproxy_pids) ;;
+  esac
+}
+
+echo "each figure: the median of $ROUNDS rounds of ${DURATION} s, the proxies' order rotating each round"
 printf '%-5s %5s | %9s %9s %9s %5s %5s | %7s %7s %7s | %7s %7s %7s %5s %5s\n' \
   size conns "ours r/s" "nginx" "haproxy" "/ngx" "/hap" "p99 ms" "nginx" "haproxy" "cpu us" "nginx" "haproxy" "/ngx" "/hap"
 for size in $SIZES; do
   for conns in $CONNS; do
-    read -r o_rps o_p99 o_cpu < <(run "$OURS_PORT" "$size" "$conns" "$ours_pid")
-    # shellcheck disable=SC2046
-    read -r n_rps n_p99 n_cpu < <(run "$NGINX_PORT" "$size" "$conns" $(nginx_pids))
-    # shellcheck disable=SC2046
-    read -r h_rps h_p99 h_cpu < <(run "$HAPROXY_PORT" "$size" "$conns" $(haproxy_pids))
+    declare -A rps=() p99=() cpu=()
+    order=(ours nginx haproxy)
+    for _ in $(seq "$ROUNDS"); do
+      for name in "${order[@]}"; do
+        read -r r p c < <(measure "$name" "$size" "$conns")
+        rps[$name]+="$r "
+        p99[$name]+="$p "
+        cpu[$name]+="$c "
+      done
+      # Rotate, so no proxy always runs first (or right after another's load).
+      order=("${order[@]:1}" "${order[0]}")
+    done
+    # shellcheck disable=SC2086
+    for name in ours nginx haproxy; do
+      rps[$name]=$(median ${rps[$name]})
+      p99[$name]=$(median ${p99[$name]})
+      cpu[$name]=$(median ${cpu[$name]})
+    done
     printf '%-5s %5s | %9.0f %9.0f %9.0f %5s %5s | %7.2f %7.2f %7.2f | %7.1f %7.1f %7.1f %5s %5s\n' \
-      "$size" "$conns" "$o_rps" "$n_rps" "$h_rps" \
-      "$(echo "scale=2; $o_rps / $n_rps" | bc)" "$(echo "scale=2; $o_rps / $h_rps" | bc)" \
-      "$o_p99" "$n_p99" "$h_p99" "$o_cpu" "$n_cpu" "$h_cpu" \
-      "$(echo "scale=2; $o_cpu / ($n_cpu + 0.0001)" | bc)" "$(echo "scale=2; $o_cpu / ($h_cpu + 0.0001)" | bc)"
+      "$size" "$conns" "${rps[ours]}" "${rps[nginx]}" "${rps[haproxy]}" \
+      "$(echo "scale=2; ${rps[ours]} / ${rps[nginx]}" | bc)" "$(echo "scale=2; ${rps[ours]} / ${rps[haproxy]}" | bc)" \
+      "${p99[ours]}" "${p99[nginx]}" "${p99[haproxy]}" "${cpu[ours]}" "${cpu[nginx]}" "${cpu[haproxy]}" \
+      "$(echo "scale=2; ${cpu[ours]} / (${cpu[nginx]} + 0.0001)" | bc)" "$(echo "scale=2; ${cpu[ours]} / (${cpu[haproxy]} + 0.0001)" | bc)"
+    unset rps p99 cpu
   done
 done
