@@ -195,6 +195,12 @@ pub trait Connection {
         None
     }
     fn wants_read(&self) -> bool;
+    /// Whether a file segment waits behind the bytes of `transmit` (a head before its file
+    /// body): the driver may then let the kernel hold a short last packet for the file's first
+    /// bytes. A hint for efficiency only.
+    fn file_follows(&self) -> bool {
+        false
+    }
     /// After [`ConnOutput::Close`]: whether the peer may have sent bytes this machine will not
     /// read. The driver then half-closes and discards input for a while before closing, so
     /// those bytes do not turn the close into a reset that destroys the last response

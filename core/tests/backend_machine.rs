@@ -217,6 +217,22 @@ fn a_close_lingers_only_when_client_bytes_may_be_unread() {
 }
 
 #[test]
+fn a_head_says_when_a_file_segment_follows_it() {
+    // Read 4 bytes with the head, the rest goes as a file segment behind them.
+    let mut h = Harness::new(4);
+    h.not_reading = true;
+    h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(!h.conn.transmit().is_empty());
+    assert!(h.conn.file_follows());
+    // The whole file read with the head: nothing follows.
+    let mut h = Harness::new(64 * 1024);
+    h.not_reading = true;
+    h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(!h.conn.transmit().is_empty());
+    assert!(!h.conn.file_follows());
+}
+
+#[test]
 fn pipelined_requests_are_answered_in_order() {
     let mut h = Harness::new(4);
     h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\nGET /nope HTTP/1.1\r\nHost: a\r\n\r\nHEAD /f.txt HTTP/1.1\r\nHost: a\r\n\r\n");

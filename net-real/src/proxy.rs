@@ -20,12 +20,14 @@
 //! * A new client connection takes the configuration current when it is accepted ([`Current`]);
 //!   a SIGHUP reload swaps it for later connections.
 
-use crate::evloop::{self, readiness, Handler, Io, Key, Slab};
+use crate::evloop::{
+    self, read_some, readiness, write_some, Handler, Io, Key, Read1, Slab, Write1,
+};
 use crate::server::ServeOptions;
 use rustix::event::epoll::EventFlags;
 use rustix::net::{AddressFamily, SocketFlags, SocketType};
 use std::collections::BTreeMap;
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -331,18 +333,15 @@ impl ProxyHandler {
         let pending = c.conn.client_transmit();
         if !pending.is_empty() {
             if c.writable {
-                match (&c.stream).write(pending) {
-                    Ok(n) => {
-                        if n < pending.len() {
-                            c.writable = false;
-                        }
+                match write_some(&c.stream, pending, &mut c.writable) {
+                    Write1::Wrote(n) => {
                         c.conn
                             .handle(io.now, ProxyInput::Client(ConnInput::Flushed(n)));
                         return Next::Again;
                     }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => c.writable = false,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => return Next::Again,
-                    Err(_) => {
+                    Write1::Blocked => {}
+                    Write1::Again => return Next::Again,
+                    Write1::Broken => {
                         // The client is gone: tell the machine, carry out what it says last
                         // (reports, releases, its log line), and stop.
                         c.conn.handle(io.now, ProxyInput::Client(ConnInput::Reset));
@@ -361,17 +360,14 @@ impl ProxyHandler {
             if !u.connecting {
                 let pending = c.conn.up_transmit();
                 if !pending.is_empty() && u.writable {
-                    match (&u.stream).write(pending) {
-                        Ok(n) => {
-                            if n < pending.len() {
-                                u.writable = false;
-                            }
+                    match write_some(&u.stream, pending, &mut u.writable) {
+                        Write1::Wrote(n) => {
                             c.conn.handle(io.now, ProxyInput::Up(UpInput::Flushed(n)));
                             return Next::Again;
                         }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => u.writable = false,
-                        Err(e) if e.kind() == ErrorKind::Interrupted => return Next::Again,
-                        Err(_) => {
+                        Write1::Blocked => {}
+                        Write1::Again => return Next::Again,
+                        Write1::Broken => {
                             c.conn.handle(io.now, ProxyInput::Up(UpInput::Reset));
                             return Next::Again;
                         }
@@ -561,33 +557,6 @@ fn connect_nonblocking(target: SocketAddr) -> io::Result<TcpStream> {
     match rustix::net::connect(&fd, &target) {
         Ok(()) | Err(rustix::io::Errno::INPROGRESS) => Ok(TcpStream::from(fd)),
         Err(e) => Err(e.into()),
-    }
-}
-
-/// What one read gave.
-enum Read1 {
-    Data(usize),
-    Eof,
-    Error,
-    Nothing,
-}
-
-/// One read into the thread's buffer; clears `readable` when the socket was emptied.
-fn read_some(s: &TcpStream, buf: &mut [u8], readable: &mut bool) -> Read1 {
-    match (&*s).read(buf) {
-        Ok(0) => Read1::Eof,
-        Ok(n) => {
-            if n < buf.len() {
-                *readable = false;
-            }
-            Read1::Data(n)
-        }
-        Err(e) if e.kind() == ErrorKind::WouldBlock => {
-            *readable = false;
-            Read1::Nothing
-        }
-        Err(e) if e.kind() == ErrorKind::Interrupted => Read1::Nothing,
-        Err(_) => Read1::Error,
     }
 }
 

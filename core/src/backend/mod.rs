@@ -50,9 +50,9 @@ pub struct BackendConfig {
     /// this waits to be sent. Also caps [`Self::first_read`].
     pub read_chunk: usize,
     /// Bytes read before the head is sent (a disk error there is a clean 500); the rest of a
-    /// larger file goes out as a file segment (sendfile) when the driver can. 16 KiB: a file
-    /// that small goes out with its head in one write; for a larger one every byte read here is
-    /// copied twice more than sendfile would (64 KiB cost the 100 KiB benchmark ~10% CPU).
+    /// larger file goes out as a file segment (sendfile) when the driver can. 64 KiB: measured
+    /// against 16 KiB on loopback, 1 MiB files over keep-alive went 1.4-1.8x faster (the bigger
+    /// first write opens the way for the sendfile behind it) and 100 KiB files no slower.
     pub first_read: usize,
     /// The `Server` header.
     pub server_name: String,
@@ -66,7 +66,7 @@ impl BackendConfig {
             limits: Limits::default(),
             timeouts: Timeouts::default(),
             read_chunk: 64 * 1024,
-            first_read: 16 * 1024,
+            first_read: 64 * 1024,
             server_name: "weaprous".into(),
         }
     }
@@ -519,6 +519,10 @@ impl Connection for BackendConn {
 
     fn wants_read(&self) -> bool {
         !self.finished && self.http.wants_read()
+    }
+
+    fn file_follows(&self) -> bool {
+        self.http.file_follows()
     }
 
     fn may_leave_unread(&self) -> bool {

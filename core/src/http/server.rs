@@ -603,6 +603,10 @@ impl ServerConn {
             None
         }
     }
+    /// Whether a file segment waits behind the transmit bytes.
+    pub fn file_follows(&self) -> bool {
+        self.file.is_some() && self.closing != Closing::Abort
+    }
     /// Everything still to be written: transmit bytes and file bytes.
     pub fn pending_len(&self) -> u64 {
         self.transmit_len() as u64 + self.file.map_or(0, |f| f.len)
