@@ -319,6 +319,44 @@ fn a_refused_upload_is_answered_not_reset() {
 }
 
 #[test]
+fn a_second_server_on_a_taken_port_fails_instead_of_sharing_it() {
+    // Each worker listens on its own SO_REUSEPORT socket; a second process of the same user
+    // could join that group and take half the connections, unless binding checks first.
+    let site = site();
+    let first = start(&site);
+    let www = site.path().join("www");
+    let st = site.path().join("static");
+    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_backend"))
+        .args(["--server-ip", "127.0.0.1", "--server-port"])
+        .arg(first.port.to_string())
+        .arg("--www")
+        .arg(&www)
+        .arg("--static")
+        .arg(&st)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its first line says it listens, or its stdout ends because it exited.
+    let mut first_line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(second.stdout.take().unwrap()),
+        &mut first_line,
+    )
+    .unwrap();
+    if first_line.contains("listening") {
+        let _ = second.kill();
+        let _ = second.wait();
+        panic!("a second server started on a taken port: {first_line}");
+    }
+    let out = second.wait_with_output().unwrap();
+    assert!(!out.status.success(), "the second server must not start");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use"), "{err}");
+    assert_eq!(get(first.port, "/css/styles.css").status(), 200);
+}
+
+#[test]
 fn a_stalled_client_does_not_stop_others() {
     let site = site();
     let b = start(&site);

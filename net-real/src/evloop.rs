@@ -15,9 +15,12 @@
 //!   comes up short, so a request costs a `read`, a `write` (or `sendfile`) and its share of
 //!   one `epoll_wait`, and a `Connection: close` exchange whose request arrived with the
 //!   connection costs `accept`, `read`, `write` and `close`;
-//! * the listening socket is shared, registered level-triggered with `EPOLLEXCLUSIVE` in every
-//!   worker's epoll, so a new connection wakes one idle worker rather than all of them, and a
-//!   worker takes one connection per wake-up (nginx's `multi_accept off`);
+//! * each worker has a listening socket of its own on the same address (`SO_REUSEPORT`), and
+//!   the kernel spreads new connections over them by their addresses. A shared listener with
+//!   `EPOLLEXCLUSIVE` let one worker take most of a burst of connections (wrk opening 50 at
+//!   once) and serve them alone while the other idled, which showed as tail latency. Before
+//!   the group is bound, a plain bind of the address checks that nothing else holds it, so a
+//!   second server on the same port fails as it always did instead of silently sharing it;
 //! * deadlines live in a per-thread heap, re-armed only when a machine asks for an earlier one
 //!   (a later deadline fires early and the machine's `Timeout` is then a no-op, as the node
 //!   contract allows);
@@ -37,7 +40,7 @@ use crate::files::Files;
 use crate::server::{log_line, ServeOptions};
 use rustix::event::epoll::{self, Event, EventData, EventFlags};
 use rustix::event::{eventfd, EventfdFlags};
-use rustix::net::SocketFlags;
+use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{self, ErrorKind, Read, Write};
@@ -54,14 +57,17 @@ const WAKE: u64 = 1;
 /// Handler tokens start here.
 const FIRST_TOKEN: u64 = 2;
 const SCRATCH: usize = 64 * 1024;
+/// Connections taken per wake-up of a worker's own listener (it stays readable while more wait).
+const ACCEPT_BATCH: usize = 16;
+/// Connections the kernel queues per listener before accepting.
+const BACKLOG: i32 = 1024;
 /// How long accepting pauses after it failed (out of descriptors and the like).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 /// How long a closing connection keeps discarding bytes the client sent and we will never read.
 pub(crate) const LINGER: Duration = Duration::from_secs(2);
 
-/// What every worker shares: the listener and the drain signal.
+/// What every worker shares: the drain signal.
 struct Shared {
-    listener: TcpListener,
     wake: OwnedFd,
     draining: AtomicBool,
 }
@@ -154,25 +160,19 @@ where
     H: Handler,
     M: Fn() -> H + Send + Sync + 'static,
 {
-    let listener = TcpListener::bind(opts.addr)?;
-    listener.set_nonblocking(true)?;
-    // Accepted sockets inherit TCP_NODELAY from the listener on Linux: one setsockopt here
-    // instead of one per connection. Without it the tail of a file sent after its head waits
-    // for the client's delayed ACK.
-    rustix::net::sockopt::set_tcp_nodelay(&listener, true)?;
-    let local = listener.local_addr()?;
+    let threads = opts.threads.max(1);
+    let (local, listeners) = bind_group(opts.addr, threads)?;
     let shared = Arc::new(Shared {
-        listener,
         wake: eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?,
         draining: AtomicBool::new(false),
     });
     let make = Arc::new(make);
     let mut workers = Vec::new();
-    for _ in 0..opts.threads.max(1) {
-        let ep = worker_epoll(&shared)?;
+    for listener in listeners {
+        let ep = worker_epoll(&listener, &shared)?;
         let (shared, make, grace) = (shared.clone(), make.clone(), opts.grace);
         workers.push(std::thread::spawn(move || {
-            Worker::new(ep, shared, grace).run(&mut make())
+            Worker::new(ep, listener, shared, grace).run(&mut make())
         }));
     }
     println!("{} listening on {}", opts.name, local);
@@ -202,16 +202,42 @@ where
     Ok(())
 }
 
-/// A worker's epoll set: the shared listener (one idle worker woken per connection) and the
-/// drain eventfd (every worker woken once).
-fn worker_epoll(shared: &Shared) -> io::Result<OwnedFd> {
+/// `n` listening sockets on `addr`, one per worker (see the module docs), and the address they
+/// listen on (the port the system chose when `addr` asked for port 0).
+fn bind_group(addr: SocketAddr, n: usize) -> io::Result<(SocketAddr, Vec<TcpListener>)> {
+    // Fails, as any bind would, when something already holds the address; only then is the
+    // address taken by the group (the probe is not listening, so it leaves nothing behind).
+    let local = TcpListener::bind(addr)?.local_addr()?;
+    let family = if local.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let mut listeners = Vec::with_capacity(n);
+    for _ in 0..n {
+        let fd = rustix::net::socket_with(
+            family,
+            SocketType::STREAM,
+            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+            None,
+        )?;
+        sockopt::set_socket_reuseaddr(&fd, true)?;
+        sockopt::set_socket_reuseport(&fd, true)?;
+        // Accepted sockets inherit TCP_NODELAY from the listener on Linux: one setsockopt
+        // here instead of one per connection. Without it the tail of a file sent after its
+        // head waits for the client's delayed ACK.
+        sockopt::set_tcp_nodelay(&fd, true)?;
+        rustix::net::bind(&fd, &local)?;
+        rustix::net::listen(&fd, BACKLOG)?;
+        listeners.push(TcpListener::from(fd));
+    }
+    Ok((local, listeners))
+}
+
+/// A worker's epoll set: its listener and the drain eventfd (every worker woken once).
+fn worker_epoll(listener: &TcpListener, shared: &Shared) -> io::Result<OwnedFd> {
     let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
-    epoll::add(
-        &ep,
-        &shared.listener,
-        EventData::new_u64(LISTENER),
-        EventFlags::IN | EventFlags::EXCLUSIVE,
-    )?;
+    epoll::add(&ep, listener, EventData::new_u64(LISTENER), EventFlags::IN)?;
     epoll::add(
         &ep,
         &shared.wake,
@@ -224,6 +250,7 @@ fn worker_epoll(shared: &Shared) -> io::Result<OwnedFd> {
 /// One worker thread's loop state.
 struct Worker {
     io: Io,
+    listener: TcpListener,
     shared: Arc<Shared>,
     grace: Duration,
     accepting: bool,
@@ -232,8 +259,9 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(ep: OwnedFd, shared: Arc<Shared>, grace: Duration) -> Self {
+    fn new(ep: OwnedFd, listener: TcpListener, shared: Arc<Shared>, grace: Duration) -> Self {
         Worker {
+            listener,
             io: Io {
                 ep,
                 timers: BinaryHeap::new(),
@@ -332,28 +360,28 @@ impl Worker {
         if !self.accepting {
             return;
         }
-        // One connection per wake-up: the listener stays readable (level-triggered) while more
-        // wait, and a worker that takes a whole burst leaves the other one idle.
-        let accepted = rustix::net::acceptfrom_with(
-            &self.shared.listener,
-            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-        );
-        match accepted {
-            Ok((fd, addr)) => {
-                let peer = addr
-                    .and_then(|a| SocketAddr::try_from(a).ok())
-                    .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-                handler.accepted(&mut self.io, TcpStream::from(fd), peer);
-            }
-            // Taken by another worker, or the client gave up before we took it.
-            Err(
-                rustix::io::Errno::AGAIN | rustix::io::Errno::CONNABORTED | rustix::io::Errno::INTR,
-            ) => {}
-            Err(e) => {
-                eprintln!("accept failed: {e}");
-                // Pause instead of spinning on a listener that stays readable.
-                if epoll::delete(&self.io.ep, &self.shared.listener).is_ok() {
-                    self.accept_resume = Some(self.io.now.mono + ACCEPT_BACKOFF);
+        for _ in 0..ACCEPT_BATCH {
+            let accepted = rustix::net::acceptfrom_with(
+                &self.listener,
+                SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+            );
+            match accepted {
+                Ok((fd, addr)) => {
+                    let peer = addr
+                        .and_then(|a| SocketAddr::try_from(a).ok())
+                        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+                    handler.accepted(&mut self.io, TcpStream::from(fd), peer);
+                }
+                Err(rustix::io::Errno::AGAIN) => return,
+                // The client gave up before we took it.
+                Err(rustix::io::Errno::CONNABORTED | rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    eprintln!("accept failed: {e}");
+                    // Pause instead of spinning on a listener that stays readable.
+                    if epoll::delete(&self.io.ep, &self.listener).is_ok() {
+                        self.accept_resume = Some(self.io.now.mono + ACCEPT_BACKOFF);
+                    }
+                    return;
                 }
             }
         }
@@ -365,9 +393,9 @@ impl Worker {
         }
         epoll::add(
             &self.io.ep,
-            &self.shared.listener,
+            &self.listener,
             EventData::new_u64(LISTENER),
-            EventFlags::IN | EventFlags::EXCLUSIVE,
+            EventFlags::IN,
         )?;
         Ok(())
     }
@@ -377,7 +405,10 @@ impl Worker {
             return;
         }
         self.accepting = false;
-        let _ = epoll::delete(&self.io.ep, &self.shared.listener);
+        // Closing this worker's listener: the kernel sends new connections to the others
+        // while they still listen; all stop together here.
+        let _ = epoll::delete(&self.io.ep, &self.listener);
+        let _ = rustix::net::shutdown(&self.listener, rustix::net::Shutdown::Read);
         self.accept_resume = None;
         self.draining_until = Some(Instant(self.io.now.mono.0 + self.grace.as_nanos() as u64));
         handler.drain(&mut self.io);
