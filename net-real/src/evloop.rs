@@ -143,15 +143,6 @@ pub(crate) trait Handler {
     fn is_empty(&self) -> bool;
 }
 
-/// Readiness flags as a read/write pair: what a connection records from an event.
-pub(crate) fn readiness(flags: EventFlags) -> (bool, bool) {
-    let broken = EventFlags::ERR | EventFlags::HUP;
-    (
-        flags.intersects(EventFlags::IN | EventFlags::RDHUP | broken),
-        flags.intersects(EventFlags::OUT | broken),
-    )
-}
-
 /// Binds, prints `<name> listening on <addr>`, and runs `make()`'s handler on each of
 /// `opts.threads` worker threads until SIGINT/SIGTERM; then stops accepting, drains every
 /// connection and returns once they are done (or `grace` passed).
@@ -483,6 +474,19 @@ impl<T> Slab<T> {
     }
 }
 
+/// A connection's socket and its readiness as epoll last reported it.
+pub(crate) struct Sock {
+    pub stream: TcpStream,
+    /// Readiness, cleared when an operation comes up short (edge-triggered: the next edge
+    /// sets it again).
+    pub readable: bool,
+    pub writable: bool,
+    /// The peer's FIN was read: nothing more will be.
+    pub eof: bool,
+    /// In the epoll set: a socket joins it only when it first has to wait.
+    pub registered: bool,
+}
+
 /// What one non-blocking read gave.
 pub(crate) enum Read1 {
     Data(usize),
@@ -490,26 +494,6 @@ pub(crate) enum Read1 {
     Error,
     /// Nothing there (readiness cleared), or interrupted: go round again.
     Nothing,
-}
-
-/// One read into `buf`; clears `readable` when the socket was emptied (a short read means the
-/// next bytes bring a new edge).
-pub(crate) fn read_some(s: &TcpStream, buf: &mut [u8], readable: &mut bool) -> Read1 {
-    match (&*s).read(buf) {
-        Ok(0) => Read1::Eof,
-        Ok(n) => {
-            if n < buf.len() {
-                *readable = false;
-            }
-            Read1::Data(n)
-        }
-        Err(e) if e.kind() == ErrorKind::WouldBlock => {
-            *readable = false;
-            Read1::Nothing
-        }
-        Err(e) if e.kind() == ErrorKind::Interrupted => Read1::Nothing,
-        Err(_) => Read1::Error,
-    }
 }
 
 /// What one non-blocking write did.
@@ -524,33 +508,97 @@ pub(crate) enum Write1 {
     Broken,
 }
 
-/// One write of `bytes`; clears `writable` when the socket took less than all of them.
-pub(crate) fn write_some(s: &TcpStream, bytes: &[u8], writable: &mut bool) -> Write1 {
-    written((&*s).write(bytes), bytes.len(), writable)
-}
+impl Sock {
+    /// A socket not yet in the epoll set; `ready` assumes it readable and writable until an
+    /// operation says otherwise (an accepted connection's request has usually arrived).
+    pub fn new(stream: TcpStream, ready: bool) -> Sock {
+        Sock {
+            stream,
+            readable: ready,
+            writable: ready,
+            eof: false,
+            registered: false,
+        }
+    }
 
-/// [`write_some`] for bytes that a file segment follows at once (a head before its body):
-/// `MSG_MORE` lets the kernel fill the last packet with the file's first bytes instead of
-/// sending it short, as nginx's `tcp_nopush` does; the sendfile behind it pushes.
-fn write_before_file(s: &TcpStream, bytes: &[u8], writable: &mut bool) -> Write1 {
-    let sent = rustix::net::send(s, bytes, rustix::net::SendFlags::MORE).map_err(io::Error::from);
-    written(sent, bytes.len(), writable)
-}
+    /// Records an event's readiness; returns it as (readable, writable).
+    pub fn mark(&mut self, flags: EventFlags) -> (bool, bool) {
+        let broken = EventFlags::ERR | EventFlags::HUP;
+        let r = flags.intersects(EventFlags::IN | EventFlags::RDHUP | broken);
+        let w = flags.intersects(EventFlags::OUT | broken);
+        self.readable |= r;
+        self.writable |= w;
+        (r, w)
+    }
 
-fn written(result: io::Result<usize>, len: usize, writable: &mut bool) -> Write1 {
-    match result {
-        Ok(n) => {
-            if n < len {
-                *writable = false;
+    /// Whether a read could give something now.
+    pub fn can_read(&self) -> bool {
+        self.readable && !self.eof
+    }
+
+    /// Adds the socket to the epoll set under `key` unless it is there already.
+    pub fn register(&mut self, io: &Io, key: Key) -> io::Result<()> {
+        if !self.registered {
+            io.register(&self.stream, key)?;
+            self.registered = true;
+        }
+        Ok(())
+    }
+
+    /// One read into `buf`. A short read means the socket was emptied: the next bytes bring
+    /// a new edge.
+    pub fn read(&mut self, buf: &mut [u8]) -> Read1 {
+        match (&self.stream).read(buf) {
+            Ok(0) => {
+                self.eof = true;
+                Read1::Eof
             }
-            Write1::Wrote(n)
+            Ok(n) => {
+                if n < buf.len() {
+                    self.readable = false;
+                }
+                Read1::Data(n)
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                self.readable = false;
+                Read1::Nothing
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => Read1::Nothing,
+            Err(_) => Read1::Error,
         }
-        Err(e) if e.kind() == ErrorKind::WouldBlock => {
-            *writable = false;
-            Write1::Blocked
+    }
+
+    /// One write of `bytes`.
+    pub fn write(&mut self, bytes: &[u8]) -> Write1 {
+        let result = (&self.stream).write(bytes);
+        self.written(result, bytes.len())
+    }
+
+    /// [`Sock::write`] for bytes that a file segment follows at once (a head before its
+    /// body): `MSG_MORE` lets the kernel fill the last packet with the file's first bytes
+    /// instead of sending it short, as nginx's `tcp_nopush` does; the sendfile behind it
+    /// pushes.
+    pub fn write_before_file(&mut self, bytes: &[u8]) -> Write1 {
+        let result = rustix::net::send(&self.stream, bytes, rustix::net::SendFlags::MORE)
+            .map_err(io::Error::from);
+        self.written(result, bytes.len())
+    }
+
+    fn written(&mut self, result: io::Result<usize>, len: usize) -> Write1 {
+        match result {
+            Ok(n) => {
+                if n < len {
+                    self.writable = false;
+                }
+                Write1::Wrote(n)
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                self.writable = false;
+                Write1::Blocked
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => Write1::Again,
+            Err(_) => Write1::Broken,
         }
-        Err(e) if e.kind() == ErrorKind::Interrupted => Write1::Again,
-        Err(_) => Write1::Broken,
     }
 }
 
@@ -572,24 +620,16 @@ where
 
 /// One accepted connection and everything its driver remembers about it.
 struct Slot<C> {
-    stream: TcpStream,
+    sock: Sock,
     peer: SocketAddr,
     conn: C,
     files: Files,
-    /// Readiness as epoll last reported it, cleared when an operation comes up short.
-    readable: bool,
-    writable: bool,
-    eof: bool,
     close_after_flush: bool,
     drained: bool,
     /// The deadline the heap holds for this slot (an earlier one replaces it; see module docs).
     armed: Option<Instant>,
     /// Set while discarding unread bytes before the close, until this instant.
     linger: Option<Instant>,
-    /// In the epoll set. A connection joins it only when it first has to wait: a
-    /// `Connection: close` exchange whose request is there when it is accepted (the usual case)
-    /// is served and closed without ever being registered.
-    registered: bool,
 }
 
 /// What became of a connection after it was driven.
@@ -613,20 +653,17 @@ impl<C: Connection, F: Fn(Now) -> C> Handler for ServerHandler<C, F> {
         let key = self.slots.insert(
             io.generation(),
             Slot {
-                stream,
+                // Optimistic: the request has usually arrived by the time the connection is
+                // taken, and serving it now saves a trip through epoll. A `Connection: close`
+                // exchange served at once is closed without ever joining the epoll set.
+                sock: Sock::new(stream, true),
                 peer,
                 conn,
                 files: Files::default(),
-                // Optimistic: the request has usually arrived by the time the connection is
-                // taken, and serving it now saves a trip through epoll.
-                readable: true,
-                writable: true,
-                eof: false,
                 close_after_flush: false,
                 drained: false,
                 armed: None,
                 linger: None,
-                registered: false,
             },
         );
         self.drive(io, key);
@@ -636,9 +673,7 @@ impl<C: Connection, F: Fn(Now) -> C> Handler for ServerHandler<C, F> {
         let Some(slot) = self.slots.get_mut(key) else {
             return;
         };
-        let (r, w) = readiness(flags);
-        slot.readable |= r;
-        slot.writable |= w;
+        slot.sock.mark(flags);
         self.drive(io, key);
     }
 
@@ -692,12 +727,9 @@ impl<C: Connection, F> ServerHandler<C, F> {
             self.slots.remove(key);
             return;
         };
-        if !slot.registered {
-            if io.register(&slot.stream, key).is_err() {
-                self.slots.remove(key);
-                return;
-            }
-            slot.registered = true;
+        if slot.sock.register(io, key).is_err() {
+            self.slots.remove(key);
+            return;
         }
         if let Some(at) = slot.linger.or(deadline) {
             if !matches!(slot.armed, Some(armed) if armed <= at) {
@@ -726,7 +758,7 @@ fn step<C: Connection>(slot: &mut Slot<C>, scratch: &mut [u8], access_log: bool,
                 }
                 ConnOutput::Close => slot.close_after_flush = true,
                 ConnOutput::Abort => {
-                    let _ = slot.stream.shutdown(Shutdown::Both);
+                    let _ = slot.sock.stream.shutdown(Shutdown::Both);
                     return Fate::Closed;
                 }
                 ConnOutput::Wait { deadline } => break deadline,
@@ -734,11 +766,11 @@ fn step<C: Connection>(slot: &mut Slot<C>, scratch: &mut [u8], access_log: bool,
         };
         let pending = slot.conn.transmit();
         if !pending.is_empty() {
-            if slot.writable {
+            if slot.sock.writable {
                 let wrote = if slot.conn.file_follows() {
-                    write_before_file(&slot.stream, pending, &mut slot.writable)
+                    slot.sock.write_before_file(pending)
                 } else {
-                    write_some(&slot.stream, pending, &mut slot.writable)
+                    slot.sock.write(pending)
                 };
                 match wrote {
                     Write1::Wrote(n) => {
@@ -751,16 +783,16 @@ fn step<C: Connection>(slot: &mut Slot<C>, scratch: &mut [u8], access_log: bool,
                 }
             }
         } else if let Some(seg) = slot.conn.transmit_file() {
-            if slot.writable {
+            if slot.sock.writable {
                 match slot
                     .files
-                    .send_to(&slot.stream, seg.handle, seg.offset, seg.len)
+                    .send_to(&slot.sock.stream, seg.handle, seg.offset, seg.len)
                 {
                     Ok(n) if n > 0 => {
                         slot.conn.handle(now, ConnInput::Flushed(n));
                         continue;
                     }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => slot.writable = false,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => slot.sock.writable = false,
                     Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                     Err(e)
                         if matches!(
@@ -784,24 +816,21 @@ fn step<C: Connection>(slot: &mut Slot<C>, scratch: &mut [u8], access_log: bool,
             }
             return start_linger(slot, scratch, now);
         }
-        if slot.conn.wants_read() && slot.readable && !slot.eof {
-            let input = match read_some(&slot.stream, scratch, &mut slot.readable) {
+        if slot.conn.wants_read() && slot.sock.can_read() {
+            let input = match slot.sock.read(scratch) {
                 Read1::Data(n) => ConnInput::Data(&scratch[..n]),
-                Read1::Eof => {
-                    slot.eof = true;
-                    ConnInput::Eof
-                }
+                Read1::Eof => ConnInput::Eof,
                 Read1::Error => ConnInput::Reset,
                 Read1::Nothing => continue,
             };
             slot.conn.handle(now, input);
             continue;
         }
-        let want_read = slot.conn.wants_read() && !slot.eof;
+        let want_read = slot.conn.wants_read() && !slot.sock.eof;
         let want_write = !slot.conn.transmit().is_empty() || slot.conn.transmit_file().is_some();
         if !want_read && !want_write && deadline.is_none() && slot.drained {
             // Nothing can wake this machine again.
-            let _ = slot.stream.shutdown(Shutdown::Both);
+            let _ = slot.sock.stream.shutdown(Shutdown::Both);
             return Fate::Closed;
         }
         return Fate::Open { deadline };
@@ -825,18 +854,18 @@ fn reset<C: Connection>(slot: &mut Slot<C>, access_log: bool, now: Now) -> Fate 
 /// response the client has not read yet (nginx's `lingering_close`). No probe decides it: the
 /// bytes may still be on their way.
 fn start_linger<C>(slot: &mut Slot<C>, scratch: &mut [u8], now: Now) -> Fate {
-    let _ = slot.stream.shutdown(Shutdown::Write);
+    let _ = slot.sock.stream.shutdown(Shutdown::Write);
     slot.linger = Some(now.mono + LINGER);
     linger_read(slot, scratch)
 }
 
 fn linger_read<C>(slot: &mut Slot<C>, scratch: &mut [u8]) -> Fate {
     loop {
-        match (&slot.stream).read(scratch) {
+        match (&slot.sock.stream).read(scratch) {
             Ok(0) => return Fate::Closed,
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                slot.readable = false;
+                slot.sock.readable = false;
                 return Fate::Open { deadline: None };
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}

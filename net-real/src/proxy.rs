@@ -20,9 +20,7 @@
 //! * A new client connection takes the configuration current when it is accepted ([`Current`]);
 //!   a SIGHUP reload swaps it for later connections.
 
-use crate::evloop::{
-    self, read_some, readiness, write_some, Handler, Io, Key, Read1, Slab, Write1,
-};
+use crate::evloop::{self, Handler, Io, Key, Read1, Slab, Sock, Write1};
 use crate::server::ServeOptions;
 use rustix::event::epoll::EventFlags;
 use rustix::net::{AddressFamily, SocketFlags, SocketType};
@@ -92,14 +90,10 @@ pub fn serve_proxy(opts: ServeOptions, current: Current) -> io::Result<()> {
 
 /// A client connection and its machine.
 struct Client {
-    stream: TcpStream,
+    sock: Sock,
     peer: SocketAddr,
     cx: Arc<ProxyContext>,
     conn: ProxyConn,
-    readable: bool,
-    writable: bool,
-    eof: bool,
-    registered: bool,
     /// The upstream socket in use (connecting or connected).
     up: Option<Key>,
     close_after_flush: bool,
@@ -108,11 +102,8 @@ struct Client {
 
 /// An upstream socket: a client's, or idle in the pool.
 struct Up {
-    stream: TcpStream,
+    sock: Sock,
     addr: String,
-    readable: bool,
-    writable: bool,
-    eof: bool,
     connecting: bool,
     /// The client using it; `None` while pooled.
     owner: Option<Key>,
@@ -155,14 +146,10 @@ impl Handler for ProxyHandler {
         let key = self.clients.insert(
             io.generation(),
             Client {
-                stream,
+                sock: Sock::new(stream, true),
                 peer,
                 cx,
                 conn,
-                readable: true,
-                writable: true,
-                eof: false,
-                registered: false,
                 up: None,
                 close_after_flush: false,
                 armed: None,
@@ -172,11 +159,9 @@ impl Handler for ProxyHandler {
     }
 
     fn ready(&mut self, io: &mut Io, key: Key, flags: EventFlags) {
-        let (r, w) = readiness(flags);
         if key.index & UP_BIT == 0 {
             if let Some(c) = self.clients.get_mut(key) {
-                c.readable |= r;
-                c.writable |= w;
+                c.sock.mark(flags);
                 self.drive(io, key);
             }
             return;
@@ -185,13 +170,15 @@ impl Handler for ProxyHandler {
         let Some(up) = self.ups.get_mut(uk) else {
             return;
         };
-        up.readable |= r;
-        up.writable |= w;
+        let (r, w) = up.sock.mark(flags);
         match up.owner {
             // The connect ended (the socket turned writable): how, the socket's error says.
             Some(owner) if up.connecting && w => {
                 up.connecting = false;
-                let ok = matches!(rustix::net::sockopt::socket_error(&up.stream), Ok(Ok(())));
+                let ok = matches!(
+                    rustix::net::sockopt::socket_error(&up.sock.stream),
+                    Ok(Ok(()))
+                );
                 let input = if ok {
                     UpInput::Connected { reused: false }
                 } else {
@@ -268,12 +255,9 @@ impl ProxyHandler {
                     let Some(c) = self.clients.get_mut(key) else {
                         return;
                     };
-                    if !c.registered {
-                        if io.register(&c.stream, key).is_err() {
-                            self.close_client(key);
-                            return;
-                        }
-                        c.registered = true;
+                    if c.sock.register(io, key).is_err() {
+                        self.close_client(key);
+                        return;
                     }
                     if let Some(at) = deadline {
                         if !matches!(c.armed, Some(armed) if armed <= at) {
@@ -320,7 +304,7 @@ impl ProxyHandler {
                 }
                 ProxyOutput::CloseClient => c.close_after_flush = true,
                 ProxyOutput::AbortClient => {
-                    let _ = c.stream.shutdown(Shutdown::Both);
+                    let _ = c.sock.stream.shutdown(Shutdown::Both);
                     return Next::Close;
                 }
                 ProxyOutput::Wait { deadline } => break deadline,
@@ -332,8 +316,8 @@ impl ProxyHandler {
         // The client side: write what waits, else finish a close.
         let pending = c.conn.client_transmit();
         if !pending.is_empty() {
-            if c.writable {
-                match write_some(&c.stream, pending, &mut c.writable) {
+            if c.sock.writable {
+                match c.sock.write(pending) {
                     Write1::Wrote(n) => {
                         c.conn
                             .handle(io.now, ProxyInput::Client(ConnInput::Flushed(n)));
@@ -351,7 +335,7 @@ impl ProxyHandler {
                 }
             }
         } else if c.close_after_flush {
-            let _ = c.stream.shutdown(Shutdown::Write);
+            let _ = c.sock.stream.shutdown(Shutdown::Write);
             return Next::Close;
         }
         // The upstream side: write what waits.
@@ -359,8 +343,8 @@ impl ProxyHandler {
         if let Some((_, u)) = up {
             if !u.connecting {
                 let pending = c.conn.up_transmit();
-                if !pending.is_empty() && u.writable {
-                    match write_some(&u.stream, pending, &mut u.writable) {
+                if !pending.is_empty() && u.sock.writable {
+                    match u.sock.write(pending) {
                         Write1::Wrote(n) => {
                             c.conn.handle(io.now, ProxyInput::Up(UpInput::Flushed(n)));
                             return Next::Again;
@@ -376,13 +360,10 @@ impl ProxyHandler {
             }
         }
         // Reads, each only while the machine wants that side.
-        if c.conn.wants_read_client() && c.readable && !c.eof {
-            let input = match read_some(&c.stream, &mut io.scratch, &mut c.readable) {
+        if c.conn.wants_read_client() && c.sock.can_read() {
+            let input = match c.sock.read(&mut io.scratch) {
                 Read1::Data(n) => ConnInput::Data(&io.scratch[..n]),
-                Read1::Eof => {
-                    c.eof = true;
-                    ConnInput::Eof
-                }
+                Read1::Eof => ConnInput::Eof,
                 Read1::Error => ConnInput::Reset,
                 Read1::Nothing => return Next::Again,
             };
@@ -391,13 +372,10 @@ impl ProxyHandler {
         }
         let up = c.up.and_then(|uk| self.ups.get_mut(uk));
         if let Some(u) = up {
-            if !u.connecting && c.conn.wants_read_up() && u.readable && !u.eof {
-                let input = match read_some(&u.stream, &mut io.scratch, &mut u.readable) {
+            if !u.connecting && c.conn.wants_read_up() && u.sock.can_read() {
+                let input = match u.sock.read(&mut io.scratch) {
                     Read1::Data(n) => UpInput::Data(&io.scratch[..n]),
-                    Read1::Eof => {
-                        u.eof = true;
-                        UpInput::Eof
-                    }
+                    Read1::Eof => UpInput::Eof,
                     Read1::Error => UpInput::Reset,
                     Read1::Nothing => return Next::Again,
                 };
@@ -406,9 +384,9 @@ impl ProxyHandler {
             }
         }
         let want_client =
-            (c.conn.wants_read_client() && !c.eof) || !c.conn.client_transmit().is_empty();
+            (c.conn.wants_read_client() && !c.sock.eof) || !c.conn.client_transmit().is_empty();
         if !want_client && c.up.is_none() && deadline.is_none() {
-            let _ = c.stream.shutdown(Shutdown::Both);
+            let _ = c.sock.stream.shutdown(Shutdown::Both);
             return Next::Close;
         }
         Next::Wait(deadline)
@@ -443,17 +421,18 @@ impl ProxyHandler {
                 let uk = self.ups.insert(
                     io.generation(),
                     Up {
-                        stream,
+                        // Not ready until the connect ends (the socket turns writable).
+                        sock: Sock::new(stream, false),
                         addr,
-                        readable: false,
-                        writable: false,
-                        eof: false,
                         connecting: true,
                         owner: Some(key),
                         idle_since: now,
                     },
                 );
-                let registered = self.ups.get(uk).map(|u| io.register(&u.stream, up_key(uk)));
+                let registered = self
+                    .ups
+                    .get_mut(uk)
+                    .map(|u| u.sock.register(io, up_key(uk)));
                 match registered {
                     Some(Ok(())) => Ok(uk),
                     _ => {
@@ -481,12 +460,12 @@ impl ProxyHandler {
             return;
         };
         let list = self.pool.entry(u.addr.clone()).or_default();
-        if reuse && !u.connecting && !u.eof && list.len() < POOL_PER_UPSTREAM {
+        if reuse && !u.connecting && !u.sock.eof && list.len() < POOL_PER_UPSTREAM {
             u.owner = None;
             u.idle_since = io.now.mono;
             list.push(uk);
         } else {
-            let _ = u.stream.shutdown(Shutdown::Both);
+            let _ = u.sock.stream.shutdown(Shutdown::Both);
             self.ups.remove(uk);
         }
     }
