@@ -459,11 +459,16 @@ impl ProxyHandler {
         let Some(u) = self.ups.get_mut(uk) else {
             return;
         };
-        let list = self.pool.entry(u.addr.clone()).or_default();
-        if reuse && !u.connecting && !u.sock.eof && list.len() < POOL_PER_UPSTREAM {
+        let room = !matches!(self.pool.get(&u.addr), Some(list) if list.len() >= POOL_PER_UPSTREAM);
+        if reuse && !u.connecting && !u.sock.eof && room {
             u.owner = None;
             u.idle_since = io.now.mono;
-            list.push(uk);
+            match self.pool.get_mut(&u.addr) {
+                Some(list) => list.push(uk),
+                None => {
+                    self.pool.insert(u.addr.clone(), vec![uk]);
+                }
+            }
         } else {
             let _ = u.sock.stream.shutdown(Shutdown::Both);
             self.ups.remove(uk);

@@ -44,11 +44,18 @@ pub fn write_request_head(
     framing: BodyFraming,
     out: &mut Vec<u8>,
 ) {
+    // One allocation for the whole head: fields plus their ": " and CRLF, the start line and
+    // the framing field.
+    let fields: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+    out.reserve(method.as_str().len() + target.len() + fields + 64);
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(version.to_string().as_bytes());
+    out.extend_from_slice(b" HTTP/");
+    // Versions are single digits (the parser accepts no other), written without formatting.
+    out.push(b'0' + version.major.min(9));
+    out.push(b'.');
+    out.push(b'0' + version.minor.min(9));
     out.extend_from_slice(b"\r\n");
     write_fields(headers, framing, out);
 }

@@ -231,7 +231,8 @@ pub enum ProxyOutput {
     Choose {
         route: RouteId,
         tried: Vec<usize>,
-        client: String,
+        /// Shared with the connection (a count, not a copy, per request).
+        client: Arc<str>,
     },
     /// Every upstream `Choose` handed out is reported exactly once.
     Report {
@@ -301,7 +302,7 @@ struct Exchange {
 #[derive(Debug)]
 pub struct ProxyConn {
     shared: Arc<ProxyShared>,
-    client_ip: String,
+    client_ip: Arc<str>,
     conn_id: u64,
     requests: u64,
     http: ServerConn,
@@ -340,7 +341,7 @@ impl ProxyConn {
         let http = ServerConn::new(now, shared.limits.clone(), shared.timeouts.clone());
         ProxyConn {
             shared,
-            client_ip: client_ip.to_string(),
+            client_ip: Arc::from(client_ip),
             conn_id,
             requests: 0,
             http,

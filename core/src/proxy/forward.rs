@@ -80,7 +80,8 @@ fn listed(list: &[&str], name: &[u8]) -> bool {
 fn strip_hop_by_hop(h: &Headers) -> Headers {
     let named = connection_options(h);
     let bytes: usize = h.iter().map(|(n, v)| n.len() + v.len()).sum();
-    let mut out = Headers::with_capacity(h.len() + 4, bytes + 128);
+    // Room for the fields the proxy adds (X-Forwarded-*, Via) without growing the arena.
+    let mut out = Headers::with_capacity(h.len() + 6, bytes + 256);
     for (name, value) in h.iter() {
         let hop = listed(HOP_BY_HOP, name);
         let named_away = !hop
@@ -95,6 +96,10 @@ fn strip_hop_by_hop(h: &Headers) -> Headers {
 
 /// Appends `item` to the comma-separated field `name` (one field line).
 fn append_to_list(h: &mut Headers, name: &str, item: &str) {
+    if !h.contains(name) {
+        h.append(name, item);
+        return;
+    }
     let existing: Vec<String> = h
         .get_all(name)
         .map(|v| String::from_utf8_lossy(v).trim().to_string())
