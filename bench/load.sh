@@ -15,6 +15,8 @@
 # our backend runs with its default threads (one per core) and access logs off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-3}
@@ -88,33 +90,11 @@ trap cleanup EXIT
 "${SERVER_CPU[@]}" target/release/backend --server-ip 127.0.0.1 --server-port "$OURS_PORT" --www "$work/www" --static "$work/static" --no-access-log ${OURS_THREADS:+--threads $OURS_THREADS} >/dev/null &
 ours_pid=$!
 "${SERVER_CPU[@]}" "$NGINX" -c "$work/nginx/nginx.conf"
-for port in "$OURS_PORT" "$NGINX_PORT"; do
-  for _ in $(seq 50); do
-    curl -sf -o /dev/null "http://127.0.0.1:$port/1k.bin" && break
-    sleep 0.1
-  done
-done
+wait_ready "$OURS_PORT" "$NGINX_PORT"
 
 # Both servers must answer 200 with the whole file, or the comparison means nothing.
-for port in "$OURS_PORT" "$NGINX_PORT"; do
-  for size in $SIZES; do
-    got=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "http://127.0.0.1:$port/$size.bin")
-    want="200 $(stat -c %s "$work/static/$size.bin")"
-    if [ "$got" != "$want" ]; then
-      echo "port $port /$size.bin answered '$got', expected '$want'" >&2
-      exit 1
-    fi
-  done
-done
+check_answers "$OURS_PORT" "$NGINX_PORT"
 
-# CPU ticks (user + system) of a set of pids.
-ticks() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0; done | paste -sd+ | bc; }
-nginx_pids() {
-  local master
-  master=$(cat "$work/nginx/nginx.pid")
-  echo "$master"
-  pgrep -P "$master"
-}
 HZ=$(getconf CLK_TCK)
 
 # run PORT SIZE CONNS MODE PIDS... -> "rps p99_ms requests cpu_us_per_req"
@@ -131,14 +111,12 @@ run() {
   local rps p99 reqs
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-  p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' <<<"$out")
+  p99=$(wrk_p99 <<<"$out")
   local cpu_us
   cpu_us=$(echo "scale=3; ($after - $before) * 1000000 / $HZ / ($reqs + 1)" | bc)
   echo "$rps ${p99:-0} $reqs $cpu_us"
 }
 
-# The median of its arguments (for an odd count, the middle one).
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
 echo "each figure: the median of $ROUNDS rounds of ${DURATION} s, which server goes first alternating"
 printf '%-5s %5s %-9s | %10s %10s %6s | %8s %8s | %9s %9s %6s\n' size conns mode "ours r/s" "nginx r/s" ratio "ours p99" "nginx p99" "ours cpu" "nginx cpu" ratio

@@ -12,6 +12,8 @@
 # proxy uses one worker/thread per core, keeps upstream connections alive, and logs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-3}
@@ -106,32 +108,11 @@ ours_pid=$!
 pids+=($ours_pid)
 "$NGINX" -c "$work/nginx/nginx.conf"
 "$HAPROXY" -f "$work/haproxy.cfg" -D
-for port in "$BACKEND_PORT" "$OURS_PORT" "$NGINX_PORT" "$HAPROXY_PORT"; do
-  for _ in $(seq 50); do
-    curl -sf -o /dev/null "http://127.0.0.1:$port/1k.bin" && break
-    sleep 0.1
-  done
-done
+wait_ready "$BACKEND_PORT" "$OURS_PORT" "$NGINX_PORT" "$HAPROXY_PORT"
 
 # Every proxy must answer 200 with the whole file, or the comparison means nothing.
-for port in "$OURS_PORT" "$NGINX_PORT" "$HAPROXY_PORT"; do
-  for size in $SIZES; do
-    got=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "http://127.0.0.1:$port/$size.bin")
-    want="200 $(stat -c %s "$work/static/$size.bin")"
-    if [ "$got" != "$want" ]; then
-      echo "port $port /$size.bin answered '$got', expected '$want'" >&2
-      exit 1
-    fi
-  done
-done
+check_answers "$OURS_PORT" "$NGINX_PORT" "$HAPROXY_PORT"
 
-ticks() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0; done | paste -sd+ | bc; }
-nginx_pids() {
-  local master
-  master=$(cat "$work/nginx/nginx.pid")
-  echo "$master"
-  pgrep -P "$master"
-}
 haproxy_pids() { cat "$work/haproxy.pid"; }
 HZ=$(getconf CLK_TCK)
 
@@ -147,14 +128,12 @@ run() {
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
   errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out")
   if [ -n "$errors" ]; then echo "port $port: $errors" >&2; fi
-  p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' <<<"$out")
+  p99=$(wrk_p99 <<<"$out")
   local cpu_us
   cpu_us=$(echo "scale=3; ($after - $before) * 1000000 / $HZ / ($reqs + 1)" | bc)
   echo "$rps ${p99:-0} $cpu_us"
 }
 
-# The median of its arguments (for an odd count, the middle one).
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
 # One measurement of proxy NAME (ours|nginx|haproxy) -> "rps p99 cpu"
 measure() {
