@@ -50,9 +50,10 @@ pub struct BackendConfig {
     /// this waits to be sent. Also caps [`Self::first_read`].
     pub read_chunk: usize,
     /// Bytes read before the head is sent (a disk error there is a clean 500); the rest of a
-    /// larger file goes out as a file segment (sendfile) when the driver can. 64 KiB: measured
-    /// against 16 KiB on loopback, 1 MiB files over keep-alive went 1.4-1.8x faster (the bigger
-    /// first write opens the way for the sendfile behind it) and 100 KiB files no slower.
+    /// larger file goes out as a file segment (sendfile) when the driver can. 64 KiB, measured
+    /// on loopback against 16 and 4 KiB: with 1 MiB files over keep-alive at 256 connections
+    /// the smaller first reads cost 1.5-1.75x the CPU per request (more of the file through
+    /// sendfile, which cost more here than a copy), and 100 KiB files were no better.
     pub first_read: usize,
     /// The `Server` header.
     pub server_name: String,
