@@ -64,7 +64,7 @@ const BACKLOG: i32 = 1024;
 /// How long accepting pauses after it failed (out of descriptors and the like).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 /// How long a closing connection keeps discarding bytes the client sent and we will never read.
-pub(crate) const LINGER: Duration = Duration::from_secs(2);
+const LINGER: Duration = Duration::from_secs(2);
 
 /// What every worker shares: the drain signal.
 struct Shared {
