@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{get, raw_exchange, read_responses, request, Server, TempDir};
+use common::{count_until_eof, get, raw_exchange, read_responses, request, Server, TempDir};
 use std::io::{Read, Write};
 use weaprous_core::http::Method;
 
@@ -381,15 +381,7 @@ fn a_gibibyte_streams_with_bounded_memory() {
     let mut s = b.connect();
     s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         .unwrap();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = s.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-    }
+    let total = count_until_eof(&mut s);
     let head_len = total - (1 << 30);
     assert!(
         head_len > 100 && head_len < 1000,
@@ -412,14 +404,7 @@ fn sigterm_finishes_in_flight_requests_then_exits() {
     let first = s.read(&mut buf).unwrap();
     assert!(first > 0);
     b.signal("-TERM");
-    let mut total = first as u64;
-    loop {
-        let n = s.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-    }
+    let total = first as u64 + count_until_eof(&mut s);
     assert!(
         total > 32 << 20,
         "the in-flight response completed ({total} bytes)"

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{read_responses, request, Server, TempDir};
+use common::{count_until_eof, read_responses, request, Server, TempDir};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
@@ -362,15 +362,7 @@ fn a_gibibyte_each_way_passes_with_bounded_memory() {
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: down\r\nConnection: close\r\n\r\n")
         .unwrap();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = s.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-    }
+    let total = count_until_eof(&mut s);
     assert!(
         total > 1 << 30 && total < (1 << 30) + 1000,
         "the whole GiB came through ({total})"

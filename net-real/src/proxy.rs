@@ -429,17 +429,15 @@ impl ProxyHandler {
                         idle_since: now,
                     },
                 );
-                let registered = self
-                    .ups
-                    .get_mut(uk)
-                    .map(|u| u.sock.register(io, up_key(uk)));
-                match registered {
-                    Some(Ok(())) => Ok(uk),
-                    _ => {
-                        self.ups.remove(uk);
-                        Err(io::Error::other("cannot register"))
-                    }
+                let registered = match self.ups.get_mut(uk) {
+                    Some(up) => up.sock.register(io, up_key(uk)),
+                    None => Err(ErrorKind::NotFound.into()),
+                };
+                if let Err(e) = registered {
+                    self.ups.remove(uk);
+                    return Err(e);
                 }
+                Ok(uk)
             });
         if let Some(c) = self.clients.get_mut(key) {
             match started {

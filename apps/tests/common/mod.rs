@@ -244,3 +244,16 @@ pub fn raw_exchange(port: u16, raw: &[u8]) -> Vec<u8> {
     assert!(out.len() < 16 << 20, "the server kept sending");
     out
 }
+
+/// Reads `s` until the peer closes, discarding the bytes; returns how many there were.
+pub fn count_until_eof(s: &mut TcpStream) -> u64 {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            return total;
+        }
+        total += n as u64;
+    }
+}
