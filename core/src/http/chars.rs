@@ -29,7 +29,31 @@ const fn is_target_byte(b: u8) -> bool {
     b > 0x20 && b < 0x7f && b != b'#'
 }
 
+/// What a reg-name may hold (RFC 3986 §3.2.2): unreserved, sub-delims and `%` of pct-encoded.
+const fn is_reg_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'%'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+        )
+}
+
 static TCHAR: [bool; 256] = table!(is_tchar);
+static REG_NAME: [bool; 256] = table!(is_reg_name_byte);
 static VALUE: [bool; 256] = table!(is_value_byte);
 static TARGET: [bool; 256] = table!(is_target_byte);
 
@@ -40,6 +64,10 @@ pub fn tchar(b: u8) -> bool {
 #[inline]
 pub fn value_byte(b: u8) -> bool {
     VALUE[b as usize]
+}
+#[inline]
+pub fn reg_name_byte(b: u8) -> bool {
+    REG_NAME[b as usize]
 }
 #[inline]
 pub fn target_byte(b: u8) -> bool {

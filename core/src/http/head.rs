@@ -22,9 +22,10 @@
 //! * at most `max_headers` field lines: the next one is `TooManyHeaders` at its LF.
 
 use super::chars::{tchar, trim_ows_range, value_byte};
+use super::headers::{Field, Span};
 use super::parse::{find_byte, ErrorKind};
-use super::target::TargetError;
-use super::{Limits, Method, Status, Target, Version};
+use super::target::{TargetError, TargetOf};
+use super::{Limits, Method, Status, Version};
 
 /// What kind of section is being read.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -35,33 +36,34 @@ pub(super) enum Section {
     Trailers,
 }
 
-/// A parsed start line.
+/// A parsed start line; text is kept as index ranges into the head, so reading it allocates
+/// nothing.
 #[derive(Clone, Debug)]
 pub(super) enum StartLine {
     Request {
         method: Method,
-        target: Target,
+        target: TargetOf<std::ops::Range<usize>>,
         version: Version,
     },
     Response {
         version: Version,
         status: Status,
-        reason: String,
+        reason: std::ops::Range<usize>,
     },
 }
 
-/// Which framing-relevant fields a head has (found while reading, so no later scan is needed).
+/// Which framing-relevant fields a head has, found while reading so no later scan is needed:
+/// how many `Host` and `Content-Length` fields and the index of the first of each.
 #[derive(Clone, Default, Debug)]
 pub(super) struct Known {
     pub host: u8,
-    pub content_length: bool,
+    pub host_at: u16,
+    pub content_length: u8,
+    pub content_length_at: u16,
     pub transfer_encoding: bool,
     pub connection: bool,
     pub upgrade: bool,
 }
-
-/// A field as index ranges into the head: name start and end, value start and end.
-pub(super) type FieldSpan = [u32; 4];
 
 /// The progress through one head. See the module docs for the contract.
 #[derive(Clone, Debug, Default)]
@@ -71,7 +73,7 @@ pub(super) struct HeadScan {
     /// How many bytes the last incomplete scan had seen: no LF lies in `next_line..checked`.
     checked: usize,
     pub start: Option<StartLine>,
-    pub fields: Vec<FieldSpan>,
+    pub fields: Vec<Field>,
     pub known: Known,
 }
 
@@ -80,7 +82,7 @@ enum Line {
     /// The empty line: the head ends just before this index.
     End(usize),
     /// A valid field line; the next line starts at `next`.
-    Field { span: FieldSpan, next: usize },
+    Field { span: Field, next: usize },
     /// The line's LF has not arrived (within the head limit).
     Incomplete,
 }
@@ -142,7 +144,8 @@ impl HeadScan {
                     if self.fields.len() == limits.max_headers {
                         return Err((ErrorKind::TooManyHeaders, next - 1));
                     }
-                    self.note_known(&window[span[0] as usize..span[1] as usize]);
+                    let name = &window[span.name.start as usize..span.name.end as usize];
+                    self.note_known(name, self.fields.len() as u16);
                     self.fields.push(span);
                     i = next;
                     self.next_line = i;
@@ -167,13 +170,24 @@ impl HeadScan {
         Ok(None)
     }
 
-    fn note_known(&mut self, name: &[u8]) {
+    /// `index` is the field's place in the head (below `max_headers`, so it fits).
+    fn note_known(&mut self, name: &[u8], index: u16) {
         let k = &mut self.known;
         match name.len() {
-            4 if name.eq_ignore_ascii_case(b"host") => k.host = k.host.saturating_add(1),
+            4 if name.eq_ignore_ascii_case(b"host") => {
+                if k.host == 0 {
+                    k.host_at = index;
+                }
+                k.host = k.host.saturating_add(1);
+            }
             7 if name.eq_ignore_ascii_case(b"upgrade") => k.upgrade = true,
             10 if name.eq_ignore_ascii_case(b"connection") => k.connection = true,
-            14 if name.eq_ignore_ascii_case(b"content-length") => k.content_length = true,
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                if k.content_length == 0 {
+                    k.content_length_at = index;
+                }
+                k.content_length = k.content_length.saturating_add(1);
+            }
             17 if name.eq_ignore_ascii_case(b"transfer-encoding") => k.transfer_encoding = true,
             _ => {}
         }
@@ -191,14 +205,13 @@ fn fast_field_line(h: &[u8], i: usize) -> Option<Line> {
             None => Some(Line::Incomplete),
         };
     }
-    let mut j = i;
-    while j < h.len() && tchar(h[j]) {
-        j += 1;
-    }
-    match h.get(j) {
-        None => return Some(Line::Incomplete),
-        Some(b':') if j > i => {}
-        Some(_) => return None,
+    // The name ends at the first colon, found a word at a time; then every byte before it must
+    // be a tchar. That is the same as "a run of tchars ending in a colon" (a colon is not a
+    // tchar), without a data-dependent branch per byte. A colon beyond this line (or none)
+    // fails the check or the search and leaves the line to the slow path.
+    let j = i + find_byte(b':', &h[i..])?;
+    if j == i || !h[i..j].iter().fold(true, |ok, &b| ok & tchar(b)) {
+        return None;
     }
     let mut k = j + 1;
     while matches!(h.get(k), Some(b' ' | b'\t')) {
@@ -219,7 +232,10 @@ fn fast_field_line(h: &[u8], i: usize) -> Option<Line> {
                         while value_end > value_start && matches!(h[value_end - 1], b' ' | b'\t') {
                             value_end -= 1;
                         }
-                        let span = [i, j, value_start, value_end].map(|x| x as u32);
+                        let span = Field {
+                            name: Span::new(i..j),
+                            value: Span::new(value_start..value_end),
+                        };
                         Some(Line::Field { span, next: p + 2 })
                     }
                     Some(_) => None,
@@ -313,7 +329,10 @@ fn slow_field_line(h: &[u8], i: usize) -> Result<Line, (ErrorKind, usize)> {
     }
     let value_start = i + name_len + 1 + trimmed.start;
     let value_end = i + name_len + 1 + trimmed.end;
-    let span = [i, i + name_len, value_start, value_end].map(|x| x as u32);
+    let span = Field {
+        name: Span::new(i..i + name_len),
+        value: Span::new(value_start..value_end),
+    };
     Ok(Line::Field { span, next: lf + 1 })
 }
 
@@ -329,13 +348,14 @@ fn request_line(line: &[u8]) -> Result<StartLine, (ErrorKind, usize)> {
         return Err((ErrorKind::BadStartLine, target_at));
     }
     let version = parse_version(&rest[sp2 + 1..]).map_err(|k| (k, target_at + sp2 + 1))?;
-    let target = Target::parse(target_bytes, &method).map_err(|e| {
+    let target = TargetOf::check(target_bytes, &method).map_err(|e| {
         let kind = match e {
             TargetError::Empty => ErrorKind::BadStartLine,
             _ => ErrorKind::BadTarget,
         };
         (kind, target_at)
     })?;
+    let target = target.map_raw(|()| target_at..target_at + sp2);
     Ok(StartLine::Request {
         method,
         target,
@@ -357,14 +377,14 @@ fn response_line(line: &[u8]) -> Result<StartLine, (ErrorKind, usize)> {
     if status.0 < 100 {
         return Err((ErrorKind::BadStatus, 9));
     }
-    let reason_bytes = line.get(13..).unwrap_or_default();
-    if !reason_bytes.iter().all(|&b| value_byte(b)) {
+    let reason = 13.min(line.len())..line.len();
+    if !line[reason.clone()].iter().all(|&b| value_byte(b)) {
         return Err((ErrorKind::BadStatus, 13));
     }
     Ok(StartLine::Response {
         version,
         status,
-        reason: String::from_utf8_lossy(reason_bytes).into_owned(),
+        reason,
     })
 }
 

@@ -1,21 +1,32 @@
 //! An ordered header list that keeps each field's name case as received.
 //!
 //! Names and values live in one byte arena with spans, so parsing a head costs two allocations
-//! however many fields it has. Lookup is case-insensitive and linear: a head holds at most
+//! however many fields it has, and none at all when read in place through [`FieldsRef`]. Lookup is case-insensitive and linear: a head holds at most
 //! [`crate::http::Limits::max_headers`] fields, where a scan beats hashing.
 
 use std::fmt;
 
+/// A byte range of an arena.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Span {
-    start: u32,
-    end: u32,
+pub(crate) struct Span {
+    pub start: u32,
+    pub end: u32,
 }
 
+impl Span {
+    pub fn new(r: std::ops::Range<usize>) -> Span {
+        Span {
+            start: r.start as u32,
+            end: r.end as u32,
+        }
+    }
+}
+
+/// One field: its name and value as spans of the arena it belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Field {
-    name: Span,
-    value: Span,
+pub(crate) struct Field {
+    pub name: Span,
+    pub value: Span,
 }
 
 /// Header fields in order. Values are bytes (obs-text is legal and kept opaque).
@@ -23,6 +34,105 @@ struct Field {
 pub struct Headers {
     arena: Vec<u8>,
     fields: Vec<Field>,
+}
+
+/// A borrowed header list: the same reads as [`Headers`] over bytes someone else holds (the
+/// parser's buffer, for [`super::parse::EventRef`]). [`FieldsRef::to_headers`] makes the owned
+/// copy in two allocations.
+#[derive(Clone, Copy)]
+pub struct FieldsRef<'a> {
+    arena: &'a [u8],
+    fields: &'a [Field],
+}
+
+impl<'a> FieldsRef<'a> {
+    /// No fields.
+    pub const EMPTY: FieldsRef<'static> = FieldsRef {
+        arena: &[],
+        fields: &[],
+    };
+    /// Fields whose spans index `arena`; every span must lie inside it.
+    pub(crate) fn new(arena: &'a [u8], fields: &'a [Field]) -> Self {
+        debug_assert!(fields
+            .iter()
+            .all(|f| f.name.end as usize <= arena.len() && f.value.end as usize <= arena.len()));
+        FieldsRef { arena, fields }
+    }
+    fn span(&self, s: Span) -> &'a [u8] {
+        self.arena
+            .get(s.start as usize..s.end as usize)
+            .unwrap_or_default()
+    }
+    /// The first value of `name` (case-insensitive), if any.
+    pub fn get(&self, name: &str) -> Option<&'a [u8]> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+    /// The first value of `name` as UTF-8 text, if present and valid.
+    pub fn get_str(&self, name: &str) -> Option<&'a str> {
+        self.get(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+    /// Every value of `name`, in order.
+    pub fn get_all<'n>(&self, name: &'n str) -> impl Iterator<Item = &'a [u8]> + 'n
+    where
+        'a: 'n,
+    {
+        let this = *self;
+        this.iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+    /// How many fields are named `name`.
+    pub fn count(&self, name: &str) -> usize {
+        self.get_all(name).count()
+    }
+    /// True when some comma-separated element of some `name` field equals `token`
+    /// (case-insensitive), e.g. `has_token("connection", "close")`.
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.get_all(name).any(|v| {
+            v.split(|&b| b == b',')
+                .any(|t| super::chars::trim_ows(t).eq_ignore_ascii_case(token.as_bytes()))
+        })
+    }
+    /// Fields in order as (name, value).
+    pub fn iter(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        let this = *self;
+        this.fields
+            .iter()
+            .map(move |f| (this.span(f.name), this.span(f.value)))
+    }
+    /// The field at `index` (in order), if there are that many.
+    pub(crate) fn nth(&self, index: usize) -> Option<(&'a [u8], &'a [u8])> {
+        self.fields
+            .get(index)
+            .map(|f| (self.span(f.name), self.span(f.value)))
+    }
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+    /// Writes `Name: value\r\n` for every field.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        for (n, v) in self.iter() {
+            out.extend_from_slice(n);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(v);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    /// The owned copy: the arena is copied whole, so its spans stay valid.
+    pub fn to_headers(&self) -> Headers {
+        Headers {
+            arena: self.arena.to_vec(),
+            fields: self.fields.to_vec(),
+        }
+    }
 }
 
 impl Headers {
@@ -35,31 +145,12 @@ impl Headers {
             fields: Vec::with_capacity(fields),
         }
     }
-    /// Headers whose names and values are spans of `arena` (a copy of the head's bytes), so
-    /// parsing copies the head once instead of field by field.
-    pub(crate) fn from_arena(arena: Vec<u8>, fields: usize) -> Self {
-        Headers {
-            arena,
-            fields: Vec::with_capacity(fields),
+    /// The same fields, borrowed: every read goes through here.
+    pub fn view(&self) -> FieldsRef<'_> {
+        FieldsRef {
+            arena: &self.arena,
+            fields: &self.fields,
         }
-    }
-    /// Adds a field whose name and value are `arena[name]` and `arena[value]`.
-    pub(crate) fn push_span(
-        &mut self,
-        name: std::ops::Range<usize>,
-        value: std::ops::Range<usize>,
-    ) {
-        debug_assert!(name.end <= self.arena.len() && value.end <= self.arena.len());
-        self.fields.push(Field {
-            name: Span {
-                start: name.start as u32,
-                end: name.end as u32,
-            },
-            value: Span {
-                start: value.start as u32,
-                end: value.end as u32,
-            },
-        });
     }
     fn push_bytes(&mut self, b: &[u8]) -> Span {
         let start = self.arena.len() as u32;
@@ -68,9 +159,6 @@ impl Headers {
             start,
             end: self.arena.len() as u32,
         }
-    }
-    fn get_span(&self, s: Span) -> &[u8] {
-        &self.arena[s.start as usize..s.end as usize]
     }
     /// Appends a field; an existing field of the same name is kept.
     pub fn append(&mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
@@ -94,40 +182,30 @@ impl Headers {
     }
     /// The first value of `name`, if any.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v)
+        self.view().get(name)
     }
     /// The first value of `name` as UTF-8 text, if present and valid.
     pub fn get_str(&self, name: &str) -> Option<&str> {
-        self.get(name).and_then(|v| std::str::from_utf8(v).ok())
+        self.view().get_str(name)
     }
     /// Every value of `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v)
+        self.view().get_all(name)
     }
     pub fn contains(&self, name: &str) -> bool {
-        self.get(name).is_some()
+        self.view().contains(name)
     }
     /// How many fields are named `name`.
     pub fn count(&self, name: &str) -> usize {
-        self.get_all(name).count()
+        self.view().count(name)
     }
-    /// True when some comma-separated element of some `name` field equals `token`
-    /// (case-insensitive), e.g. `has_token("connection", "close")`.
+    /// See [`FieldsRef::has_token`].
     pub fn has_token(&self, name: &str, token: &str) -> bool {
-        self.get_all(name).any(|v| {
-            v.split(|&b| b == b',')
-                .any(|t| super::chars::trim_ows(t).eq_ignore_ascii_case(token.as_bytes()))
-        })
+        self.view().has_token(name, token)
     }
     /// Fields in order as (name, value).
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.fields
-            .iter()
-            .map(move |f| (self.get_span(f.name), self.get_span(f.value)))
+        self.view().iter()
     }
     pub fn len(&self) -> usize {
         self.fields.len()
@@ -137,16 +215,11 @@ impl Headers {
     }
     /// Writes `Name: value\r\n` for every field.
     pub fn write_to(&self, out: &mut Vec<u8>) {
-        for (n, v) in self.iter() {
-            out.extend_from_slice(n);
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(v);
-            out.extend_from_slice(b"\r\n");
-        }
+        self.view().write_to(out)
     }
 }
 
-impl fmt::Debug for Headers {
+impl fmt::Debug for FieldsRef<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
             .entries(
@@ -154,6 +227,12 @@ impl fmt::Debug for Headers {
                     .map(|(n, v)| (String::from_utf8_lossy(n), String::from_utf8_lossy(v))),
             )
             .finish()
+    }
+}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.view().fmt(f)
     }
 }
 

@@ -21,9 +21,9 @@ pub mod server;
 pub mod split_check;
 pub mod target;
 
-pub use headers::Headers;
+pub use headers::{FieldsRef, Headers};
 pub use parse::{Event, ParseError, Parser};
-pub use target::Target;
+pub use target::{Target, TargetRef};
 
 use std::fmt;
 

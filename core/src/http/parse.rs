@@ -19,10 +19,13 @@
 //!   [`Parser::resume`] (the upgrade was declined) or takes the rest with [`Parser::take_rest`].
 //!   After a 101 response, or a 2xx response to CONNECT, it returns [`Event::Upgrade`] forever.
 
-use super::chars::{hex_val, is_token, tchar, trim_ows, value_byte};
+use super::chars::{hex_val, is_token, reg_name_byte, tchar, trim_ows, value_byte};
 use super::head::{HeadScan, Known, Section, StartLine};
-use super::{Headers, Limits, Method, RequestHead, ResponseHead, Status, Target, Version};
+use super::{
+    FieldsRef, Headers, Limits, Method, RequestHead, ResponseHead, Status, TargetRef, Version,
+};
 use std::collections::VecDeque;
+use std::ops::Range;
 
 /// What the parser reads.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -51,6 +54,82 @@ pub enum Event {
     Upgrade,
     /// The peer closed cleanly between messages.
     Closed,
+}
+
+/// One step of the parse read in place: heads, body bytes and trailers borrow the parser's
+/// buffer, so [`Parser::next_borrowed`] allocates nothing for a message (an extension method
+/// aside). The borrow ends before the next call; [`EventRef::to_event`] makes the owned copy,
+/// which is what [`Parser::next_event`] returns.
+#[derive(Clone, Debug)]
+pub enum EventRef<'a> {
+    Request(RequestRef<'a>),
+    Response(ResponseRef<'a>),
+    Data(&'a [u8]),
+    End { trailers: FieldsRef<'a> },
+    NeedData,
+    Paused,
+    Upgrade,
+    Closed,
+}
+
+/// A request head read in place.
+#[derive(Clone, Debug)]
+pub struct RequestRef<'a> {
+    pub method: Method,
+    pub target: TargetRef<'a>,
+    pub version: Version,
+    pub headers: FieldsRef<'a>,
+}
+
+/// A response head read in place. The reason phrase is bytes: obs-text is legal in it.
+#[derive(Clone, Debug)]
+pub struct ResponseRef<'a> {
+    pub version: Version,
+    pub status: Status,
+    pub reason: &'a [u8],
+    pub headers: FieldsRef<'a>,
+}
+
+impl RequestRef<'_> {
+    /// The owned head: three allocations (target text, header bytes, field spans).
+    pub fn to_head(&self) -> RequestHead {
+        RequestHead {
+            method: self.method.clone(),
+            target: self.target.to_target(),
+            version: self.version,
+            headers: self.headers.to_headers(),
+        }
+    }
+}
+
+impl ResponseRef<'_> {
+    /// The owned head (a reason that is not UTF-8 is kept lossily).
+    pub fn to_head(&self) -> ResponseHead {
+        ResponseHead {
+            version: self.version,
+            status: self.status,
+            reason: String::from_utf8_lossy(self.reason).into_owned(),
+            headers: self.headers.to_headers(),
+        }
+    }
+}
+
+impl EventRef<'_> {
+    /// The owned event with the same content.
+    pub fn to_event(&self) -> Event {
+        match self {
+            EventRef::Request(r) => Event::Request(r.to_head()),
+            EventRef::Response(r) => Event::Response(r.to_head()),
+            EventRef::Data(d) => Event::Data(d.to_vec()),
+            EventRef::End { trailers } => Event::End {
+                trailers: trailers.to_headers(),
+            },
+            EventRef::NeedData => Event::NeedData,
+            EventRef::Paused => Event::Paused,
+            EventRef::Upgrade => Event::Upgrade,
+            EventRef::Closed => Event::Closed,
+        }
+    }
 }
 
 /// What went wrong; [`ErrorKind::status`] is the answer a server gives.
@@ -184,7 +263,8 @@ enum State {
     /// Reading the trailer section (progress in `Parser::scan`).
     Trailers,
     CloseDelimited,
-    /// Emit End with these trailers, then go to `after`.
+    /// Emit End (with the trailers in `Parser::trailers`), then read the next head, or pause
+    /// or upgrade when the message switches protocols.
     EndPending,
     Paused,
     Upgraded,
@@ -204,7 +284,11 @@ pub struct Parser {
     base: u64,
     eof: bool,
     state: State,
-    trailers: Headers,
+    /// Where in `buf` the trailer section just read lies (its fields are in `scan`).
+    trailers: Option<Range<usize>>,
+    /// The scan holds a head or trailer section already returned; it is reset on the next call,
+    /// not at once, because the returned event borrows its fields.
+    scan_spent: bool,
     body_seen: u64,
     /// For responses: the methods of requests still waiting for their final response.
     methods: VecDeque<Method>,
@@ -224,7 +308,8 @@ impl Parser {
             base: 0,
             eof: false,
             state: State::Head { leading: 0 },
-            trailers: Headers::new(),
+            trailers: None,
+            scan_spent: false,
             body_seen: 0,
             methods: VecDeque::new(),
             switch_after: false,
@@ -316,11 +401,24 @@ impl Parser {
 
     /// Advances the parse by one event. See the module docs.
     pub fn next_event(&mut self) -> Result<Event, ParseError> {
+        self.next_borrowed().map(|e| e.to_event())
+    }
+
+    /// [`Parser::next_event`] read in place: the same events, borrowed from the buffer.
+    pub fn next_borrowed(&mut self) -> Result<EventRef<'_>, ParseError> {
+        if self.scan_spent {
+            self.scan.reset();
+            self.scan_spent = false;
+        }
+        self.step()
+    }
+
+    fn step(&mut self) -> Result<EventRef<'_>, ParseError> {
         match self.state.clone() {
             State::Failed(e) => Err(e),
-            State::Closed => Ok(Event::Closed),
-            State::Upgraded => Ok(Event::Upgrade),
-            State::Paused => Ok(Event::Paused),
+            State::Closed => Ok(EventRef::Closed),
+            State::Upgraded => Ok(EventRef::Upgrade),
+            State::Paused => Ok(EventRef::Paused),
             State::Head { leading } => self.next_head(leading),
             State::Length { remaining } => {
                 let Some((data, left)) = self.take_up_to(remaining) else {
@@ -332,21 +430,21 @@ impl Parser {
                 } else {
                     State::Length { remaining: left }
                 };
-                Ok(Event::Data(data))
+                Ok(EventRef::Data(&self.buf[data]))
             }
             State::CloseDelimited => {
                 if self.buffered() > 0 {
-                    let data = self.buf[self.pos..].to_vec();
+                    let data = self.pos..self.buf.len();
                     self.pos = self.buf.len();
                     self.body_seen += data.len() as u64;
-                    Ok(Event::Data(data))
+                    Ok(EventRef::Data(&self.buf[data]))
                 } else if self.eof {
                     self.state = State::Closed;
-                    Ok(Event::End {
-                        trailers: Headers::new(),
+                    Ok(EventRef::End {
+                        trailers: FieldsRef::EMPTY,
                     })
                 } else {
-                    Ok(Event::NeedData)
+                    Ok(EventRef::NeedData)
                 }
             }
             State::ChunkSize => self.next_chunk_size(),
@@ -359,7 +457,7 @@ impl Parser {
                 } else {
                     State::ChunkData { remaining: left }
                 };
-                Ok(Event::Data(data))
+                Ok(EventRef::Data(&self.buf[data]))
             }
             State::ChunkDataEnd => {
                 let avail = &self.buf[self.pos..];
@@ -368,7 +466,7 @@ impl Parser {
                     [b'\r', b'\n', ..] => {
                         self.pos += 2;
                         self.state = State::ChunkSize;
-                        self.next_event()
+                        self.step()
                     }
                     [b'\r', _, ..] => Err(self.fail(ErrorKind::BadChunkTerminator, self.pos + 1)),
                     _ => Err(self.fail(ErrorKind::BadChunkTerminator, self.pos)),
@@ -376,7 +474,7 @@ impl Parser {
             }
             State::Trailers => self.next_trailers(),
             State::EndPending => {
-                let trailers = std::mem::take(&mut self.trailers);
+                let trailers = self.trailers.take();
                 self.state = if self.switch_after {
                     self.switch_after = false;
                     match self.kind {
@@ -386,33 +484,37 @@ impl Parser {
                 } else {
                     State::Head { leading: 0 }
                 };
-                Ok(Event::End { trailers })
+                let trailers = match trailers {
+                    Some(section) => FieldsRef::new(&self.buf[section], &self.scan.fields),
+                    None => FieldsRef::EMPTY,
+                };
+                Ok(EventRef::End { trailers })
             }
         }
     }
 
-    /// Consumes up to `remaining` buffered body bytes: the bytes and how many remain after
-    /// them, or `None` when nothing is buffered.
-    fn take_up_to(&mut self, remaining: u64) -> Option<(Vec<u8>, u64)> {
+    /// Consumes up to `remaining` buffered body bytes: where they are and how many remain
+    /// after them, or `None` when nothing is buffered.
+    fn take_up_to(&mut self, remaining: u64) -> Option<(Range<usize>, u64)> {
         let n = (self.buffered() as u64).min(remaining) as usize;
         if n == 0 {
             return None;
         }
-        let data = self.buf[self.pos..self.pos + n].to_vec();
+        let data = self.pos..self.pos + n;
         self.pos += n;
         Some((data, remaining - n as u64))
     }
 
-    fn need_data_in_body(&mut self) -> Result<Event, ParseError> {
+    fn need_data_in_body(&mut self) -> Result<EventRef<'static>, ParseError> {
         if self.eof {
             let at = self.buf.len();
             Err(self.fail(ErrorKind::Truncated, at))
         } else {
-            Ok(Event::NeedData)
+            Ok(EventRef::NeedData)
         }
     }
 
-    fn next_head(&mut self, mut leading: usize) -> Result<Event, ParseError> {
+    fn next_head(&mut self, mut leading: usize) -> Result<EventRef<'_>, ParseError> {
         // RFC 9112 §2.2: ignore empty lines before a request line (a bounded number).
         if self.scan.is_fresh() {
             loop {
@@ -428,12 +530,12 @@ impl Parser {
                     [] | [b'\r'] if self.eof => {
                         if self.buffered() == 0 {
                             self.state = State::Closed;
-                            return Ok(Event::Closed);
+                            return Ok(EventRef::Closed);
                         }
                         let at = self.buf.len();
                         return Err(self.fail(ErrorKind::Truncated, at));
                     }
-                    [] | [b'\r'] => return Ok(Event::NeedData),
+                    [] | [b'\r'] => return Ok(EventRef::NeedData),
                     _ => break,
                 }
             }
@@ -447,31 +549,49 @@ impl Parser {
                 let at = self.buf.len();
                 Err(self.fail(ErrorKind::Truncated, at))
             } else {
-                Ok(Event::NeedData)
+                Ok(EventRef::NeedData)
             };
         };
         let start = self.pos;
-        let headers = self.take_headers(end);
-        let known = std::mem::take(&mut self.scan.known);
         // The scan only reports a complete head after its start line, so `None` cannot happen;
         // it is answered like a bad start line rather than with a panic.
-        let ev = match self.scan.start.take() {
-            Some(StartLine::Request {
+        let Some(line) = self.scan.start.take() else {
+            return Err(self.fail(ErrorKind::BadStartLine, start));
+        };
+        let decided = match &line {
+            StartLine::Request {
+                method, version, ..
+            } => self.request_body(method, *version, start..end),
+            StartLine::Response { status, .. } => self.response_body(*status, start..end),
+        };
+        decided.map_err(|kind| self.fail(kind, start))?;
+        self.scan_spent = true;
+        self.pos = end;
+        let head = &self.buf[start..end];
+        let headers = FieldsRef::new(head, &self.scan.fields);
+        Ok(match line {
+            StartLine::Request {
                 method,
                 target,
                 version,
-            }) => self.request_head(method, target, version, headers, &known),
-            Some(StartLine::Response {
+            } => EventRef::Request(RequestRef {
+                method,
+                // The scan checked that the target is visible ASCII.
+                target: target.map_raw(|r| std::str::from_utf8(&head[r]).unwrap_or_default()),
+                version,
+                headers,
+            }),
+            StartLine::Response {
                 version,
                 status,
                 reason,
-            }) => self.response_head(version, status, reason, headers, &known),
-            None => Err(ErrorKind::BadStartLine),
-        }
-        .map_err(|kind| self.fail(kind, start))?;
-        self.scan.reset();
-        self.pos = end;
-        Ok(ev)
+            } => EventRef::Response(ResponseRef {
+                version,
+                status,
+                reason: &head[reason],
+                headers,
+            }),
+        })
     }
 
     /// Runs the head scan over the buffered bytes of the current section.
@@ -483,74 +603,53 @@ impl Parser {
         }
     }
 
-    /// The fields the scan found, in a header list that owns a copy of the section's bytes.
-    fn take_headers(&mut self, end: usize) -> Headers {
-        let fields = &self.scan.fields;
-        let mut headers = Headers::from_arena(self.buf[self.pos..end].to_vec(), fields.len());
-        for &[ns, ne, vs, ve] in fields {
-            headers.push_span(ns as usize..ne as usize, vs as usize..ve as usize);
-        }
-        headers
-    }
-
-    fn request_head(
+    /// Judges a complete request head in `buf[head]` and sets up the reading of its body.
+    fn request_body(
         &mut self,
-        method: Method,
-        target: Target,
+        method: &Method,
         version: Version,
-        headers: Headers,
-        known: &Known,
-    ) -> Result<Event, ErrorKind> {
+        head: Range<usize>,
+    ) -> Result<(), ErrorKind> {
+        let fields = FieldsRef::new(&self.buf[head], &self.scan.fields);
+        let known = &self.scan.known;
         // Host (RFC 9112 §3.2): exactly one, valid, and required from 1.1 clients.
         match known.host {
             2.. => return Err(ErrorKind::DuplicateHost),
-            1 if !valid_host(headers.get("host").unwrap_or_default()) => {
+            1 if !fields
+                .nth(known.host_at as usize)
+                .is_some_and(|(_, host)| valid_host(host)) =>
+            {
                 return Err(ErrorKind::BadHost)
             }
             0 if version.at_least_11() => return Err(ErrorKind::MissingHost),
             _ => {}
         }
-        let framing = request_framing(&headers, known, version, &self.limits)?;
-        let upgrade = method == Method::Connect
-            || (known.connection && known.upgrade && headers.has_token("connection", "upgrade"));
+        let framing = request_framing(fields, known, version, &self.limits)?;
+        let upgrade = *method == Method::Connect
+            || (known.connection && known.upgrade && fields.has_token("connection", "upgrade"));
         self.start_body(framing, upgrade);
-        Ok(Event::Request(RequestHead {
-            method,
-            target,
-            version,
-            headers,
-        }))
+        Ok(())
     }
 
-    fn response_head(
-        &mut self,
-        version: Version,
-        status: Status,
-        reason: String,
-        headers: Headers,
-        known: &Known,
-    ) -> Result<Event, ErrorKind> {
+    /// Judges a complete response head in `buf[head]`: pairs it with its request's method and
+    /// sets up the reading of its body, or the switch of protocols.
+    fn response_body(&mut self, status: Status, head: Range<usize>) -> Result<(), ErrorKind> {
         let method = if status.is_informational() && status != Status::SWITCHING_PROTOCOLS {
             self.methods.front().cloned().unwrap_or(Method::Get)
         } else {
             self.methods.pop_front().unwrap_or(Method::Get)
         };
         let is_connect_ok = method == Method::Connect && (200..300).contains(&status.0);
-        let head = ResponseHead {
-            version,
-            status,
-            reason,
-            headers,
-        };
         if status == Status::SWITCHING_PROTOCOLS || is_connect_ok {
             self.state = State::Upgraded;
-            return Ok(Event::Response(head));
+            return Ok(());
         }
         let framing =
             if status.is_informational() || status.forbids_body() || method == Method::Head {
                 Framing::Empty
             } else {
-                response_framing(&head.headers, known)?
+                let fields = FieldsRef::new(&self.buf[head], &self.scan.fields);
+                response_framing(fields, &self.scan.known)?
             };
         if status.is_informational() {
             // The final response for the same request follows.
@@ -558,7 +657,7 @@ impl Parser {
         } else {
             self.start_body(framing, false);
         }
-        Ok(Event::Response(head))
+        Ok(())
     }
 
     fn start_body(&mut self, framing: Framing, switch_after: bool) {
@@ -572,7 +671,7 @@ impl Parser {
         };
     }
 
-    fn next_chunk_size(&mut self) -> Result<Event, ParseError> {
+    fn next_chunk_size(&mut self) -> Result<EventRef<'_>, ParseError> {
         let start = self.pos;
         let limit = self.limits.max_chunk_line;
         let Some(rel) = find_byte(b'\n', &self.buf[start..]) else {
@@ -600,41 +699,53 @@ impl Parser {
         } else {
             State::ChunkData { remaining: size }
         };
-        self.next_event()
+        self.step()
     }
 
-    fn next_trailers(&mut self) -> Result<Event, ParseError> {
+    fn next_trailers(&mut self) -> Result<EventRef<'_>, ParseError> {
         let Some(end) = self.scan_section(Section::Trailers)? else {
             return self.need_data_in_body();
         };
-        self.trailers = self.take_headers(end);
-        self.scan.reset();
+        self.trailers = Some(self.pos..end);
+        self.scan_spent = true;
         self.pos = end;
         self.state = State::EndPending;
-        self.next_event()
+        self.step()
     }
 }
 
-/// The transfer codings and the Content-Length, read only when the head has those fields.
-type FramingFields = (Option<Vec<String>>, Option<u64>);
+/// What the Transfer-Encoding fields say: how many codings they list, and whether the last
+/// is `chunked` (the only place `chunked` may be).
+struct Codings {
+    count: usize,
+    chunked_last: bool,
+}
 
-fn framing_fields(h: &Headers, known: &Known) -> Result<FramingFields, ErrorKind> {
+/// The transfer codings and the Content-Length, read only when the head has those fields.
+type FramingFields = (Option<Codings>, Option<u64>);
+
+fn framing_fields(h: FieldsRef<'_>, known: &Known) -> Result<FramingFields, ErrorKind> {
     let te = if known.transfer_encoding {
         transfer_codings(h)?
     } else {
         None
     };
-    let cl = if known.content_length {
-        content_length(h)?
-    } else {
-        None
+    let cl = match known.content_length {
+        0 => None,
+        1 => {
+            let (_, v) = h
+                .nth(known.content_length_at as usize)
+                .ok_or(ErrorKind::BadContentLength)?;
+            Some(content_length(v)?)
+        }
+        _ => return Err(ErrorKind::DuplicateContentLength),
     };
     Ok((te, cl))
 }
 
 /// RFC 9112 §6.3 for requests, strict: see the module docs.
 fn request_framing(
-    h: &Headers,
+    h: FieldsRef<'_>,
     known: &Known,
     version: Version,
     limits: &Limits,
@@ -643,9 +754,9 @@ fn request_framing(
         (Some(_), Some(_)) => Err(ErrorKind::TransferEncodingWithContentLength),
         (Some(_), None) if !version.at_least_11() => Err(ErrorKind::TransferEncodingInHttp10),
         (Some(codings), None) => {
-            if codings.last().map(|c| c.eq_ignore_ascii_case("chunked")) != Some(true) {
+            if !codings.chunked_last {
                 Err(ErrorKind::BadTransferEncoding)
-            } else if codings.len() > 1 {
+            } else if codings.count > 1 {
                 Err(ErrorKind::UnknownTransferCoding)
             } else {
                 Ok(Framing::Chunked)
@@ -659,11 +770,11 @@ fn request_framing(
 
 /// RFC 9112 §6.3 for responses (status and request method already considered). Stricter than
 /// the RFC where a proxy must be: TE with CL, or a TE not ending in `chunked`, is refused (502).
-fn response_framing(h: &Headers, known: &Known) -> Result<Framing, ErrorKind> {
+fn response_framing(h: FieldsRef<'_>, known: &Known) -> Result<Framing, ErrorKind> {
     match framing_fields(h, known)? {
         (Some(_), Some(_)) => Err(ErrorKind::TransferEncodingWithContentLength),
         (Some(codings), None) => {
-            if codings.last().map(|c| c.eq_ignore_ascii_case("chunked")) == Some(true) {
+            if codings.chunked_last {
                 Ok(Framing::Chunked)
             } else {
                 Err(ErrorKind::BadTransferEncoding)
@@ -674,10 +785,12 @@ fn response_framing(h: &Headers, known: &Known) -> Result<Framing, ErrorKind> {
     }
 }
 
-/// The list of transfer codings across all Transfer-Encoding fields, or `None` if absent.
-/// `chunked` more than once, or anywhere but last, is an error; every coding must be a token.
-fn transfer_codings(h: &Headers) -> Result<Option<Vec<String>>, ErrorKind> {
-    let mut codings: Vec<String> = Vec::new();
+/// The transfer codings across all Transfer-Encoding fields, or `None` if absent. `chunked`
+/// more than once, or anywhere but last, is an error; every coding must be a token.
+fn transfer_codings(h: FieldsRef<'_>) -> Result<Option<Codings>, ErrorKind> {
+    let mut count = 0;
+    let mut chunked = 0;
+    let mut chunked_last = false;
     let mut any = false;
     for v in h.get_all("transfer-encoding") {
         any = true;
@@ -689,29 +802,26 @@ fn transfer_codings(h: &Headers) -> Result<Option<Vec<String>>, ErrorKind> {
             if !is_token(name) {
                 return Err(ErrorKind::BadTransferEncoding);
             }
-            codings.push(String::from_utf8_lossy(name).to_ascii_lowercase());
+            count += 1;
+            chunked_last = name.eq_ignore_ascii_case(b"chunked");
+            chunked += chunked_last as usize;
         }
     }
     if !any {
         return Ok(None);
     }
-    let chunked = codings.iter().filter(|c| *c == "chunked").count();
-    if chunked > 1 || (chunked == 1 && codings.last().map(String::as_str) != Some("chunked")) {
+    if chunked > 1 || (chunked == 1 && !chunked_last) {
         return Err(ErrorKind::BadTransferEncoding);
     }
-    Ok(Some(codings))
+    Ok(Some(Codings {
+        count,
+        chunked_last,
+    }))
 }
 
-/// The Content-Length, if present. One field holding 1*DIGIT that fits in u63; anything else
-/// (lists, duplicates even if equal, signs, spaces) is refused.
-fn content_length(h: &Headers) -> Result<Option<u64>, ErrorKind> {
-    let mut values = h.get_all("content-length");
-    let Some(v) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(ErrorKind::DuplicateContentLength);
-    }
+/// The value of the one Content-Length field: 1*DIGIT that fits in u63; anything else (lists,
+/// signs, spaces) is refused, as are duplicates even if equal (see [`framing_fields`]).
+fn content_length(v: &[u8]) -> Result<u64, ErrorKind> {
     if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
         return Err(if v.contains(&b',') {
             ErrorKind::DuplicateContentLength
@@ -719,9 +829,7 @@ fn content_length(h: &Headers) -> Result<Option<u64>, ErrorKind> {
             ErrorKind::BadContentLength
         });
     }
-    Ok(Some(
-        v.iter().fold(0u64, |a, &d| a * 10 + (d - b'0') as u64),
-    ))
+    Ok(v.iter().fold(0u64, |a, &d| a * 10 + (d - b'0') as u64))
 }
 
 /// `chunk-size [ chunk-ext ]` without the CRLF. Returns the size.
@@ -851,9 +959,7 @@ pub fn valid_host(h: &[u8]) -> bool {
         return true;
     }
     // reg-name: unreserved / pct-encoded / sub-delims; at least one character besides dots.
-    let ok = host
-        .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b));
+    let ok = host.iter().fold(true, |ok, &b| ok & reg_name_byte(b));
     ok && host.iter().any(|&b| b != b'.')
 }
 

@@ -22,15 +22,21 @@ pub enum Form {
     Asterisk,
 }
 
-/// A validated request-target.
+/// A validated request-target over its raw text `S`: [`Target`] owns it, [`TargetRef`] borrows
+/// it from the parser's buffer. Both read the same way.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
-    raw: String,
+pub struct TargetOf<S> {
+    raw: S,
     form: Form,
     /// Byte range of the path-and-query within `raw` (empty for authority and asterisk forms).
     path_start: usize,
     authority: (usize, usize),
 }
+
+/// A request-target that owns its text.
+pub type Target = TargetOf<String>;
+/// A request-target read in place.
+pub type TargetRef<'a> = TargetOf<&'a str>;
 
 /// Why a request-target was refused (always a 400).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -42,83 +48,109 @@ pub enum TargetError {
 }
 
 impl Target {
-    /// Validates `raw` for `method` (asterisk-form only with OPTIONS, authority-form only and
-    /// always with CONNECT).
+    /// Validates `raw` for `method`; see [`TargetRef::parse`].
     pub fn parse(raw: &[u8], method: &Method) -> Result<Target, TargetError> {
+        TargetRef::parse(raw, method).map(|t| t.to_target())
+    }
+}
+
+impl<'a> TargetRef<'a> {
+    /// Validates `raw` for `method` (asterisk-form only with OPTIONS, authority-form only and
+    /// always with CONNECT), without copying it.
+    pub fn parse(raw: &'a [u8], method: &Method) -> Result<TargetRef<'a>, TargetError> {
+        let parts = TargetOf::check(raw, method)?;
+        // `check` accepted only visible ASCII, so this cannot fail.
+        let text = std::str::from_utf8(raw).map_err(|_| TargetError::BadByte)?;
+        Ok(parts.map_raw(|()| text))
+    }
+}
+
+impl TargetOf<()> {
+    /// The validation of [`TargetRef::parse`] on bytes: the form and the spans, without the
+    /// text (the parser keeps a span and makes the text once the head is complete).
+    pub(crate) fn check(raw: &[u8], method: &Method) -> Result<TargetOf<()>, TargetError> {
         if raw.is_empty() {
             return Err(TargetError::Empty);
         }
-        if !raw.iter().all(|&b| target_byte(b)) {
+        if !raw.iter().fold(true, |ok, &b| ok & target_byte(b)) {
             return Err(TargetError::BadByte);
         }
-        // All bytes are visible ASCII, so this cannot fail.
-        let s = std::str::from_utf8(raw)
-            .map_err(|_| TargetError::BadByte)?
-            .to_string();
-        let is_connect = *method == Method::Connect;
-        if is_connect {
-            if s.starts_with('/') || s.contains('/') || !s.contains(':') {
+        let len = raw.len();
+        let parts = |form, path_start, authority| {
+            Ok(TargetOf {
+                raw: (),
+                form,
+                path_start,
+                authority,
+            })
+        };
+        if *method == Method::Connect {
+            if raw.contains(&b'/') || !raw.contains(&b':') {
                 return Err(TargetError::FormNotAllowed);
             }
-            let len = s.len();
-            return Ok(Target {
-                raw: s,
-                form: Form::Authority,
-                path_start: len,
-                authority: (0, len),
-            });
+            return parts(Form::Authority, len, (0, len));
         }
-        if s == "*" {
+        if raw == b"*" {
             return if *method == Method::Options {
-                let len = s.len();
-                Ok(Target {
-                    raw: s,
-                    form: Form::Asterisk,
-                    path_start: len,
-                    authority: (0, 0),
-                })
+                parts(Form::Asterisk, len, (0, 0))
             } else {
                 Err(TargetError::FormNotAllowed)
             };
         }
-        if s.starts_with('/') {
-            return Ok(Target {
-                raw: s,
-                form: Form::Origin,
-                path_start: 0,
-                authority: (0, 0),
-            });
+        if raw[0] == b'/' {
+            return parts(Form::Origin, 0, (0, 0));
         }
         // absolute-form: scheme "://" authority path-abempty [ "?" query ]
-        let colon = s.find("://").ok_or(TargetError::FormNotAllowed)?;
-        let scheme = &s[..colon];
-        let scheme_ok = scheme
-            .as_bytes()
-            .first()
-            .is_some_and(|b| b.is_ascii_alphabetic())
+        let colon = raw
+            .windows(3)
+            .position(|w| w == b"://")
+            .ok_or(TargetError::FormNotAllowed)?;
+        let scheme = &raw[..colon];
+        let scheme_ok = scheme.first().is_some_and(|b| b.is_ascii_alphabetic())
             && scheme
-                .bytes()
+                .iter()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
         if !scheme_ok {
             return Err(TargetError::BadAbsolute);
         }
         let auth_start = colon + 3;
-        let auth_end = s[auth_start..]
-            .find(['/', '?'])
-            .map_or(s.len(), |i| auth_start + i);
+        let auth_end = raw[auth_start..]
+            .iter()
+            .position(|&b| b == b'/' || b == b'?')
+            .map_or(len, |i| auth_start + i);
         if auth_end == auth_start {
             return Err(TargetError::BadAbsolute);
         }
-        Ok(Target {
-            raw: s,
-            form: Form::Absolute,
-            path_start: auth_end,
-            authority: (auth_start, auth_end),
-        })
+        parts(Form::Absolute, auth_end, (auth_start, auth_end))
     }
+}
 
+impl<S> TargetOf<S> {
+    /// The same target over other storage for its text (the parser keeps a span while it
+    /// reads the rest of the head, and turns it back into text once the head is complete).
+    pub(crate) fn map_raw<T>(self, f: impl FnOnce(S) -> T) -> TargetOf<T> {
+        TargetOf {
+            raw: f(self.raw),
+            form: self.form,
+            path_start: self.path_start,
+            authority: self.authority,
+        }
+    }
+}
+
+impl<S: AsRef<str>> TargetOf<S> {
+    /// The owned copy.
+    pub fn to_target(&self) -> Target {
+        TargetOf {
+            raw: self.raw.as_ref().to_string(),
+            form: self.form,
+            path_start: self.path_start,
+            authority: self.authority,
+        }
+    }
+    /// The target exactly as received.
     pub fn as_str(&self) -> &str {
-        &self.raw
+        self.raw.as_ref()
     }
     pub fn form(&self) -> Form {
         self.form
@@ -126,7 +158,7 @@ impl Target {
     /// The path (before `?`), still percent-encoded. `/` for an absolute-form target with an
     /// empty path; empty for the authority and asterisk forms.
     pub fn path(&self) -> &str {
-        let pq = &self.raw[self.path_start..];
+        let pq = &self.as_str()[self.path_start..];
         let p = pq.split('?').next().unwrap_or("");
         if p.is_empty() && self.form == Form::Absolute {
             "/"
@@ -136,12 +168,14 @@ impl Target {
     }
     /// The query after the first `?`, if any.
     pub fn query(&self) -> Option<&str> {
-        self.raw[self.path_start..].split_once('?').map(|(_, q)| q)
+        self.as_str()[self.path_start..]
+            .split_once('?')
+            .map(|(_, q)| q)
     }
     /// The authority of an absolute-form or authority-form target.
     pub fn authority(&self) -> Option<&str> {
         let (a, b) = self.authority;
-        (b > a).then(|| &self.raw[a..b])
+        (b > a).then(|| &self.as_str()[a..b])
     }
 }
 
