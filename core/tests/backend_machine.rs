@@ -25,6 +25,8 @@ struct Harness {
     not_reading: bool,
     /// Files opened and not yet closed.
     open_files: i64,
+    /// The length of every `FileOp::Read` asked for, in order.
+    read_lens: Vec<usize>,
 }
 
 impl Harness {
@@ -46,6 +48,7 @@ impl Harness {
             chunk,
             not_reading: false,
             open_files: 0,
+            read_lens: Vec::new(),
         }
     }
     fn input(&mut self, input: ConnInput<'_>) {
@@ -72,6 +75,7 @@ impl Harness {
                         FileOp::Open { .. } => FileReply::Opened(Err(FsError::NotFound)),
                         FileOp::Read { offset, len, .. } => {
                             self.reads += 1;
+                            self.read_lens.push(len);
                             if self.fail_reads_after.is_some_and(|n| self.reads > n) {
                                 FileReply::Read(Err(FsError::Io))
                             } else {
@@ -218,7 +222,7 @@ fn a_close_lingers_only_when_client_bytes_may_be_unread() {
 
 #[test]
 fn a_head_says_when_a_file_segment_follows_it() {
-    // Read 4 bytes with the head, the rest goes as a file segment behind them.
+    // A file larger than the small-file size goes out as a file segment behind its head.
     let mut h = Harness::new(4);
     h.not_reading = true;
     h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n");
@@ -230,6 +234,25 @@ fn a_head_says_when_a_file_segment_follows_it() {
     h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n");
     assert!(!h.conn.transmit().is_empty());
     assert!(!h.conn.file_follows());
+}
+
+#[test]
+fn a_small_file_is_read_with_its_head_a_large_one_sent_whole_behind_it() {
+    // 16 bytes with a 64 KiB small-file size: one read of the whole file, nothing follows.
+    let mut h = Harness::new(64 * 1024);
+    h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(h.read_lens, vec![FILE.len()]);
+    assert!(h.wire().ends_with("0123456789abcdef"), "{}", h.wire());
+    // 16 bytes with a 4-byte small-file size: no read at all, the driver sends it all.
+    let mut h = Harness::new(4);
+    h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(h.read_lens, Vec::<usize>::new());
+    assert!(
+        h.wire().ends_with("\r\n\r\n0123456789abcdef"),
+        "{}",
+        h.wire()
+    );
+    assert_eq!(h.open_files, 0, "the file is closed once sent");
 }
 
 #[test]
@@ -249,14 +272,16 @@ fn pipelined_requests_are_answered_in_order() {
 
 #[test]
 fn disk_error_before_the_head_is_500_after_it_an_abort() {
-    let mut h = Harness::new(4);
+    // A small file is read before its head: the failed read is a clean 500.
+    let mut h = Harness::new(64 * 1024);
     h.fail_reads_after = Some(0);
     h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n");
     assert!(h.wire().starts_with("HTTP/1.1 500 "), "{}", h.wire());
     assert!(h.closed.is_none(), "a clean 500 keeps the connection");
 
+    // A large one is sent by the driver behind its head: a failure there is an abort.
     let mut h = Harness::new(4);
-    h.fail_reads_after = Some(2);
+    h.fail_reads_after = Some(1);
     h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n");
     assert!(h.wire().starts_with("HTTP/1.1 200 "));
     assert_eq!(

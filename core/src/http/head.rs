@@ -57,9 +57,9 @@ pub(super) enum StartLine {
 #[derive(Clone, Default, Debug)]
 pub(super) struct Known {
     pub host: u8,
-    pub host_at: u16,
+    pub host_at: usize,
     pub content_length: u8,
-    pub content_length_at: u16,
+    pub content_length_at: usize,
     pub transfer_encoding: bool,
     pub connection: bool,
     pub upgrade: bool,
@@ -145,7 +145,7 @@ impl HeadScan {
                         return Err((ErrorKind::TooManyHeaders, next - 1));
                     }
                     let name = &window[span.name.start as usize..span.name.end as usize];
-                    self.note_known(name, self.fields.len() as u16);
+                    self.note_known(name, self.fields.len());
                     self.fields.push(span);
                     i = next;
                     self.next_line = i;
@@ -170,8 +170,8 @@ impl HeadScan {
         Ok(None)
     }
 
-    /// `index` is the field's place in the head (below `max_headers`, so it fits).
-    fn note_known(&mut self, name: &[u8], index: u16) {
+    /// `index` is the field's place in the head.
+    fn note_known(&mut self, name: &[u8], index: usize) {
         let k = &mut self.known;
         match name.len() {
             4 if name.eq_ignore_ascii_case(b"host") => {

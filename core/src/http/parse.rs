@@ -616,7 +616,7 @@ impl Parser {
         match known.host {
             2.. => return Err(ErrorKind::DuplicateHost),
             1 if !fields
-                .nth(known.host_at as usize)
+                .nth(known.host_at)
                 .is_some_and(|(_, host)| valid_host(host)) =>
             {
                 return Err(ErrorKind::BadHost)
@@ -734,7 +734,7 @@ fn framing_fields(h: FieldsRef<'_>, known: &Known) -> Result<FramingFields, Erro
         0 => None,
         1 => {
             let (_, v) = h
-                .nth(known.content_length_at as usize)
+                .nth(known.content_length_at)
                 .ok_or(ErrorKind::BadContentLength)?;
             Some(content_length(v)?)
         }
