@@ -45,6 +45,7 @@ pub enum Method {
 
 impl Method {
     /// Parses a token; `None` if `b` is not a valid token.
+    #[inline]
     pub fn from_bytes(b: &[u8]) -> Option<Method> {
         Some(match b {
             b"GET" => Method::Get,

@@ -724,6 +724,7 @@ struct Codings {
 /// The transfer codings and the Content-Length, read only when the head has those fields.
 type FramingFields = (Option<Codings>, Option<u64>);
 
+#[inline]
 fn framing_fields(h: FieldsRef<'_>, known: &Known) -> Result<FramingFields, ErrorKind> {
     let te = if known.transfer_encoding {
         transfer_codings(h)?
@@ -920,6 +921,7 @@ fn parse_chunk_line(line: &[u8]) -> Result<u64, (ErrorKind, usize)> {
 }
 
 /// `Host` = uri-host [ ":" port ] (RFC 9110 §7.2). Empty is allowed (RFC 9112 §3.2).
+#[inline]
 pub fn valid_host(h: &[u8]) -> bool {
     if h.is_empty() {
         return true;

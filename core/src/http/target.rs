@@ -68,6 +68,7 @@ impl<'a> TargetRef<'a> {
 impl TargetOf<()> {
     /// The validation of [`TargetRef::parse`] on bytes: the form and the spans, without the
     /// text (the parser keeps a span and makes the text once the head is complete).
+    #[inline]
     pub(crate) fn check(raw: &[u8], method: &Method) -> Result<TargetOf<()>, TargetError> {
         if raw.is_empty() {
             return Err(TargetError::Empty);
