@@ -4,6 +4,8 @@
 //! * [`Parser::feed`] only buffers; [`Parser::feed_eof`] records that the peer closed.
 //! * [`Parser::next_event`] returns one [`Event`] at a time, [`Event::NeedData`] when it needs more
 //!   bytes, or the [`ParseError`] that ends the stream (returned again on every later call).
+//! * [`Parser::next_borrowed`] returns the same events read in place ([`EventRef`]: heads, body
+//!   bytes and trailers borrow the buffer, nothing is allocated); `next_event` is its owned copy.
 //! * **Split invariance**: for any input, the sequence of events (with adjacent `Data` events
 //!   merged) and the final error are the same however the bytes were split across `feed` calls.
 //!   This holds because every decision is a function of a prefix of the stream: a head line is
