@@ -23,12 +23,6 @@ const fn is_value_byte(b: u8) -> bool {
     b == b'\t' || b == b' ' || (b >= 0x21 && b != 0x7f)
 }
 
-/// What we accept in a request-target: visible ASCII except `#` (a fragment never goes on the
-/// wire). Non-ASCII must be percent-encoded (every browser does so); CTLs, SP and DEL are never valid.
-const fn is_target_byte(b: u8) -> bool {
-    b > 0x20 && b < 0x7f && b != b'#'
-}
-
 /// What a reg-name may hold (RFC 3986 §3.2.2): unreserved, sub-delims and `%` of pct-encoded.
 const fn is_reg_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric()
@@ -55,7 +49,6 @@ const fn is_reg_name_byte(b: u8) -> bool {
 static TCHAR: [bool; 256] = table!(is_tchar);
 static REG_NAME: [bool; 256] = table!(is_reg_name_byte);
 static VALUE: [bool; 256] = table!(is_value_byte);
-static TARGET: [bool; 256] = table!(is_target_byte);
 
 #[inline]
 pub fn tchar(b: u8) -> bool {
@@ -69,9 +62,16 @@ pub fn value_byte(b: u8) -> bool {
 pub fn reg_name_byte(b: u8) -> bool {
     REG_NAME[b as usize]
 }
+/// True when every byte of `s` may appear in a request-target as we accept it: visible ASCII
+/// except `#` (a fragment never goes on the wire). Non-ASCII must be percent-encoded (every
+/// browser does so); CTLs, SP and DEL are never valid. Written as one reduction over range
+/// compares with no early exit, so LLVM turns it into SIMD compares (a long target is checked
+/// sixteen bytes at a time instead of one table load a byte).
 #[inline]
-pub fn target_byte(b: u8) -> bool {
-    TARGET[b as usize]
+pub fn all_target_bytes(s: &[u8]) -> bool {
+    s.iter().fold(0u8, |bad, &b| {
+        bad | ((b <= 0x20) | (b >= 0x7f) | (b == b'#')) as u8
+    }) == 0
 }
 /// A non-empty token.
 pub fn is_token(s: &[u8]) -> bool {
@@ -98,4 +98,19 @@ pub fn trim_ows_range(s: &[u8]) -> std::ops::Range<usize> {
     let start = s.iter().position(|b| !ows(b)).unwrap_or(s.len());
     let end = s.iter().rposition(|b| !ows(b)).map_or(start, |i| i + 1);
     start..end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_bytes_are_visible_ascii_but_the_fragment_mark() {
+        for b in 0..=255u8 {
+            let expected = b > 0x20 && b < 0x7f && b != b'#';
+            assert_eq!(all_target_bytes(&[b]), expected, "byte {b:#x}");
+            assert_eq!(all_target_bytes(&[b'/', b, b'a']), expected, "byte {b:#x}");
+        }
+        assert!(all_target_bytes(b""));
+    }
 }

@@ -6,7 +6,7 @@
 //! encoded `/`, a backslash, NUL, invalid UTF-8), then removes dot-segments and refuses any `..`
 //! that would climb above the root (nginx answers that with 400 too).
 
-use super::chars::{hex_val, target_byte};
+use super::chars::{all_target_bytes, hex_val};
 use super::Method;
 
 /// Which of the four forms a request-target has.
@@ -73,7 +73,7 @@ impl TargetOf<()> {
         if raw.is_empty() {
             return Err(TargetError::Empty);
         }
-        if !raw.iter().fold(true, |ok, &b| ok & target_byte(b)) {
+        if !all_target_bytes(raw) {
             return Err(TargetError::BadByte);
         }
         let len = raw.len();
