@@ -413,14 +413,21 @@ fn a_client_that_stalls_mid_body_gets_one_408_and_the_exchange_ends() {
     assert_eq!(h.got(), "");
 }
 
-#[test]
-fn the_last_bytes_after_close_have_a_send_deadline() {
+/// A `Connection: close` exchange answered in full, to a client that reads nothing: the proxy
+/// has said CloseClient and the last bytes wait to be sent.
+fn answered_and_closing_to_a_stalled_client() -> Harness {
     let mut h = Harness::new(CONF);
     h.client_stalled = true;
     h.client("GET / HTTP/1.1\r\nHost: app1.local\r\nConnection: close\r\n\r\n");
     h.connected();
     h.upstream(OK);
     assert_eq!(h.closed, Some(ProxyOutput::CloseClient));
+    h
+}
+
+#[test]
+fn the_last_bytes_after_close_have_a_send_deadline() {
+    let mut h = answered_and_closing_to_a_stalled_client();
     let d = h
         .deadline
         .expect("found by the simulator: a send deadline after CloseClient");
@@ -553,12 +560,7 @@ fn an_idle_tunnel_closes_at_the_read_timeout() {
 fn a_client_gone_while_its_last_bytes_wait_ends_the_connection() {
     // Found by the benchmark: after CloseClient, a reset was ignored and the driver kept
     // writing to the broken socket.
-    let mut h = Harness::new(CONF);
-    h.client_stalled = true;
-    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\nConnection: close\r\n\r\n");
-    h.connected();
-    h.upstream(OK);
-    assert_eq!(h.closed, Some(ProxyOutput::CloseClient));
+    let mut h = answered_and_closing_to_a_stalled_client();
     h.input(ProxyInput::Client(ConnInput::Reset));
     assert_eq!(h.closed, Some(ProxyOutput::AbortClient));
 }
