@@ -174,24 +174,38 @@ impl HeadScan {
     fn note_known(&mut self, name: &[u8], index: usize) {
         let k = &mut self.known;
         match name.len() {
-            4 if name.eq_ignore_ascii_case(b"host") => {
+            4 if is_name(name, b"host") => {
                 if k.host == 0 {
                     k.host_at = index;
                 }
                 k.host = k.host.saturating_add(1);
             }
-            7 if name.eq_ignore_ascii_case(b"upgrade") => k.upgrade = true,
-            10 if name.eq_ignore_ascii_case(b"connection") => k.connection = true,
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
+            7 if is_name(name, b"upgrade") => k.upgrade = true,
+            10 if is_name(name, b"connection") => k.connection = true,
+            14 if is_name(name, b"content-length") => {
                 if k.content_length == 0 {
                     k.content_length_at = index;
                 }
                 k.content_length = k.content_length.saturating_add(1);
             }
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => k.transfer_encoding = true,
+            17 if is_name(name, b"transfer-encoding") => k.transfer_encoding = true,
             _ => {}
         }
     }
+}
+
+/// `name` (a validated token) equals `lower` (lowercase letters and `-`) ignoring ASCII case,
+/// compared without a branch per byte. Setting bit 0x20 maps only a letter's two cases onto a
+/// lowercase letter, and onto `-` only `-` and CR, which is not a tchar: so for a token this is
+/// exactly `eq_ignore_ascii_case`, at a fraction of its cost (it showed as several ns a head).
+#[inline]
+fn is_name(name: &[u8], lower: &[u8]) -> bool {
+    name.len() == lower.len()
+        && name
+            .iter()
+            .zip(lower)
+            .fold(0u8, |diff, (&a, &b)| diff | ((a | 0x20) ^ b))
+            == 0
 }
 
 /// The common case in one pass: a token, a colon, OWS, a value of visible bytes (or TAB) and
@@ -411,6 +425,33 @@ fn parse_version(b: &[u8]) -> Result<Version, ErrorKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn is_name_is_eq_ignore_ascii_case_for_tokens() {
+        let names: [&[u8]; 5] = [
+            b"host",
+            b"upgrade",
+            b"connection",
+            b"content-length",
+            b"transfer-encoding",
+        ];
+        for name in names {
+            assert!(is_name(&name.to_ascii_uppercase(), name));
+            for at in 0..name.len() {
+                for b in (0..=255u8).filter(|&b| tchar(b)) {
+                    let mut other = name.to_vec();
+                    other[at] = b;
+                    assert_eq!(
+                        is_name(&other, name),
+                        other.eq_ignore_ascii_case(name),
+                        "{:?}",
+                        String::from_utf8_lossy(&other)
+                    );
+                }
+            }
+            assert!(!is_name(&name[1..], name));
+        }
+    }
 
     #[test]
     fn first_control_agrees_with_position() {

@@ -407,12 +407,27 @@ impl Parser {
     }
 
     /// [`Parser::next_event`] read in place: the same events, borrowed from the buffer.
+    #[inline]
     pub fn next_borrowed(&mut self) -> Result<EventRef<'_>, ParseError> {
         if self.scan_spent {
             self.scan.reset();
             self.scan_spent = false;
         }
-        self.step()
+        // The two steps every Content-Length message takes after its head are done here, where
+        // they inline into the caller, rather than through `step`'s dispatch and frame (they
+        // showed as a third of the per-message overhead on a small POST).
+        match self.state {
+            State::Length { remaining } if self.buffered() > 0 => {
+                Ok(EventRef::Data(self.length_data(remaining)))
+            }
+            State::EndPending if !self.switch_after => {
+                self.state = State::Head { leading: 0 };
+                Ok(EventRef::End {
+                    trailers: self.take_trailers(),
+                })
+            }
+            _ => self.step(),
+        }
     }
 
     fn step(&mut self) -> Result<EventRef<'_>, ParseError> {
@@ -423,16 +438,10 @@ impl Parser {
             State::Paused => Ok(EventRef::Paused),
             State::Head { leading } => self.next_head(leading),
             State::Length { remaining } => {
-                let Some((data, left)) = self.take_up_to(remaining) else {
+                if self.buffered() == 0 {
                     return self.need_data_in_body();
-                };
-                self.body_seen += data.len() as u64;
-                self.state = if left == 0 {
-                    State::EndPending
-                } else {
-                    State::Length { remaining: left }
-                };
-                Ok(EventRef::Data(&self.buf[data]))
+                }
+                Ok(EventRef::Data(self.length_data(remaining)))
             }
             State::CloseDelimited => {
                 if self.buffered() > 0 {
@@ -476,7 +485,6 @@ impl Parser {
             }
             State::Trailers => self.next_trailers(),
             State::EndPending => {
-                let trailers = self.trailers.take();
                 self.state = if self.switch_after {
                     self.switch_after = false;
                     match self.kind {
@@ -486,12 +494,35 @@ impl Parser {
                 } else {
                     State::Head { leading: 0 }
                 };
-                let trailers = match trailers {
-                    Some(section) => FieldsRef::new(&self.buf[section], &self.scan.fields),
-                    None => FieldsRef::EMPTY,
-                };
-                Ok(EventRef::End { trailers })
+                Ok(EventRef::End {
+                    trailers: self.take_trailers(),
+                })
             }
+        }
+    }
+
+    /// In `State::Length` with bytes buffered: consumes up to `remaining` of them.
+    #[inline]
+    fn length_data(&mut self, remaining: u64) -> &[u8] {
+        let n = (self.buffered() as u64).min(remaining) as usize;
+        let data = self.pos..self.pos + n;
+        self.pos += n;
+        self.body_seen += n as u64;
+        let left = remaining - n as u64;
+        self.state = if left == 0 {
+            State::EndPending
+        } else {
+            State::Length { remaining: left }
+        };
+        &self.buf[data]
+    }
+
+    /// The trailer section that ends the current message, if it had one.
+    #[inline]
+    fn take_trailers(&mut self) -> FieldsRef<'_> {
+        match self.trailers.take() {
+            Some(section) => FieldsRef::new(&self.buf[section], &self.scan.fields),
+            None => FieldsRef::EMPTY,
         }
     }
 
