@@ -201,6 +201,12 @@ pub trait Connection {
     fn file_follows(&self) -> bool {
         false
     }
+    /// Whether the connection closes once everything queued now is flushed (the response
+    /// being written is its last): the driver may then let the kernel hold a short last packet
+    /// so that it leaves with the FIN. A hint for efficiency only.
+    fn closes_after_flush(&self) -> bool {
+        false
+    }
     /// After [`ConnOutput::Close`]: whether the peer may have sent bytes this machine will not
     /// read. The driver then half-closes and discards input for a while before closing, so
     /// those bytes do not turn the close into a reset that destroys the last response

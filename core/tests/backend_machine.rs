@@ -237,6 +237,25 @@ fn a_head_says_when_a_file_segment_follows_it() {
 }
 
 #[test]
+fn a_head_says_whether_the_connection_closes_after_its_response() {
+    let pending_head = |request: &[u8]| {
+        let mut h = Harness::new(4);
+        h.not_reading = true;
+        h.send(request);
+        assert!(h.conn.file_follows(), "{}", h.wire());
+        h.conn.closes_after_flush()
+    };
+    assert!(pending_head(
+        b"GET /f.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    ));
+    assert!(pending_head(b"GET /f.txt HTTP/1.0\r\n\r\n"));
+    assert!(!pending_head(b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n"));
+    assert!(!pending_head(
+        b"GET /f.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+    ));
+}
+
+#[test]
 fn a_small_file_is_read_with_its_head_a_large_one_sent_whole_behind_it() {
     // 16 bytes with a 64 KiB small-file size: one read of the whole file, nothing follows.
     let mut h = Harness::new(64 * 1024);

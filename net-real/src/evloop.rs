@@ -485,6 +485,8 @@ pub(crate) struct Sock {
     pub eof: bool,
     /// In the epoll set: a socket joins it only when it first has to wait.
     pub registered: bool,
+    /// `TCP_CORK` is set: a file is being sent behind its head.
+    pub corked: bool,
 }
 
 /// What one non-blocking read gave.
@@ -518,6 +520,7 @@ impl Sock {
             writable: ready,
             eof: false,
             registered: false,
+            corked: false,
         }
     }
 
@@ -576,9 +579,18 @@ impl Sock {
 
     /// [`Sock::write`] for bytes that a file segment follows at once (a head before its
     /// body): `MSG_MORE` lets the kernel fill the last packet with the file's first bytes
-    /// instead of sending it short, as nginx's `tcp_nopush` does; the sendfile behind it
-    /// pushes.
-    pub fn write_before_file(&mut self, bytes: &[u8]) -> Write1 {
+    /// instead of sending it short; the sendfile behind it pushes.
+    ///
+    /// `last` says the connection closes once the file is sent. The socket is then corked
+    /// (`TCP_CORK`, as nginx's `tcp_nopush`), so the file's short last packet waits for the
+    /// close and leaves with the FIN: one packet fewer for both ends. Measured on 1 MiB
+    /// `Connection: close` exchanges, that took the client's CPU per request from 4% above
+    /// nginx's to level and requests/s with it. It is not done for keep-alive: uncorking
+    /// after each file cost 20% more server CPU on 100 KiB files.
+    pub fn write_before_file(&mut self, bytes: &[u8], last: bool) -> Write1 {
+        if last && !self.corked {
+            self.corked = sockopt::set_tcp_cork(&self.stream, true).is_ok();
+        }
         let result = rustix::net::send(&self.stream, bytes, rustix::net::SendFlags::MORE)
             .map_err(io::Error::from);
         self.written(result, bytes.len())
@@ -768,7 +780,8 @@ fn step<C: Connection>(slot: &mut Slot<C>, scratch: &mut [u8], access_log: bool,
         if !pending.is_empty() {
             if slot.sock.writable {
                 let wrote = if slot.conn.file_follows() {
-                    slot.sock.write_before_file(pending)
+                    slot.sock
+                        .write_before_file(pending, slot.conn.closes_after_flush())
                 } else {
                     slot.sock.write(pending)
                 };
@@ -815,6 +828,10 @@ fn step<C: Connection>(slot: &mut Slot<C>, scratch: &mut [u8], access_log: bool,
                 return Fate::Closed;
             }
             return start_linger(slot, scratch, now);
+        } else if slot.sock.corked {
+            // The machine said it would close and did not (the hint is only a hint): push.
+            slot.sock.corked = false;
+            let _ = sockopt::set_tcp_cork(&slot.sock.stream, false);
         }
         if slot.conn.wants_read() && slot.sock.can_read() {
             let input = match slot.sock.read(scratch) {

@@ -546,6 +546,10 @@ impl Connection for BackendConn {
         self.http.file_follows()
     }
 
+    fn closes_after_flush(&self) -> bool {
+        self.http.closes_after_flush()
+    }
+
     fn may_leave_unread(&self) -> bool {
         self.http.may_leave_unread()
     }

@@ -607,6 +607,11 @@ impl ServerConn {
     pub fn file_follows(&self) -> bool {
         self.file.is_some() && self.closing != Closing::Abort
     }
+    /// Whether the connection closes once what is queued now is flushed: the response
+    /// started is the last (the client or the response asked to close).
+    pub fn closes_after_flush(&self) -> bool {
+        self.resp != Resp::NotStarted && (!self.keep_alive || self.closing != Closing::Open)
+    }
     /// Everything still to be written: transmit bytes and file bytes.
     pub fn pending_len(&self) -> u64 {
         self.transmit_len() as u64 + self.file.map_or(0, |f| f.len)
