@@ -1,7 +1,8 @@
 //! Parser throughput beside httparse on the same inputs.
 //!
 //! `cargo bench -p weaprous-core --bench parser`; `PARSER_PROFILE=POST` (any input's name) runs
-//! only ours on that input for a while, for `perf record`.
+//! only ours on that input for a while, for `perf record` (`PARSER_PROFILE_ITERS` messages,
+//! 100 million unless set: fewer for `valgrind --tool=callgrind`).
 //!
 //! httparse parses a head in place and returns borrowed slices; it does not frame bodies,
 //! validate Host, Content-Length or Transfer-Encoding, or decode chunks. Ours does all of that,
@@ -171,7 +172,11 @@ fn main() {
             panic!("PARSER_PROFILE names none of the inputs");
         };
         let mut p = parser_for(is_response);
-        for _ in 0..100_000_000u64 {
+        let iters = std::env::var("PARSER_PROFILE_ITERS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(100_000_000u64);
+        for _ in 0..iters {
             ours(&mut p, msg);
         }
         return;
