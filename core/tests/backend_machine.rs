@@ -253,6 +253,16 @@ fn a_head_says_whether_the_connection_closes_after_its_response() {
     assert!(!pending_head(
         b"GET /f.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
     ));
+    // A small file goes out with its head: the whole response is queued at once.
+    let mut h = Harness::new(64 * 1024);
+    h.not_reading = true;
+    h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    assert!(!h.conn.transmit().is_empty());
+    assert!(h.conn.closes_after_flush());
+    let mut h = Harness::new(64 * 1024);
+    h.not_reading = true;
+    h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(!h.conn.closes_after_flush());
 }
 
 #[test]

@@ -25,6 +25,10 @@
 //!   (a later deadline fires early and the machine's `Timeout` is then a no-op, as the node
 //!   contract allows);
 //! * the time is read once per wake-up of the loop, not once per input (as nginx does);
+//! * the last response on a connection ([`Connection::closes_after_flush`]) is held back with
+//!   `MSG_MORE`, or `TCP_CORK` when a file follows its head, so that its short last packet
+//!   leaves with the FIN: a `Connection: close` exchange then takes as many packets as
+//!   nginx's (`tcp_nopush`), one fewer than a pushed write and a separate FIN;
 //! * SIGINT/SIGTERM (watched by the calling thread) write an eventfd every worker polls: each
 //!   stops accepting, tells its connections to drain, and returns when they are done or the
 //!   grace period ends.
@@ -596,6 +600,16 @@ impl Sock {
         self.written(result, bytes.len())
     }
 
+    /// [`Sock::write`] for the last bytes before the connection closes: `MSG_MORE` holds a
+    /// short last packet back so that the close sends it with the FIN (one packet fewer for
+    /// both ends, as a corked socket gives nginx). The socket counts as corked until then.
+    pub fn write_last(&mut self, bytes: &[u8]) -> Write1 {
+        self.corked = true;
+        let result = rustix::net::send(&self.stream, bytes, rustix::net::SendFlags::MORE)
+            .map_err(io::Error::from);
+        self.written(result, bytes.len())
+    }
+
     fn written(&mut self, result: io::Result<usize>, len: usize) -> Write1 {
         match result {
             Ok(n) => {
@@ -779,9 +793,11 @@ fn step<C: Connection>(slot: &mut Slot<C>, scratch: &mut [u8], access_log: bool,
         let pending = slot.conn.transmit();
         if !pending.is_empty() {
             if slot.sock.writable {
+                let last = slot.close_after_flush || slot.conn.closes_after_flush();
                 let wrote = if slot.conn.file_follows() {
-                    slot.sock
-                        .write_before_file(pending, slot.conn.closes_after_flush())
+                    slot.sock.write_before_file(pending, last)
+                } else if last {
+                    slot.sock.write_last(pending)
                 } else {
                     slot.sock.write(pending)
                 };

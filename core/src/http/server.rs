@@ -607,10 +607,10 @@ impl ServerConn {
     pub fn file_follows(&self) -> bool {
         self.file.is_some() && self.closing != Closing::Abort
     }
-    /// Whether the connection closes once what is queued now is flushed: the response
-    /// started is the last (the client or the response asked to close).
+    /// Whether the connection closes once what is queued now is flushed: it is closing, or
+    /// the response started is the last (the client or the response asked to close).
     pub fn closes_after_flush(&self) -> bool {
-        self.resp != Resp::NotStarted && (!self.keep_alive || self.closing != Closing::Open)
+        self.closing != Closing::Open || (self.resp != Resp::NotStarted && !self.keep_alive)
     }
     /// Everything still to be written: transmit bytes and file bytes.
     pub fn pending_len(&self) -> u64 {
