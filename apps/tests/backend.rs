@@ -392,6 +392,41 @@ fn a_gibibyte_streams_with_bounded_memory() {
 }
 
 #[test]
+fn a_sigterm_as_soon_as_it_listens_is_a_graceful_exit() {
+    // "listening" is the promise that a signal from then on drains instead of killing: the
+    // handler must be in place before the line is printed (a test that signalled right after
+    // it once lost the end of an in-flight response to the default action).
+    // The race shows when the server's main thread is slow to be scheduled: threads that
+    // keep both cores busy make it so on any machine.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    let site = site();
+    let statuses: Vec<_> = (0..20)
+        .map(|_| {
+            let mut b = start(&site);
+            b.signal("-TERM");
+            b.child.wait().unwrap()
+        })
+        .collect();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in busy {
+        t.join().unwrap();
+    }
+    for status in statuses {
+        assert!(status.success(), "exit status {status}");
+    }
+}
+
+#[test]
 fn sigterm_finishes_in_flight_requests_then_exits() {
     let site = site();
     let big = site.path().join("static/big.bin");

@@ -157,6 +157,8 @@ where
 {
     let threads = opts.threads.max(1);
     let (local, listeners) = bind_group(opts.addr, threads)?;
+    // Before the workers start and before "listening": see `crate::shutdown`.
+    let terminate = crate::shutdown::terminate_signal();
     let shared = Arc::new(Shared {
         wake: eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?,
         draining: AtomicBool::new(false),
@@ -173,7 +175,11 @@ where
     println!("{} listening on {}", opts.name, local);
     let _ = io::stdout().flush();
 
-    match async_io::block_on(crate::shutdown::terminate_signal()) {
+    let signal = match terminate {
+        Ok(t) => async_io::block_on(t.recv()),
+        Err(e) => Err(e),
+    };
+    match signal {
         Ok(sig) => {
             eprintln!("{}: signal {sig}, draining connections", opts.name);
             shared.draining.store(true, Ordering::SeqCst);

@@ -1,21 +1,33 @@
 //! Signals: SIGINT and SIGTERM start a graceful shutdown (the event loop stops accepting and
 //! tells every connection to drain: finish the exchange in progress, then close); SIGHUP asks
 //! for a configuration reload.
+//!
+//! Watching starts when [`terminate_signal`] returns, not when its result is awaited: a
+//! server calls it before it says it is listening, so a signal sent the moment it is ready
+//! drains instead of meeting the default action, which kills the process mid-response.
 
-/// Resolves on the first SIGINT or SIGTERM.
-pub async fn terminate_signal() -> std::io::Result<i32> {
-    use async_signal::{Signal, Signals};
-    use futures_lite::StreamExt;
-    let mut signals = Signals::new([Signal::Int, Signal::Term])?;
-    let sig = signals.next().await.transpose()?;
-    Ok(sig.map_or(0, |s| s as i32))
+use async_signal::{Signal, Signals};
+use futures_lite::StreamExt;
+
+/// SIGINT and SIGTERM, watched from the moment this was made.
+pub struct TerminateSignal(Signals);
+
+impl TerminateSignal {
+    /// Resolves on the first SIGINT or SIGTERM (at once if one came already), with its number.
+    pub async fn recv(mut self) -> std::io::Result<i32> {
+        let sig = self.0.next().await.transpose()?;
+        Ok(sig.map_or(0, |s| s as i32))
+    }
+}
+
+/// Starts watching SIGINT and SIGTERM: from now on they no longer end the process.
+pub fn terminate_signal() -> std::io::Result<TerminateSignal> {
+    Signals::new([Signal::Int, Signal::Term]).map(TerminateSignal)
 }
 
 /// Calls `on_hup` on every SIGHUP, from a thread of its own, for the life of the process
 /// (configuration reloads). Fails if the signal cannot be watched.
 pub fn on_sighup(on_hup: impl Fn() + Send + 'static) -> std::io::Result<()> {
-    use async_signal::{Signal, Signals};
-    use futures_lite::StreamExt;
     let mut signals = Signals::new([Signal::Hup])?;
     std::thread::spawn(move || {
         async_io::block_on(async {

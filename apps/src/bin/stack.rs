@@ -42,6 +42,8 @@ fn main() {
         }
     }
     let args = Args::parse();
+    // Watched before anything starts, so Ctrl-C at any point stops the children too.
+    let terminate = weaprous_net_real::shutdown::terminate_signal();
     let me = std::env::current_exe().unwrap_or_else(|_| "stack".into());
     let mut children: Vec<(&str, Child)> = Vec::new();
     let backend = Command::new(&me)
@@ -87,9 +89,10 @@ fn main() {
     let watch = smol::block_on(async {
         futures_lite::future::or(
             async {
-                weaprous_net_real::shutdown::terminate_signal()
-                    .await
-                    .map(|_| None)
+                match terminate {
+                    Ok(t) => t.recv().await.map(|_| None),
+                    Err(e) => Err(e),
+                }
             },
             async {
                 // A child that dies on its own ends the stack too.
