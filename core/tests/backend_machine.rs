@@ -220,49 +220,45 @@ fn a_close_lingers_only_when_client_bytes_may_be_unread() {
     ));
 }
 
+/// A machine with `small_file` as its small-file size, its response to `request` queued and
+/// not yet taken by the (stalled) client.
+fn queued_response(small_file: usize, request: &[u8]) -> Harness {
+    let mut h = Harness::new(small_file);
+    h.not_reading = true;
+    h.send(request);
+    assert!(!h.conn.transmit().is_empty(), "{}", h.wire());
+    h
+}
+
+const KEEP_ALIVE: &[u8] = b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n";
+const CLOSE: &[u8] = b"GET /f.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+
 #[test]
 fn a_head_says_when_a_file_segment_follows_it() {
     // A file larger than the small-file size goes out as a file segment behind its head.
-    let mut h = Harness::new(4);
-    h.not_reading = true;
-    h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n");
-    assert!(!h.conn.transmit().is_empty());
-    assert!(h.conn.file_follows());
+    assert!(queued_response(4, KEEP_ALIVE).conn.file_follows());
     // The whole file read with the head: nothing follows.
-    let mut h = Harness::new(64 * 1024);
-    h.not_reading = true;
-    h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n");
-    assert!(!h.conn.transmit().is_empty());
-    assert!(!h.conn.file_follows());
+    assert!(!queued_response(64 * 1024, KEEP_ALIVE).conn.file_follows());
 }
 
 #[test]
 fn a_head_says_whether_the_connection_closes_after_its_response() {
-    let pending_head = |request: &[u8]| {
-        let mut h = Harness::new(4);
-        h.not_reading = true;
-        h.send(request);
+    let before_a_file = |request: &[u8]| {
+        let h = queued_response(4, request);
         assert!(h.conn.file_follows(), "{}", h.wire());
         h.conn.closes_after_flush()
     };
-    assert!(pending_head(
-        b"GET /f.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
-    ));
-    assert!(pending_head(b"GET /f.txt HTTP/1.0\r\n\r\n"));
-    assert!(!pending_head(b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n"));
-    assert!(!pending_head(
+    assert!(before_a_file(CLOSE));
+    assert!(before_a_file(b"GET /f.txt HTTP/1.0\r\n\r\n"));
+    assert!(!before_a_file(KEEP_ALIVE));
+    assert!(!before_a_file(
         b"GET /f.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
     ));
     // A small file goes out with its head: the whole response is queued at once.
-    let mut h = Harness::new(64 * 1024);
-    h.not_reading = true;
-    h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
-    assert!(!h.conn.transmit().is_empty());
-    assert!(h.conn.closes_after_flush());
-    let mut h = Harness::new(64 * 1024);
-    h.not_reading = true;
-    h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n");
-    assert!(!h.conn.closes_after_flush());
+    assert!(queued_response(64 * 1024, CLOSE).conn.closes_after_flush());
+    assert!(!queued_response(64 * 1024, KEEP_ALIVE)
+        .conn
+        .closes_after_flush());
 }
 
 #[test]
