@@ -1,4 +1,5 @@
-//! The HTTP server connection driven directly: what it buffers while a client reads slowly.
+//! The HTTP server connection driven directly: what it buffers while a client reads slowly,
+//! and what it tells the driver about the end of the connection.
 
 use weaprous_core::http::serialize::BodyFraming;
 use weaprous_core::http::server::{ServerConn, ServerEvent, Timeouts};
@@ -28,4 +29,48 @@ fn a_client_that_always_takes_part_keeps_the_buffer_bounded() {
         most_pending = most_pending.max(s.transmit().len());
     }
     assert!(most_pending <= 200, "{most_pending}");
+}
+
+#[test]
+fn closes_after_flush_only_once_the_last_response_is_all_queued() {
+    let now = Now {
+        mono: Instant::ZERO,
+        wall: UnixTime(1_700_000_000),
+    };
+    let mut s = ServerConn::new(now, Limits::default(), Timeouts::default());
+    s.feed(
+        now,
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    assert!(matches!(s.poll_event(now), Some(ServerEvent::Request(_))));
+    assert!(!s.closes_after_flush(), "nothing queued yet");
+    // A stream: the driver must not hold its bytes back for a FIN that is not coming yet.
+    s.send_head(now, ResponseHead::new(Status::OK), BodyFraming::Chunked);
+    s.send_data(now, b"first");
+    assert!(!s.closes_after_flush());
+    while s.poll_event(now).is_some() {}
+    s.end_response(now);
+    assert!(s.closes_after_flush(), "the last chunk is queued");
+
+    // A Content-Length body queued whole is complete before end_response.
+    let mut s = ServerConn::new(now, Limits::default(), Timeouts::default());
+    s.feed(
+        now,
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    assert!(matches!(s.poll_event(now), Some(ServerEvent::Request(_))));
+    s.send_head(now, ResponseHead::new(Status::OK), BodyFraming::Length(5));
+    s.send_data(now, b"hel");
+    assert!(!s.closes_after_flush());
+    s.send_data(now, b"lo");
+    assert!(s.closes_after_flush());
+
+    // Keep-alive: never.
+    let mut s = ServerConn::new(now, Limits::default(), Timeouts::default());
+    s.feed(now, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(matches!(s.poll_event(now), Some(ServerEvent::Request(_))));
+    s.send_head(now, ResponseHead::new(Status::OK), BodyFraming::Length(2));
+    s.send_data(now, b"ok");
+    s.end_response(now);
+    assert!(!s.closes_after_flush());
 }

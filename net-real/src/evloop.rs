@@ -495,7 +495,8 @@ pub(crate) struct Sock {
     pub eof: bool,
     /// In the epoll set: a socket joins it only when it first has to wait.
     pub registered: bool,
-    /// `TCP_CORK` is set: a file is being sent behind its head.
+    /// The last bytes may be held back for the FIN (`TCP_CORK` set, or the last write sent
+    /// with `MSG_MORE`); uncorking pushes them if the connection stays open after all.
     pub corked: bool,
 }
 

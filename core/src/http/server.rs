@@ -607,10 +607,19 @@ impl ServerConn {
     pub fn file_follows(&self) -> bool {
         self.file.is_some() && self.closing != Closing::Abort
     }
-    /// Whether the connection closes once what is queued now is flushed: it is closing, or
-    /// the response started is the last (the client or the response asked to close).
+    /// Whether the connection closes once what is queued now is flushed: it is closing, or the
+    /// response is the last (the client or the response asked to close) and all of it is
+    /// queued. A response still being produced (a stream) is not: more bytes will follow.
     pub fn closes_after_flush(&self) -> bool {
-        self.closing != Closing::Open || (self.resp != Resp::NotStarted && !self.keep_alive)
+        let all_queued = matches!(
+            self.resp,
+            Resp::Done
+                | Resp::Body {
+                    remaining: Some(0),
+                    ..
+                }
+        );
+        self.closing != Closing::Open || (!self.keep_alive && all_queued)
     }
     /// Everything still to be written: transmit bytes and file bytes.
     pub fn pending_len(&self) -> u64 {
