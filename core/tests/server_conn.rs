@@ -7,17 +7,27 @@ use weaprous_core::http::{Limits, ResponseHead, Status};
 use weaprous_core::node::Now;
 use weaprous_core::time::{Instant, UnixTime};
 
+const NOW: Now = Now {
+    mono: Instant::ZERO,
+    wall: UnixTime(1_700_000_000),
+};
+const KEEP_ALIVE: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+const CLOSE: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+
+/// A connection that has read `request` and handed it out, its response not started.
+fn requested(request: &[u8]) -> ServerConn {
+    let mut s = ServerConn::new(NOW, Limits::default(), Timeouts::default());
+    s.feed(NOW, request);
+    assert!(matches!(s.poll_event(NOW), Some(ServerEvent::Request(_))));
+    s
+}
+
 #[test]
 fn a_client_that_always_takes_part_keeps_the_buffer_bounded() {
     // A proxy relays a long body to a client whose socket takes most, never all, of what waits,
     // while the upstream keeps appending: the written prefix must not pile up in front.
-    let now = Now {
-        mono: Instant::ZERO,
-        wall: UnixTime(1_700_000_000),
-    };
-    let mut s = ServerConn::new(now, Limits::default(), Timeouts::default());
-    s.feed(now, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-    assert!(matches!(s.poll_event(now), Some(ServerEvent::Request(_))));
+    let now = NOW;
+    let mut s = requested(KEEP_ALIVE);
     s.send_head(now, ResponseHead::new(Status::OK), BodyFraming::Chunked);
     let chunk = vec![b'x'; 16 * 1024];
     let mut most_pending = 0;
@@ -33,16 +43,8 @@ fn a_client_that_always_takes_part_keeps_the_buffer_bounded() {
 
 #[test]
 fn closes_after_flush_only_once_the_last_response_is_all_queued() {
-    let now = Now {
-        mono: Instant::ZERO,
-        wall: UnixTime(1_700_000_000),
-    };
-    let mut s = ServerConn::new(now, Limits::default(), Timeouts::default());
-    s.feed(
-        now,
-        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-    );
-    assert!(matches!(s.poll_event(now), Some(ServerEvent::Request(_))));
+    let now = NOW;
+    let mut s = requested(CLOSE);
     assert!(!s.closes_after_flush(), "nothing queued yet");
     // A stream: the driver must not hold its bytes back for a FIN that is not coming yet.
     s.send_head(now, ResponseHead::new(Status::OK), BodyFraming::Chunked);
@@ -53,12 +55,7 @@ fn closes_after_flush_only_once_the_last_response_is_all_queued() {
     assert!(s.closes_after_flush(), "the last chunk is queued");
 
     // A Content-Length body queued whole is complete before end_response.
-    let mut s = ServerConn::new(now, Limits::default(), Timeouts::default());
-    s.feed(
-        now,
-        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-    );
-    assert!(matches!(s.poll_event(now), Some(ServerEvent::Request(_))));
+    let mut s = requested(CLOSE);
     s.send_head(now, ResponseHead::new(Status::OK), BodyFraming::Length(5));
     s.send_data(now, b"hel");
     assert!(!s.closes_after_flush());
@@ -66,9 +63,7 @@ fn closes_after_flush_only_once_the_last_response_is_all_queued() {
     assert!(s.closes_after_flush());
 
     // Keep-alive: never.
-    let mut s = ServerConn::new(now, Limits::default(), Timeouts::default());
-    s.feed(now, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-    assert!(matches!(s.poll_event(now), Some(ServerEvent::Request(_))));
+    let mut s = requested(KEEP_ALIVE);
     s.send_head(now, ResponseHead::new(Status::OK), BodyFraming::Length(2));
     s.send_data(now, b"ok");
     s.end_response(now);

@@ -209,19 +209,9 @@ fn bind_group(addr: SocketAddr, n: usize) -> io::Result<(SocketAddr, Vec<TcpList
     // Fails, as any bind would, when something already holds the address; only then is the
     // address taken by the group (the probe is not listening, so it leaves nothing behind).
     let local = TcpListener::bind(addr)?.local_addr()?;
-    let family = if local.is_ipv4() {
-        AddressFamily::INET
-    } else {
-        AddressFamily::INET6
-    };
     let mut listeners = Vec::with_capacity(n);
     for _ in 0..n {
-        let fd = rustix::net::socket_with(
-            family,
-            SocketType::STREAM,
-            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-            None,
-        )?;
+        let fd = tcp_socket(local)?;
         sockopt::set_socket_reuseaddr(&fd, true)?;
         sockopt::set_socket_reuseport(&fd, true)?;
         // Accepted sockets inherit TCP_NODELAY from the listener on Linux: one setsockopt
@@ -233,6 +223,22 @@ fn bind_group(addr: SocketAddr, n: usize) -> io::Result<(SocketAddr, Vec<TcpList
         listeners.push(TcpListener::from(fd));
     }
     Ok((local, listeners))
+}
+
+/// A non-blocking, close-on-exec TCP socket of `addr`'s family.
+pub(crate) fn tcp_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
+    let family = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+    Ok(rustix::net::socket_with(
+        family,
+        SocketType::STREAM,
+        flags,
+        None,
+    )?)
 }
 
 /// A worker's epoll set: its listener and the drain eventfd (every worker woken once).
@@ -602,9 +608,7 @@ impl Sock {
         if last && !self.corked {
             self.corked = sockopt::set_tcp_cork(&self.stream, true).is_ok();
         }
-        let result = rustix::net::send(&self.stream, bytes, rustix::net::SendFlags::MORE)
-            .map_err(io::Error::from);
-        self.written(result, bytes.len())
+        self.write_more(bytes)
     }
 
     /// [`Sock::write`] for the last bytes before the connection closes: `MSG_MORE` holds a
@@ -612,6 +616,12 @@ impl Sock {
     /// both ends, as a corked socket gives nginx). The socket counts as corked until then.
     pub fn write_last(&mut self, bytes: &[u8]) -> Write1 {
         self.corked = true;
+        self.write_more(bytes)
+    }
+
+    /// One write of `bytes` with `MSG_MORE`: a short last packet is not sent until more
+    /// bytes, an uncork or the FIN push it.
+    fn write_more(&mut self, bytes: &[u8]) -> Write1 {
         let result = rustix::net::send(&self.stream, bytes, rustix::net::SendFlags::MORE)
             .map_err(io::Error::from);
         self.written(result, bytes.len())

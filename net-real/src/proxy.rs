@@ -23,7 +23,6 @@
 use crate::evloop::{self, Handler, Io, Key, Read1, Slab, Sock, Write1};
 use crate::server::ServeOptions;
 use rustix::event::epoll::EventFlags;
-use rustix::net::{AddressFamily, SocketFlags, SocketType};
 use std::collections::BTreeMap;
 use std::io::{self, ErrorKind, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
@@ -524,17 +523,7 @@ impl ProxyHandler {
 
 /// Starts a connect without waiting for it: the socket turns writable when it ends.
 fn connect_nonblocking(target: SocketAddr) -> io::Result<TcpStream> {
-    let family = if target.is_ipv4() {
-        AddressFamily::INET
-    } else {
-        AddressFamily::INET6
-    };
-    let fd = rustix::net::socket_with(
-        family,
-        SocketType::STREAM,
-        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-        None,
-    )?;
+    let fd = evloop::tcp_socket(target)?;
     rustix::net::sockopt::set_tcp_nodelay(&fd, true)?;
     match rustix::net::connect(&fd, &target) {
         Ok(()) | Err(rustix::io::Errno::INPROGRESS) => Ok(TcpStream::from(fd)),
