@@ -414,8 +414,8 @@ impl Parser {
             self.scan_spent = false;
         }
         // The two steps every Content-Length message takes after its head are done here, where
-        // they inline into the caller, rather than through `step`'s dispatch and frame (they
-        // showed as a third of the per-message overhead on a small POST).
+        // they inline into the caller, rather than through `step`'s dispatch and frame: about
+        // 2 ns of a small POST's 83 in the parser bench.
         match self.state {
             State::Length { remaining } if self.buffered() > 0 => {
                 Ok(EventRef::Data(self.length_data(remaining)))
