@@ -9,7 +9,8 @@
 #                                 # steadier per-core figures than the default shared-cores run
 #
 # Prints requests/s, p99 latency and server CPU time per request for both, with ratios
-# (ours / nginx: above 1 is better for requests/s, below 1 is better for CPU and p99).
+# (ours / nginx: above 1 is better for requests/s, below 1 is better for CPU and p99), and
+# wrk's CPU time per request against each, with the ratio of the totals (server + client).
 # nginx runs with Debian's default `worker_processes auto` (one per core), sendfile on,
 # access logs off and keepalive_requests raised so keep-alive runs measure steady state;
 # our backend runs with its default threads (one per core) and access logs off.
@@ -97,7 +98,10 @@ check_answers "$OURS_PORT" "$NGINX_PORT"
 
 HZ=$(getconf CLK_TCK)
 
-# run PORT SIZE CONNS MODE PIDS... -> "rps p99_ms requests cpu_us_per_req"
+# run PORT SIZE CONNS MODE PIDS... -> "rps p99_ms requests cpu_us_per_req wrk_cpu_us_per_req"
+# The client's CPU is measured too: on loopback the kernel charges the receiving socket's TCP
+# work to whichever process happens to run it, so a server can look cheaper by leaving work to
+# its client. The total of the two is what the machine spent per request.
 run() {
   local port=$1 size=$2 conns=$3 mode=$4; shift 4
   local hdr=()
@@ -106,7 +110,10 @@ run() {
   [ "$conns" -lt 2 ] || [ "$PIN" = 1 ] && threads=1
   local before after out
   before=$(ticks "$@")
-  out=$("${CLIENT_CPU[@]}" wrk -t"$threads" -c"$conns" -d"${DURATION}s" --latency "${hdr[@]}" "http://127.0.0.1:$port/$size.bin" 2>&1)
+  out=$({
+    TIMEFORMAT='%U %S'
+    time "${CLIENT_CPU[@]}" wrk -t"$threads" -c"$conns" -d"${DURATION}s" --latency "${hdr[@]}" "http://127.0.0.1:$port/$size.bin" 2>&1
+  } 2>"$work/wrk-time")
   after=$(ticks "$@")
   local rps p99 reqs
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
@@ -114,34 +121,38 @@ run() {
   p99=$(wrk_p99 <<<"$out")
   local cpu_us
   cpu_us=$(echo "scale=3; ($after - $before) * 1000000 / $HZ / ($reqs + 1)" | bc)
-  echo "$rps ${p99:-0} $reqs $cpu_us"
+  local wrk_us
+  wrk_us=$(awk -v n="$reqs" '{printf "%.3f", ($1 + $2) * 1000000 / (n + 1)}' "$work/wrk-time")
+  echo "$rps ${p99:-0} $reqs $cpu_us $wrk_us"
 }
 
 
 echo "each figure: the median of $ROUNDS rounds of ${DURATION} s, which server goes first alternating"
-printf '%-5s %5s %-9s | %10s %10s %6s | %8s %8s | %9s %9s %6s\n' size conns mode "ours r/s" "nginx r/s" ratio "ours p99" "nginx p99" "ours cpu" "nginx cpu" ratio
-printf '%-5s %5s %-9s | %10s %10s %6s | %8s %8s | %9s %9s %6s\n' "" "" "" "" "" "" "ms" "ms" "us/req" "us/req" ""
+printf '%-5s %5s %-9s | %10s %10s %6s | %8s %8s | %9s %9s %6s | %9s %9s %6s\n' size conns mode "ours r/s" "nginx r/s" ratio "ours p99" "nginx p99" "ours cpu" "nginx cpu" ratio "wrk:ours" "wrk:nginx" total
+printf '%-5s %5s %-9s | %10s %10s %6s | %8s %8s | %9s %9s %6s | %9s %9s %6s\n' "" "" "" "" "" "" "ms" "ms" "us/req" "us/req" "" "us/req" "us/req" "ratio"
 for size in $SIZES; do
   for conns in $CONNS; do
     for mode in $MODES; do
-      o_rps=() o_p99=() o_cpu=() n_rps=() n_p99=() n_cpu=()
+      o_rps=() o_p99=() o_cpu=() o_wrk=() n_rps=() n_p99=() n_cpu=() n_wrk=()
       for round in $(seq "$ROUNDS"); do
         for who in $( ((round % 2)) && echo "ours nginx" || echo "nginx ours"); do
           if [ "$who" = ours ]; then
-            read -r r p _ c < <(run "$OURS_PORT" "$size" "$conns" "$mode" "$ours_pid")
-            o_rps+=("$r") o_p99+=("$p") o_cpu+=("$c")
+            read -r r p _ c w < <(run "$OURS_PORT" "$size" "$conns" "$mode" "$ours_pid")
+            o_rps+=("$r") o_p99+=("$p") o_cpu+=("$c") o_wrk+=("$w")
           else
             # shellcheck disable=SC2046
-            read -r r p _ c < <(run "$NGINX_PORT" "$size" "$conns" "$mode" $(nginx_pids))
-            n_rps+=("$r") n_p99+=("$p") n_cpu+=("$c")
+            read -r r p _ c w < <(run "$NGINX_PORT" "$size" "$conns" "$mode" $(nginx_pids))
+            n_rps+=("$r") n_p99+=("$p") n_cpu+=("$c") n_wrk+=("$w")
           fi
         done
       done
       o_rps=$(median "${o_rps[@]}") o_p99=$(median "${o_p99[@]}") o_cpu=$(median "${o_cpu[@]}")
       n_rps=$(median "${n_rps[@]}") n_p99=$(median "${n_p99[@]}") n_cpu=$(median "${n_cpu[@]}")
+      o_wrk=$(median "${o_wrk[@]}") n_wrk=$(median "${n_wrk[@]}")
       rps_ratio=$(echo "scale=2; $o_rps / $n_rps" | bc)
       cpu_ratio=$(echo "scale=2; $o_cpu / ($n_cpu + 0.0001)" | bc)
-      printf '%-5s %5s %-9s | %10.0f %10.0f %6s | %8.2f %8.2f | %9.1f %9.1f %6s\n' "$size" "$conns" "$mode" "$o_rps" "$n_rps" "$rps_ratio" "$o_p99" "$n_p99" "$o_cpu" "$n_cpu" "$cpu_ratio"
+      total_ratio=$(echo "scale=2; ($o_cpu + $o_wrk) / ($n_cpu + $n_wrk + 0.0001)" | bc)
+      printf '%-5s %5s %-9s | %10.0f %10.0f %6s | %8.2f %8.2f | %9.1f %9.1f %6s | %9.1f %9.1f %6s\n' "$size" "$conns" "$mode" "$o_rps" "$n_rps" "$rps_ratio" "$o_p99" "$n_p99" "$o_cpu" "$n_cpu" "$cpu_ratio" "$o_wrk" "$n_wrk" "$total_ratio"
     done
   done
 done
