@@ -460,9 +460,10 @@ impl Parser {
             }
             State::ChunkSize => self.next_chunk_size(),
             State::ChunkData { remaining } => {
-                let Some((data, left)) = self.take_up_to(remaining) else {
+                if self.buffered() == 0 {
                     return self.need_data_in_body();
-                };
+                }
+                let (data, left) = self.take_up_to(remaining);
                 self.state = if left == 0 {
                     State::ChunkDataEnd
                 } else {
@@ -504,11 +505,8 @@ impl Parser {
     /// In `State::Length` with bytes buffered: consumes up to `remaining` of them.
     #[inline]
     fn length_data(&mut self, remaining: u64) -> &[u8] {
-        let n = (self.buffered() as u64).min(remaining) as usize;
-        let data = self.pos..self.pos + n;
-        self.pos += n;
-        self.body_seen += n as u64;
-        let left = remaining - n as u64;
+        let (data, left) = self.take_up_to(remaining);
+        self.body_seen += data.len() as u64;
         self.state = if left == 0 {
             State::EndPending
         } else {
@@ -527,15 +525,13 @@ impl Parser {
     }
 
     /// Consumes up to `remaining` buffered body bytes: where they are and how many remain
-    /// after them, or `None` when nothing is buffered.
-    fn take_up_to(&mut self, remaining: u64) -> Option<(Range<usize>, u64)> {
+    /// after them.
+    #[inline]
+    fn take_up_to(&mut self, remaining: u64) -> (Range<usize>, u64) {
         let n = (self.buffered() as u64).min(remaining) as usize;
-        if n == 0 {
-            return None;
-        }
         let data = self.pos..self.pos + n;
         self.pos += n;
-        Some((data, remaining - n as u64))
+        (data, remaining - n as u64)
     }
 
     fn need_data_in_body(&mut self) -> Result<EventRef<'static>, ParseError> {
