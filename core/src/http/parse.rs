@@ -978,13 +978,8 @@ pub fn valid_host(h: &[u8]) -> bool {
             None => (h, None),
         }
     };
-    if let Some(port) = port {
-        if port.len() > 5
-            || !port.iter().all(u8::is_ascii_digit)
-            || port.iter().fold(0u32, |a, &d| a * 10 + (d - b'0') as u32) > 65535
-        {
-            return false;
-        }
+    if port.is_some_and(|p| !valid_port(p)) {
+        return false;
     }
     if host.first() == Some(&b'[') {
         return true;
@@ -992,6 +987,14 @@ pub fn valid_host(h: &[u8]) -> bool {
     // reg-name: unreserved / pct-encoded / sub-delims; at least one character besides dots.
     let ok = host.iter().fold(true, |ok, &b| ok & reg_name_byte(b));
     ok && host.iter().any(|&b| b != b'.')
+}
+
+/// `port = *DIGIT` (RFC 3986 §3.2.3) no greater than 65535. Five digits are compared with
+/// "65535" as text rather than parsed: a multiply chain per digit showed in the parser bench.
+#[inline]
+fn valid_port(p: &[u8]) -> bool {
+    let digits = p.iter().fold(true, |ok, &d| ok & d.is_ascii_digit());
+    digits && (p.len() < 5 || (p.len() == 5 && p <= &b"65535"[..]))
 }
 
 /// Position of the first `needle` in `hay`, eight bytes at a time (no `unsafe`, no memchr crate).
@@ -1069,6 +1072,20 @@ mod tests {
     }
 
     #[test]
+    fn ports_are_up_to_65535_with_any_leading_zeros() {
+        for n in 0..=99_999u32 {
+            for text in [n.to_string(), format!("{n:05}"), format!("{n:06}")] {
+                let expected = n <= 65535 && text.len() <= 5;
+                assert_eq!(valid_port(text.as_bytes()), expected, "{text}");
+            }
+        }
+        assert!(valid_port(b""), "an empty port is allowed");
+        for bad in [&b"8a"[..], b" 80", b"+80", b"-1", b"8 0"] {
+            assert!(!valid_port(bad), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
     fn hosts() {
         for ok in [
             &b"a"[..],
@@ -1076,6 +1093,10 @@ mod tests {
             b"[::1]:80",
             b"127.0.0.1",
             b"a:",
+            b"",
+            b"[::1]",
+            b"[::1]:",
+            b"x.example:65535",
         ] {
             assert!(valid_host(ok), "{:?}", String::from_utf8_lossy(ok));
         }
@@ -1087,6 +1108,13 @@ mod tests {
             b".",
             b"[::1",
             b"[zz]",
+            b"[]",
+            b"[::1]x",
+            b"[::1]:65536",
+            b":80",
+            b"a:80a",
+            b"a:123456",
+            b"..:80",
         ] {
             assert!(!valid_host(bad), "{:?}", String::from_utf8_lossy(bad));
         }

@@ -127,6 +127,17 @@ impl TargetOf<()> {
 }
 
 impl<S> TargetOf<S> {
+    /// An origin-form target over `raw`, which begins with `/` and holds only target bytes:
+    /// what [`TargetOf::check`] makes of such a target for any method but CONNECT.
+    #[inline]
+    pub(crate) fn origin(raw: S) -> TargetOf<S> {
+        TargetOf {
+            raw,
+            form: Form::Origin,
+            path_start: 0,
+            authority: (0, 0),
+        }
+    }
     /// The same target over other storage for its text (the parser keeps a span while it
     /// reads the rest of the head, and turns it back into text once the head is complete).
     pub(crate) fn map_raw<T>(self, f: impl FnOnce(S) -> T) -> TargetOf<T> {
