@@ -23,7 +23,7 @@
 
 use super::chars::{tchar, trim_ows_range, value_byte};
 use super::headers::{Field, Span};
-use super::parse::{find_byte, ErrorKind};
+use super::parse::{content_length, find_byte, valid_host, ErrorKind};
 use super::target::{TargetError, TargetOf};
 use super::{Limits, Method, Status, Version};
 
@@ -53,13 +53,17 @@ pub(super) enum StartLine {
 }
 
 /// Which framing-relevant fields a head has, found while reading so no later scan is needed:
-/// how many `Host` and `Content-Length` fields and the index of the first of each.
+/// how many `Host` and `Content-Length` fields there are and what the first of each says, judged
+/// while its bytes are at hand (the verdicts are used only once the whole head has been read,
+/// so errors still come in the order of the module docs).
 #[derive(Clone, Default, Debug)]
 pub(super) struct Known {
     pub host: u8,
-    pub host_at: usize,
+    /// The first Host field's value is a valid `uri-host [ ":" port ]`.
+    pub host_valid: bool,
     pub content_length: u8,
-    pub content_length_at: usize,
+    /// The first Content-Length field's value, or why it is not one.
+    pub first_content_length: Option<Result<u64, ErrorKind>>,
     pub transfer_encoding: bool,
     pub connection: bool,
     pub upgrade: bool,
@@ -156,7 +160,8 @@ impl HeadScan {
                         return Err((ErrorKind::TooManyHeaders, next - 1));
                     }
                     let name = &window[span.name.start as usize..span.name.end as usize];
-                    self.note_known(name, self.fields.len());
+                    let value = &window[span.value.start as usize..span.value.end as usize];
+                    self.note_known(name, value);
                     self.fields.push(span);
                     i = next;
                     self.next_line = i;
@@ -181,13 +186,13 @@ impl HeadScan {
         Ok(None)
     }
 
-    /// `index` is the field's place in the head.
-    fn note_known(&mut self, name: &[u8], index: usize) {
+    /// Notes a field the framing depends on; `value` is its (trimmed) value.
+    fn note_known(&mut self, name: &[u8], value: &[u8]) {
         let k = &mut self.known;
         match name.len() {
             4 if is_name(name, b"host") => {
                 if k.host == 0 {
-                    k.host_at = index;
+                    k.host_valid = valid_host(value);
                 }
                 k.host = k.host.saturating_add(1);
             }
@@ -195,7 +200,7 @@ impl HeadScan {
             10 if is_name(name, b"connection") => k.connection = true,
             14 if is_name(name, b"content-length") => {
                 if k.content_length == 0 {
-                    k.content_length_at = index;
+                    k.first_content_length = Some(content_length(value));
                 }
                 k.content_length = k.content_length.saturating_add(1);
             }

@@ -105,12 +105,6 @@ impl<'a> FieldsRef<'a> {
             .iter()
             .map(move |f| (this.span(f.name), this.span(f.value)))
     }
-    /// The field at `index` (in order), if there are that many.
-    pub(crate) fn nth(&self, index: usize) -> Option<(&'a [u8], &'a [u8])> {
-        self.fields
-            .get(index)
-            .map(|f| (self.span(f.name), self.span(f.value)))
-    }
     pub fn len(&self) -> usize {
         self.fields.len()
     }

@@ -644,12 +644,7 @@ impl Parser {
         // Host (RFC 9112 §3.2): exactly one, valid, and required from 1.1 clients.
         match known.host {
             2.. => return Err(ErrorKind::DuplicateHost),
-            1 if !fields
-                .nth(known.host_at)
-                .is_some_and(|(_, host)| valid_host(host)) =>
-            {
-                return Err(ErrorKind::BadHost)
-            }
+            1 if !known.host_valid => return Err(ErrorKind::BadHost),
             0 if version.at_least_11() => return Err(ErrorKind::MissingHost),
             _ => {}
         }
@@ -762,12 +757,11 @@ fn framing_fields(h: FieldsRef<'_>, known: &Known) -> Result<FramingFields, Erro
     };
     let cl = match known.content_length {
         0 => None,
-        1 => {
-            let (_, v) = h
-                .nth(known.content_length_at)
-                .ok_or(ErrorKind::BadContentLength)?;
-            Some(content_length(v)?)
-        }
+        1 => Some(
+            known
+                .first_content_length
+                .unwrap_or(Err(ErrorKind::BadContentLength))?,
+        ),
         _ => return Err(ErrorKind::DuplicateContentLength),
     };
     Ok((te, cl))
@@ -851,7 +845,7 @@ fn transfer_codings(h: FieldsRef<'_>) -> Result<Option<Codings>, ErrorKind> {
 
 /// The value of the one Content-Length field: 1*DIGIT that fits in u63; anything else (lists,
 /// signs, spaces) is refused, as are duplicates even if equal (see [`framing_fields`]).
-fn content_length(v: &[u8]) -> Result<u64, ErrorKind> {
+pub(super) fn content_length(v: &[u8]) -> Result<u64, ErrorKind> {
     if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
         return Err(if v.contains(&b',') {
             ErrorKind::DuplicateContentLength
