@@ -326,6 +326,7 @@ impl Parser {
     }
 
     /// Buffers bytes. Never parses.
+    #[inline]
     pub fn feed(&mut self, bytes: &[u8]) {
         if self.pos == self.buf.len() {
             self.base += self.pos as u64;
@@ -845,6 +846,7 @@ fn transfer_codings(h: FieldsRef<'_>) -> Result<Option<Codings>, ErrorKind> {
 
 /// The value of the one Content-Length field: 1*DIGIT that fits in u63; anything else (lists,
 /// signs, spaces) is refused, as are duplicates even if equal (see [`framing_fields`]).
+#[inline]
 pub(super) fn content_length(v: &[u8]) -> Result<u64, ErrorKind> {
     if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
         return Err(if v.contains(&b',') {
