@@ -1031,6 +1031,20 @@ mod tests {
                 );
             }
         }
+        // Every length around the word size, the needle at every place or absent, once or
+        // twice: the first of them, whether in a whole word or in the tail.
+        for len in 0..40usize {
+            for at in 0..=len {
+                for also in [None, Some(len.saturating_sub(1)), Some(at + 1)] {
+                    let mut hay = vec![b'a'; len];
+                    for p in [Some(at), also].into_iter().flatten().filter(|&p| p < len) {
+                        hay[p] = b':';
+                    }
+                    let expect = hay.iter().position(|&b| b == b':');
+                    assert_eq!(find_byte(b':', &hay), expect, "{len} {at} {also:?}");
+                }
+            }
+        }
     }
 
     #[test]
