@@ -93,6 +93,7 @@ enum Line {
 
 impl HeadScan {
     /// Forgets everything: the next call reads a new head.
+    #[inline]
     pub fn reset(&mut self) {
         self.next_line = 0;
         self.checked = 0;
