@@ -24,6 +24,7 @@
 use super::chars::{tchar, trim_ows_range, value_byte};
 use super::headers::{Field, Span};
 use super::parse::{content_length, find_byte, valid_host, ErrorKind};
+use super::swar;
 use super::target::{TargetError, TargetOf};
 use super::{Limits, Method, Status, Version};
 
@@ -281,55 +282,52 @@ fn fast_field_line(h: &[u8], i: usize) -> Option<Line> {
     }
 }
 
-/// Index of the first byte below 0x20 or equal to 0x7f, sixteen bytes at a time. The test of a
-/// chunk is written so that LLVM compiles it to SIMD compares on any x86-64 (no `unsafe`);
-/// the byte within a chunk that tested positive is found with 64-bit SWAR. The first eight
-/// bytes are tested with SWAR alone: many values (`Content-Length: 37`, `keep-alive`) end
-/// there, and for them the SIMD test was pure overhead.
+/// Index of the first byte below 0x20 or equal to 0x7f. The first eight bytes are tested with
+/// SWAR alone: many values (`Content-Length: 37`, `keep-alive`) end there, and for them the SIMD
+/// test of [`first_hit`] was pure overhead.
 #[inline]
 fn first_control(b: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    if let Some(word) = b.first_chunk::<8>() {
-        if let Some(p) = control_bytes(word) {
-            return Some(p as usize);
+    let mut from = 0;
+    if let Some(w) = b.first_chunk::<8>() {
+        if let Some(p) = swar::lowest(control_mask(swar::word(w))) {
+            return Some(p);
         }
-        i = 8;
+        from = 8;
     }
-    while let Some(chunk) = b[i..].first_chunk::<16>() {
+    first_hit(b, from, |x| (x < 0x20) | (x == 0x7f), control_mask)
+}
+
+/// The bytes of `x` below 0x20 or equal to 0x7f.
+#[inline]
+fn control_mask(x: u64) -> u64 {
+    swar::below(x, 0x20) | swar::equal(x, 0x7f)
+}
+
+/// Index of the first byte of `b[from..]` (counted from `b`'s start) that passes `hit`, sixteen
+/// bytes at a time: the test of a chunk is written so that LLVM compiles it to SIMD compares on
+/// any x86-64 (no `unsafe`), and the byte that passed is then found with `mask`, `hit` as a
+/// SWAR mask (see [`swar`]). A tail shorter than a chunk is tested a byte at a time.
+#[inline]
+fn first_hit(
+    b: &[u8],
+    mut from: usize,
+    hit: impl Fn(u8) -> bool,
+    mask: impl Fn(u64) -> u64,
+) -> Option<usize> {
+    while let Some(chunk) = b[from..].first_chunk::<16>() {
         let mut any = 0u8;
         for &x in chunk {
-            any |= ((x < 0x20) | (x == 0x7f)) as u8;
+            any |= hit(x) as u8;
         }
         if any != 0 {
             let (lo, hi) = chunk.split_at(8);
-            let found = control_bytes(lo)
-                .map(|p| p as usize)
-                .or_else(|| control_bytes(hi).map(|p| 8 + p as usize));
-            return found.map(|p| i + p);
+            let found = swar::lowest(mask(swar::word(lo)))
+                .or_else(|| swar::lowest(mask(swar::word(hi))).map(|p| 8 + p));
+            return found.map(|p| from + p);
         }
-        i += 16;
+        from += 16;
     }
-    b[i..]
-        .iter()
-        .position(|&x| x < 0x20 || x == 0x7f)
-        .map(|p| i + p)
-}
-
-/// The index of the first byte of `word` (eight bytes) below 0x20 or equal to 0x7f. The borrow
-/// of the subtraction can flag bytes after a true hit, never before one, so the lowest flag
-/// is exact.
-#[inline]
-fn control_bytes(word: &[u8]) -> Option<u32> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(word);
-    let x = u64::from_le_bytes(bytes);
-    let below_space = x.wrapping_sub(LO * 0x20) & !x & HI;
-    let d = x ^ (LO * 0x7f);
-    let del = d.wrapping_sub(LO) & !d & HI;
-    let m = below_space | del;
-    (m != 0).then(|| m.trailing_zeros() / 8)
+    b[from..].iter().position(|&x| hit(x)).map(|p| from + p)
 }
 
 /// Judges a field line the fast path refused: finds its LF first (a line is judged only once it
@@ -415,50 +413,21 @@ fn fast_request_line(w: &[u8]) -> Option<(StartLine, usize)> {
 }
 
 /// Index of the first byte that may not appear in a request-target (a control, SP, `#`, DEL
-/// or non-ASCII: what [`super::chars::all_target_bytes`] refuses), sixteen bytes at a time as
-/// in [`first_control`].
+/// or non-ASCII: what [`super::chars::all_target_bytes`] refuses).
 #[inline]
 fn first_non_target(b: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while let Some(chunk) = b[i..].first_chunk::<16>() {
-        let mut any = 0u8;
-        for &x in chunk {
-            any |= !target_byte(x) as u8;
-        }
-        if any != 0 {
-            let (lo, hi) = chunk.split_at(8);
-            let found = non_target_bytes(lo)
-                .map(|p| p as usize)
-                .or_else(|| non_target_bytes(hi).map(|p| 8 + p as usize));
-            return found.map(|p| i + p);
-        }
-        i += 16;
-    }
-    b[i..].iter().position(|&x| !target_byte(x)).map(|p| i + p)
+    first_hit(
+        b,
+        0,
+        |x| !target_byte(x),
+        |x| swar::below(x, 0x21) | (x & swar::HI) | swar::equal(x, 0x7f) | swar::equal(x, b'#'),
+    )
 }
 
 /// The one-byte form of [`super::chars::all_target_bytes`].
 #[inline]
 fn target_byte(x: u8) -> bool {
     (x > 0x20) & (x < 0x7f) & (x != b'#')
-}
-
-/// The index of the first byte of `word` (eight bytes) that [`target_byte`] refuses. Each test
-/// can flag bytes after a true hit of its own, never before one, so the lowest flag is exact.
-#[inline]
-fn non_target_bytes(word: &[u8]) -> Option<u32> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(word);
-    let x = u64::from_le_bytes(bytes);
-    let equal = |b: u8| {
-        let d = x ^ (LO * b as u64);
-        d.wrapping_sub(LO) & !d & HI
-    };
-    let up_to_space = x.wrapping_sub(LO * 0x21) & !x & HI;
-    let m = up_to_space | (x & HI) | equal(0x7f) | equal(b'#');
-    (m != 0).then(|| m.trailing_zeros() / 8)
 }
 
 /// `method SP request-target SP HTTP-version` (RFC 9112 §3). Errors carry indices into `line`.

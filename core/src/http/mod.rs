@@ -19,6 +19,7 @@ pub mod parse;
 pub mod serialize;
 pub mod server;
 pub mod split_check;
+mod swar;
 pub mod target;
 
 pub use headers::{FieldsRef, Headers};

@@ -23,6 +23,7 @@
 
 use super::chars::{hex_val, is_token, reg_name_byte, tchar, trim_ows, value_byte};
 use super::head::{HeadScan, Known, Section, StartLine};
+use super::swar;
 use super::{
     FieldsRef, Headers, Limits, Method, RequestHead, ResponseHead, Status, TargetRef, Version,
 };
@@ -996,16 +997,11 @@ fn valid_port(p: &[u8]) -> bool {
 /// Position of the first `needle` in `hay`, eight bytes at a time (no `unsafe`, no memchr crate).
 #[inline]
 pub fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let pattern = LO.wrapping_mul(needle as u64);
     let mut chunks = hay.chunks_exact(8);
     let mut base = 0;
     for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])) ^ pattern;
-        let found = word.wrapping_sub(LO) & !word & HI;
-        if found != 0 {
-            return Some(base + (found.trailing_zeros() / 8) as usize);
+        if let Some(p) = swar::lowest(swar::equal(swar::word(chunk), needle)) {
+            return Some(base + p);
         }
         base += 8;
     }
