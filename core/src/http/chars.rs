@@ -69,9 +69,13 @@ pub fn reg_name_byte(b: u8) -> bool {
 /// sixteen bytes at a time instead of one table load a byte).
 #[inline]
 pub fn all_target_bytes(s: &[u8]) -> bool {
-    s.iter().fold(0u8, |bad, &b| {
-        bad | ((b <= 0x20) | (b >= 0x7f) | (b == b'#')) as u8
-    }) == 0
+    s.iter().fold(0u8, |bad, &b| bad | !target_byte(b) as u8) == 0
+}
+/// One byte of [`all_target_bytes`], written with compares rather than a table for the same
+/// reason.
+#[inline]
+pub fn target_byte(b: u8) -> bool {
+    (b > 0x20) & (b < 0x7f) & (b != b'#')
 }
 /// A non-empty token.
 pub fn is_token(s: &[u8]) -> bool {

@@ -21,7 +21,7 @@
 //!   than `max_head` bytes are buffered;
 //! * at most `max_headers` field lines: the next one is `TooManyHeaders` at its LF.
 
-use super::chars::{tchar, trim_ows_range, value_byte};
+use super::chars::{target_byte, tchar, trim_ows_range, value_byte};
 use super::headers::{Field, Span};
 use super::parse::{content_length, find_byte, valid_host, ErrorKind};
 use super::swar;
@@ -413,7 +413,7 @@ fn fast_request_line(w: &[u8]) -> Option<(StartLine, usize)> {
 }
 
 /// Index of the first byte that may not appear in a request-target (a control, SP, `#`, DEL
-/// or non-ASCII: what [`super::chars::all_target_bytes`] refuses).
+/// or non-ASCII: what [`target_byte`] refuses).
 #[inline]
 fn first_non_target(b: &[u8]) -> Option<usize> {
     first_hit(
@@ -422,12 +422,6 @@ fn first_non_target(b: &[u8]) -> Option<usize> {
         |x| !target_byte(x),
         |x| swar::below(x, 0x21) | (x & swar::HI) | swar::equal(x, 0x7f) | swar::equal(x, b'#'),
     )
-}
-
-/// The one-byte form of [`super::chars::all_target_bytes`].
-#[inline]
-fn target_byte(x: u8) -> bool {
-    (x > 0x20) & (x < 0x7f) & (x != b'#')
 }
 
 /// `method SP request-target SP HTTP-version` (RFC 9112 §3). Errors carry indices into `line`.
@@ -617,9 +611,6 @@ mod tests {
                     assert_eq!(first_non_target(&w[from..]), expect, "{bad:#x} at {at}");
                 }
             }
-        }
-        for b in 0..=255u8 {
-            assert_eq!(target_byte(b), super::super::chars::all_target_bytes(&[b]));
         }
     }
 

@@ -99,7 +99,7 @@ impl TargetOf<()> {
             };
         }
         if raw[0] == b'/' {
-            return parts(Form::Origin, 0, (0, 0));
+            return Ok(TargetOf::origin(()));
         }
         // absolute-form: scheme "://" authority path-abempty [ "?" query ]
         let colon = raw
