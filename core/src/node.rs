@@ -173,7 +173,8 @@ pub fn valid_log_name(name: &str) -> bool {
 /// One finished (or abandoned) request, as written to the access log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessLog {
-    pub method: String,
+    /// Borrowed for the standard methods, so a log line costs no copy of it.
+    pub method: std::borrow::Cow<'static, str>,
     pub target: String,
     pub status: u16,
     /// Body bytes put in the transmit buffer for this response.

@@ -1,6 +1,6 @@
 //! Reading in place (`Parser::next_borrowed`): the same messages as the owned events, borrowed
 //! from the parser's buffer. That it allocates nothing is tested in
-//! `net-sim/tests/parse_allocations.rs`, because counting allocations needs a global allocator,
+//! `net-sim/tests/allocations.rs`, because counting allocations needs a global allocator,
 //! and so `unsafe`, which `core/` never contains.
 
 use weaprous_core::http::parse::{EventRef, Parser};

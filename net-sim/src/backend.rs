@@ -304,7 +304,7 @@ impl BackendHost {
                 match side.machine.poll_output() {
                     ConnOutput::File(op) => cx.disk(s, op),
                     ConnOutput::Log(l) => {
-                        if let (Some(ledger), "POST") = (&self.posts, l.method.as_str()) {
+                        if let (Some(ledger), "POST") = (&self.posts, &*l.method) {
                             *ledger.borrow_mut().entry(l.target.clone()).or_default() += 1;
                         }
                         let (status, bytes, aborted) = (l.status, l.bytes, l.aborted);

@@ -82,7 +82,8 @@ impl BackendConfig {
 enum Job {
     None,
     Opening {
-        root: String,
+        /// The file is under the www root (else the static root).
+        in_www: bool,
         clean: CleanPath,
     },
     /// Waiting for the first chunk: the head goes out with it.
@@ -172,44 +173,46 @@ impl BackendConn {
             Method::Other(_) => return self.simple(now, Status::NOT_IMPLEMENTED, &[]),
             _ => return self.simple(now, Status::METHOD_NOT_ALLOWED, &[("Allow", "GET, HEAD")]),
         }
-        let target = &self
-            .request
-            .as_ref()
-            .map(|r| r.target.path().to_string())
-            .unwrap_or_default();
+        let target = self.request.as_ref().map_or("", |r| r.target.path());
         let clean = match normalize_path(target) {
             Ok(c) => c,
             Err(_) => return self.simple(now, Status::BAD_REQUEST, &[]),
         };
-        let (root, path) = self.file_path(&clean);
-        self.job = Job::Opening { root, clean };
+        let (in_www, path) = self.file_path(&clean);
+        self.job = Job::Opening { in_www, clean };
         self.out.push_back(ConnOutput::File(FileOp::Open { path }));
     }
 
-    /// (root, full path) for a clean path, per the mapping in the module docs.
-    fn file_path(&self, clean: &CleanPath) -> (String, String) {
-        let mut rel: Vec<&str> = clean.segments.iter().map(String::as_str).collect();
-        if clean.trailing_slash {
-            rel.push("index.html");
-        }
-        let name = rel.last().copied().unwrap_or("index.html");
-        let root = if mime::is_page(name) {
-            &self.cfg.www_root
-        } else {
-            &self.cfg.static_root
-        };
-        let mut path = root.clone();
-        for seg in rel {
+    /// (under the www root, full path) for a clean path, per the mapping in the module docs.
+    /// The path is built in one allocation.
+    fn file_path(&self, clean: &CleanPath) -> (bool, String) {
+        let index = clean.trailing_slash.then_some("index.html");
+        let rel = || clean.segments.iter().map(String::as_str).chain(index);
+        let name = rel().last().unwrap_or("index.html");
+        let in_www = mime::is_page(name);
+        let root = self.root(in_www);
+        let mut path =
+            String::with_capacity(root.len() + rel().map(|s| s.len() + 1).sum::<usize>());
+        path.push_str(root);
+        for seg in rel() {
             path.push('/');
             path.push_str(seg);
         }
-        (root.clone(), path)
+        (in_www, path)
+    }
+
+    fn root(&self, in_www: bool) -> &str {
+        if in_www {
+            &self.cfg.www_root
+        } else {
+            &self.cfg.static_root
+        }
     }
 
     fn on_opened(
         &mut self,
         now: Now,
-        root: String,
+        in_www: bool,
         clean: CleanPath,
         result: Result<FileMeta, FsError>,
     ) {
@@ -221,7 +224,7 @@ impl BackendConn {
         };
         let inside = meta
             .real_path
-            .strip_prefix(root.as_str())
+            .strip_prefix(self.root(in_www))
             .is_some_and(|rest| rest.starts_with('/'));
         if !inside {
             self.close_file(meta.handle);
@@ -433,8 +436,8 @@ impl BackendConn {
             return;
         };
         self.out.push_back(ConnOutput::Log(AccessLog {
-            method: req.method.to_string(),
-            target: req.target.as_str().to_string(),
+            method: req.method.into_name(),
+            target: req.target.into_string(),
             status: self.http.status().0,
             bytes: self.http.body_sent(),
             duration_ns: now.mono.since(self.http.request_started_at()).as_nanos() as u64,
@@ -479,7 +482,7 @@ impl Connection for BackendConn {
             }
             ConnInput::File(FileReply::Opened(result)) => {
                 match std::mem::replace(&mut self.job, Job::None) {
-                    Job::Opening { root, clean } => self.on_opened(now, root, clean, result),
+                    Job::Opening { in_www, clean } => self.on_opened(now, in_www, clean, result),
                     other => {
                         debug_assert!(false, "an open reply with no open pending");
                         self.job = other;

@@ -76,6 +76,22 @@ impl Method {
             Method::Other(s) => s,
         }
     }
+    /// The method's name, kept without a copy: a standard method's is static text, an
+    /// extension method's is the text it already owns.
+    pub fn into_name(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Method::Other(s) => String::from(s).into(),
+            Method::Get => "GET".into(),
+            Method::Head => "HEAD".into(),
+            Method::Post => "POST".into(),
+            Method::Put => "PUT".into(),
+            Method::Delete => "DELETE".into(),
+            Method::Connect => "CONNECT".into(),
+            Method::Options => "OPTIONS".into(),
+            Method::Trace => "TRACE".into(),
+            Method::Patch => "PATCH".into(),
+        }
+    }
     /// RFC 9110 §9.2.2: a retry cannot change the outcome.
     pub fn is_idempotent(&self) -> bool {
         matches!(
@@ -217,18 +233,21 @@ pub struct RequestHead {
 pub struct ResponseHead {
     pub version: Version,
     pub status: Status,
-    pub reason: String,
+    /// The standard phrase borrowed, or a peer's owned.
+    pub reason: std::borrow::Cow<'static, str>,
     pub headers: Headers,
 }
 
 impl ResponseHead {
-    /// An HTTP/1.1 head with the standard reason phrase and no fields.
+    /// An HTTP/1.1 head with the standard reason phrase and no fields, with room for the
+    /// fields a server's response usually has, so building one costs two allocations rather
+    /// than one per doubling of its field list and bytes.
     pub fn new(status: Status) -> Self {
         ResponseHead {
             version: Version::HTTP_11,
             status,
-            reason: status.reason().to_string(),
-            headers: Headers::new(),
+            reason: status.reason().into(),
+            headers: Headers::with_capacity(8, 256),
         }
     }
 }

@@ -111,7 +111,7 @@ impl ResponseRef<'_> {
         ResponseHead {
             version: self.version,
             status: self.status,
-            reason: String::from_utf8_lossy(self.reason).into_owned(),
+            reason: String::from_utf8_lossy(self.reason).into_owned().into(),
             headers: self.headers.to_headers(),
         }
     }

@@ -22,6 +22,14 @@ pub enum BodyFraming {
 /// Appends a response head. `framing` adds the length header; `Content-Length` and
 /// `Transfer-Encoding` in `head.headers` are ignored so they cannot contradict it.
 pub fn write_response_head(head: &ResponseHead, framing: BodyFraming, out: &mut Vec<u8>) {
+    // One allocation for the whole head, at most (none when `out` has room from an earlier
+    // response): status line, fields with their ": " and CRLF, the framing field, CRLF.
+    let fields: usize = head
+        .headers
+        .iter()
+        .map(|(n, v)| n.len() + v.len() + 4)
+        .sum();
+    out.reserve(15 + head.reason.len() + fields + 64);
     out.extend_from_slice(b"HTTP/1.1 ");
     let code = head.status.0;
     out.extend_from_slice(&[
@@ -94,7 +102,8 @@ pub fn write_chunk(data: &[u8], out: &mut Vec<u8>) {
     if data.is_empty() {
         return;
     }
-    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    write_hex(data.len() as u64, out);
+    out.extend_from_slice(b"\r\n");
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
 }
@@ -104,6 +113,14 @@ pub fn write_last_chunk(trailers: &Headers, out: &mut Vec<u8>) {
     out.extend_from_slice(b"0\r\n");
     trailers.write_to(out);
     out.extend_from_slice(b"\r\n");
+}
+
+/// Appends the lowercase hex digits of `n` (a chunk size), without formatting machinery.
+fn write_hex(n: u64, out: &mut Vec<u8>) {
+    let digits = (64 - n.leading_zeros()).div_ceil(4).max(1);
+    for k in (0..digits).rev() {
+        out.push(b"0123456789abcdef"[(n >> (4 * k) & 0xf) as usize]);
+    }
 }
 
 /// Appends the decimal digits of `n`.
@@ -154,6 +171,18 @@ mod tests {
             let mut v = Vec::new();
             write_u64(n, &mut v);
             assert_eq!(String::from_utf8(v).unwrap(), n.to_string());
+        }
+    }
+
+    #[test]
+    fn hex_digits() {
+        let mut cases = vec![0u64, 1, 0xf, 0x10, 0xff, 0x100, 0xabc, u64::MAX];
+        cases.extend((0..64).map(|k| 1u64 << k));
+        cases.extend((1..64).map(|k| (1u64 << k) - 1));
+        for n in cases {
+            let mut v = Vec::new();
+            write_hex(n, &mut v);
+            assert_eq!(String::from_utf8(v).unwrap(), format!("{n:x}"));
         }
     }
 }

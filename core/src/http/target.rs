@@ -150,6 +150,13 @@ impl<S> TargetOf<S> {
     }
 }
 
+impl TargetOf<String> {
+    /// The target's text as received, without a copy.
+    pub fn into_string(self) -> String {
+        self.raw
+    }
+}
+
 impl<S: AsRef<str>> TargetOf<S> {
     /// The owned copy.
     pub fn to_target(&self) -> Target {
@@ -232,22 +239,16 @@ pub fn normalize_path(path: &str) -> Result<CleanPath, PathError> {
         return Err(PathError::NotOrigin);
     }
     let mut segments: Vec<String> = Vec::new();
-    let raw_segments: Vec<&str> = path[1..].split('/').collect();
-    let last = raw_segments.len() - 1;
+    let mut raw_segments = path[1..].split('/').peekable();
     let mut trailing_slash = false;
-    for (i, raw) in raw_segments.iter().enumerate() {
+    while let Some(raw) = raw_segments.next() {
+        let last = raw_segments.peek().is_none();
         let seg = decode_segment(raw)?;
         match seg.as_str() {
-            "" | "." => {
-                if i == last {
-                    trailing_slash = true;
-                }
-            }
+            "" | "." => trailing_slash |= last,
             ".." => {
                 segments.pop().ok_or(PathError::AboveRoot)?;
-                if i == last {
-                    trailing_slash = true;
-                }
+                trailing_slash |= last;
             }
             _ => segments.push(seg),
         }
