@@ -116,7 +116,7 @@ pub fn write_last_chunk(trailers: &Headers, out: &mut Vec<u8>) {
 }
 
 /// Appends the lowercase hex digits of `n` (a chunk size), without formatting machinery.
-fn write_hex(n: u64, out: &mut Vec<u8>) {
+pub(crate) fn write_hex(n: u64, out: &mut Vec<u8>) {
     let digits = (64 - n.leading_zeros()).div_ceil(4).max(1);
     for k in (0..digits).rev() {
         out.push(b"0123456789abcdef"[(n >> (4 * k) & 0xf) as usize]);
