@@ -25,6 +25,10 @@ check_answers() {
   done
 }
 
+# Busy CPU ticks of the whole machine, all CPUs: user, nice, system, irq, softirq and steal
+# (everything but idle and iowait).
+machine_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+
 # CPU ticks (user + system) of a set of pids.
 ticks() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0; done | paste -sd+ | bc; }
 
