@@ -44,7 +44,7 @@ pub fn format(t: UnixTime) -> String {
     let (y, m, d) = civil_from_days(days);
     let day = DAYS[days.rem_euclid(7) as usize];
     let month = MONTHS[(m - 1) as usize];
-    if (0..=9999).contains(&y) {
+    if (1000..=9999).contains(&y) {
         let two = |n: i64| [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
         let mut b = Vec::with_capacity(29);
         b.extend_from_slice(day.as_bytes());
@@ -153,7 +153,9 @@ mod tests {
         };
         let last_of_9999 = 253_402_300_799u64;
         let mut times: Vec<u64> = (0..last_of_9999).step_by(7_919 * 3_617).collect();
-        times.extend([0, 59, 3_599, 86_399, 951_782_400, last_of_9999]);
+        times.extend([0, 59, 3_599, 86_399, 951_782_400, last_of_9999, u64::MAX]);
+        // Before year 1000 (a wrapped, absurd modification time): the general path too.
+        times.push((-40_000_000_000i64) as u64);
         for t in times {
             assert_eq!(format(UnixTime(t)), general(t), "{t}");
         }
