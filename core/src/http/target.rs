@@ -338,6 +338,13 @@ mod tests {
         assert_eq!(p("/a/./b/../c"), Ok("/a/c".into()));
         assert_eq!(p("/a/%2e%2e/c"), Ok("/c".into()));
         assert_eq!(p("/css/"), Ok("/css/".into()));
+        // A dot segment last leaves a folder, as a trailing slash does; anywhere else it goes.
+        assert_eq!(p("/a/b/.."), Ok("/a/".into()));
+        assert_eq!(p("/a/."), Ok("/a/".into()));
+        assert_eq!(p("/a/./"), Ok("/a/".into()));
+        assert_eq!(p("/a/../b"), Ok("/b".into()));
+        assert_eq!(p("/a//b"), Ok("/a/b".into()));
+        assert_eq!(p("/a/b/"), Ok("/a/b/".into()));
         assert_eq!(p("/%2541"), Ok("/%41".into()), "decoded exactly once");
         assert_eq!(p("/../etc/passwd"), Err(PathError::AboveRoot));
         assert_eq!(p("/%2e%2e/x"), Err(PathError::AboveRoot));
