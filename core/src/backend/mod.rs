@@ -186,18 +186,17 @@ impl BackendConn {
     /// (under the www root, full path) for a clean path, per the mapping in the module docs.
     /// The path is built in one allocation.
     fn file_path(&self, clean: &CleanPath) -> (bool, String) {
-        let index = clean.trailing_slash.then_some("index.html");
-        let rel = || clean.segments.iter().map(String::as_str).chain(index);
-        let name = rel().last().unwrap_or("index.html");
-        let in_www = mime::is_page(name);
+        let index = if clean.trailing_slash {
+            "/index.html"
+        } else {
+            ""
+        };
+        let in_www = mime::is_page(file_name(clean));
         let root = self.root(in_www);
-        let mut path =
-            String::with_capacity(root.len() + rel().map(|s| s.len() + 1).sum::<usize>());
+        let mut path = String::with_capacity(root.len() + clean.joined().len() + index.len());
         path.push_str(root);
-        for seg in rel() {
-            path.push('/');
-            path.push_str(seg);
-        }
+        path.push_str(clean.joined());
+        path.push_str(index);
         (in_www, path)
     }
 
@@ -243,16 +242,7 @@ impl BackendConn {
             }
             return self.simple(now, Status::MOVED_PERMANENTLY, &[("Location", &location)]);
         }
-        let name = clean
-            .segments
-            .last()
-            .map(String::as_str)
-            .unwrap_or("index.html");
-        let name = if clean.trailing_slash {
-            "index.html"
-        } else {
-            name
-        };
+        let name = file_name(&clean);
         let tag = range::etag(meta.len, meta.modified);
         let mut head = ResponseHead::new(Status::OK);
         head.headers.append("Server", &self.cfg.server_name);
@@ -443,6 +433,14 @@ impl BackendConn {
             duration_ns: now.mono.since(self.http.request_started_at()).as_nanos() as u64,
             aborted,
         }));
+    }
+}
+
+/// The name of the file a clean path asks for: its last segment, or `index.html` for a folder.
+fn file_name(clean: &CleanPath) -> &str {
+    match clean.last() {
+        Some(name) if !clean.trailing_slash => name,
+        _ => "index.html",
     }
 }
 

@@ -210,22 +210,33 @@ pub enum PathError {
     AboveRoot,
 }
 
-/// A path decoded once and normalised: segments without `.`, `..` or empty parts.
+/// A path decoded once and normalised: segments without `.`, `..` or empty parts, held as one
+/// string (`/a/b`, empty for the root) so a request's path costs one allocation, not one per
+/// segment and one for their list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CleanPath {
-    pub segments: Vec<String>,
+    /// Each decoded segment preceded by `/`; a decoded segment never contains `/`.
+    joined: String,
     /// The path ended in `/` (a directory was asked for).
     pub trailing_slash: bool,
 }
 
 impl CleanPath {
+    /// The decoded segments, in order.
+    pub fn segments(&self) -> impl Iterator<Item = &str> {
+        self.joined.split('/').skip(1)
+    }
+    /// The segments joined as `/a/b` (empty for the root), without the trailing slash.
+    pub fn joined(&self) -> &str {
+        &self.joined
+    }
+    /// The last segment, if any.
+    pub fn last(&self) -> Option<&str> {
+        self.joined.rsplit_once('/').map(|(_, last)| last)
+    }
     /// `/a/b` form, for logs and redirects (decoded).
     pub fn to_slash_path(&self) -> String {
-        let mut s = String::new();
-        for seg in &self.segments {
-            s.push('/');
-            s.push_str(seg);
-        }
+        let mut s = self.joined.clone();
         if s.is_empty() || self.trailing_slash {
             s.push('/');
         }
@@ -234,37 +245,53 @@ impl CleanPath {
 }
 
 /// Decodes and normalises an origin-form path (the part before `?`). See the module docs.
+/// Each segment is decoded straight onto the end of the result and judged there: kept, or cut
+/// off again (`.`, empty), or cut off with the segment before it (`..`). Errors come in segment
+/// order, as they would segment by segment.
 pub fn normalize_path(path: &str) -> Result<CleanPath, PathError> {
     if !path.starts_with('/') {
         return Err(PathError::NotOrigin);
     }
-    let mut segments: Vec<String> = Vec::new();
+    let mut joined: Vec<u8> = Vec::with_capacity(path.len());
     let mut raw_segments = path[1..].split('/').peekable();
     let mut trailing_slash = false;
     while let Some(raw) = raw_segments.next() {
         let last = raw_segments.peek().is_none();
-        let seg = decode_segment(raw)?;
-        match seg.as_str() {
-            "" | "." => trailing_slash |= last,
-            ".." => {
-                segments.pop().ok_or(PathError::AboveRoot)?;
+        let start = joined.len();
+        joined.push(b'/');
+        decode_segment(raw, &mut joined)?;
+        let seg = std::str::from_utf8(&joined[start + 1..]).map_err(|_| PathError::NotUtf8)?;
+        match seg {
+            "" | "." => {
+                joined.truncate(start);
                 trailing_slash |= last;
             }
-            _ => segments.push(seg),
+            ".." => {
+                joined.truncate(start);
+                let parent = joined
+                    .iter()
+                    .rposition(|&b| b == b'/')
+                    .ok_or(PathError::AboveRoot)?;
+                joined.truncate(parent);
+                trailing_slash |= last;
+            }
+            _ => {}
         }
     }
-    if segments.is_empty() {
+    if joined.is_empty() {
         trailing_slash = true;
     }
+    // Every segment kept was checked to be UTF-8, and `/` is ASCII.
+    let joined = String::from_utf8(joined).map_err(|_| PathError::NotUtf8)?;
     Ok(CleanPath {
-        segments,
+        joined,
         trailing_slash,
     })
 }
 
-fn decode_segment(raw: &str) -> Result<String, PathError> {
+/// Appends the percent-decoding of one raw segment to `out`.
+fn decode_segment(raw: &str, out: &mut Vec<u8>) -> Result<(), PathError> {
     let b = raw.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         let c = if b[i] == b'%' {
@@ -294,7 +321,7 @@ fn decode_segment(raw: &str) -> Result<String, PathError> {
             _ => out.push(c),
         }
     }
-    String::from_utf8(out).map_err(|_| PathError::NotUtf8)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -345,6 +372,12 @@ mod tests {
         assert_eq!(p("/a/../b"), Ok("/b".into()));
         assert_eq!(p("/a//b"), Ok("/a/b".into()));
         assert_eq!(p("/a/b/"), Ok("/a/b/".into()));
+        assert_eq!(
+            p("/%ff/../a"),
+            Err(PathError::NotUtf8),
+            "judged before `..` drops it"
+        );
+        assert_eq!(p("/a/%e2%82%ac"), Ok("/a/\u{20ac}".into()));
         assert_eq!(p("/%2541"), Ok("/%41".into()), "decoded exactly once");
         assert_eq!(p("/../etc/passwd"), Err(PathError::AboveRoot));
         assert_eq!(p("/%2e%2e/x"), Err(PathError::AboveRoot));
@@ -354,5 +387,47 @@ mod tests {
         assert_eq!(p("/a%00.txt"), Err(PathError::Nul));
         assert_eq!(p("/a%zz"), Err(PathError::BadEscape));
         assert_eq!(p("/%ff"), Err(PathError::NotUtf8));
+    }
+
+    /// The straightforward normalisation (a list of decoded segments), which the one-string
+    /// version must match on any path: same segments, same trailing slash, same first error.
+    fn model(path: &str) -> Result<(Vec<String>, bool), PathError> {
+        let path = path.strip_prefix('/').ok_or(PathError::NotOrigin)?;
+        let raw: Vec<&str> = path.split('/').collect();
+        let mut segments: Vec<String> = Vec::new();
+        let mut trailing = false;
+        for (i, r) in raw.iter().enumerate() {
+            let mut bytes = Vec::new();
+            decode_segment(r, &mut bytes)?;
+            let seg = String::from_utf8(bytes).map_err(|_| PathError::NotUtf8)?;
+            let last = i == raw.len() - 1;
+            match seg.as_str() {
+                "" | "." => trailing |= last,
+                ".." => {
+                    segments.pop().ok_or(PathError::AboveRoot)?;
+                    trailing |= last;
+                }
+                _ => segments.push(seg),
+            }
+        }
+        Ok((segments.clone(), trailing || segments.is_empty()))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn normalisation_matches_the_segment_list_model(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "", ".", "..", "a", "b.css", "%2e", "%2e%2e", "%2E.", "%ff", "%e2%82%ac",
+                    "%2f", "%5c", "%00", "%4", "x%41y", "\\",
+                ]),
+                0..8,
+            )
+        ) {
+            let path = format!("/{}", parts.join("/"));
+            let got = normalize_path(&path)
+                .map(|c| (c.segments().map(str::to_string).collect::<Vec<_>>(), c.trailing_slash));
+            proptest::prop_assert_eq!(got, model(&path), "{}", path);
+        }
     }
 }
