@@ -32,6 +32,25 @@ fn theirs_response(msg: &[u8]) {
 }
 
 fn main() {
+    // As in `parser`: `PARSER_PROFILE=POST` runs only httparse on that input, for a profiler.
+    if let Ok(only) = std::env::var("PARSER_PROFILE") {
+        let Some(&(_, msg, is_response)) = CASES.iter().find(|c| c.0.contains(only.as_str()))
+        else {
+            panic!("PARSER_PROFILE names none of the inputs");
+        };
+        let iters = std::env::var("PARSER_PROFILE_ITERS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(100_000_000u64);
+        for _ in 0..iters {
+            if is_response {
+                theirs_response(msg);
+            } else {
+                theirs_request(msg);
+            }
+        }
+        return;
+    }
     println!("{:<12} {:>6} {:>12}", "input", "bytes", "httparse ns");
     for (name, msg, is_response) in CASES {
         let s = if is_response {
