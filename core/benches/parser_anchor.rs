@@ -1,7 +1,8 @@
 //! The anchor: httparse's time per message on the inputs of `common`, in a binary of its own
 //! so that changes to our code cannot move it (see `common`). `bench/parser.sh` prints it
 //! beside ours; `cargo bench -p weaprous-core --bench parser_anchor` prints it alone.
-//! httparse is a dev-dependency used only here.
+//! httparse is a dev-dependency used only here. `PARSER_PROFILE` and `PARSER_PROFILE_ITERS`
+//! work as in `parser`.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)] // a benchmark reads the clock
 
 mod common;
