@@ -11,7 +11,8 @@
 # Prints requests/s, p99 latency and server CPU time per request for both, with ratios
 # (ours / nginx: above 1 is better for requests/s, below 1 is better for CPU and p99), and the
 # whole machine's busy CPU time per request against each (server, wrk, and the kernel's
-# network work, which this kernel accounts as softirq time and charges to no process).
+# network work, which on loopback runs as softirq in whichever process's context a segment is
+# sent, so how it splits between the server's CPU and wrk's differs between servers).
 # nginx runs with Debian's default `worker_processes auto` (one per core), sendfile on,
 # access logs off and keepalive_requests raised so keep-alive runs measure steady state;
 # our backend runs with its default threads (one per core) and access logs off.
@@ -100,13 +101,16 @@ check_answers "$OURS_PORT" "$NGINX_PORT"
 HZ=$(getconf CLK_TCK)
 
 # run PORT SIZE CONNS MODE PIDS... -> "rps p99_ms requests cpu_us_per_req machine_us_per_req"
-# The server's CPU time is what its processes were charged. It leaves out much of what serving
-# costs on loopback: the TCP receive path and the sends that ACKs release run as softirq work,
-# which a kernel with IRQ time accounting (this one) charges to no process, and how much of a
-# large send happens in the server's syscall rather than later in softirq differs between
-# servers. With 1 MiB files over keep-alive, softirq time was a third of the machine's busy time
-# per request. So the machine's busy time per request (all CPUs, everything but idle and
-# iowait, from /proc/stat) is measured too: the whole cost of a request, client included.
+# The server's CPU time is what its processes were charged, which on loopback is not the same as
+# what serving cost. Delivering a segment into the peer's socket (and sending what an ACK
+# releases) runs as softirq work in the context of whichever process sent it, and this kernel
+# (tick-based accounting, no IRQ time accounting) charges each tick to the process it
+# interrupts. A large send pushed out within the server's sendfile is charged to the server,
+# delivery included; the part that waits for wrk's ACKs is charged to wrk; how much goes which
+# way differs between servers and between runs. With 1 MiB files, softirq ticks were a third
+# (keep-alive) to a half (close) of the machine's busy time per request. So the machine's busy
+# time per request (all CPUs, everything but idle and iowait, from /proc/stat) is measured too:
+# the whole cost of a request, client included.
 run() {
   local port=$1 size=$2 conns=$3 mode=$4; shift 4
   local hdr=()
