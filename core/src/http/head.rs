@@ -556,13 +556,35 @@ mod tests {
         }
     }
 
-    /// What the general path makes of a start line at the front of `w`.
-    fn general_request_line(w: &[u8]) -> Option<Result<(StartLine, usize), (ErrorKind, usize)>> {
-        let lf = find_byte(b'\n', w)?;
-        if lf == 0 || w[lf - 1] != b'\r' {
-            return Some(Err((ErrorKind::BareLf, lf)));
+    type StartLineParser = fn(&[u8]) -> Result<StartLine, (ErrorKind, usize)>;
+
+    /// Gives every line of `lines` to `fast`; where it answers, demands exactly what finding the
+    /// LF and `general` make of the same bytes. Returns how many lines it answered.
+    fn fast_agrees_with_general(
+        lines: Vec<Vec<u8>>,
+        fast: fn(&[u8]) -> Option<(StartLine, usize)>,
+        general: StartLineParser,
+    ) -> usize {
+        let mut answered = 0;
+        for w in lines {
+            let Some((fast, lf)) = fast(&w) else {
+                continue;
+            };
+            answered += 1;
+            let shown = String::from_utf8_lossy(&w);
+            let general = find_byte(b'\n', &w).map(|lf| {
+                if lf == 0 || w[lf - 1] != b'\r' {
+                    return Err((ErrorKind::BareLf, lf));
+                }
+                general(&w[..lf - 1]).map(|start| (start, lf))
+            });
+            let Some(Ok((start, general_lf))) = general else {
+                panic!("{shown:?}: fast answered, general said {general:?}");
+            };
+            assert_eq!(lf, general_lf, "{shown:?}");
+            assert_eq!(format!("{fast:?}"), format!("{start:?}"), "{shown:?}");
         }
-        Some(request_line(&w[..lf - 1]).map(|start| (start, lf)))
+        answered
     }
 
     #[test]
@@ -597,29 +619,19 @@ mod tests {
             b"HTTP/1.",
         ];
         let ends: [&[u8]; 5] = [b"\r\n", b"\n", b"\r", b"", b"\r\r\n"];
-        let mut answered = 0;
+        let mut lines = Vec::new();
         for m in methods {
             for t in targets {
                 for v in versions {
                     for end in ends {
                         for rest in [&b""[..], b"Host: a\r\n\r\n"] {
-                            let w = [m, b" ", t, b" ", v, end, rest].concat();
-                            let Some((fast, lf)) = fast_request_line(&w) else {
-                                continue;
-                            };
-                            answered += 1;
-                            let general = general_request_line(&w);
-                            let shown = String::from_utf8_lossy(&w);
-                            let Some(Ok((start, general_lf))) = general else {
-                                panic!("{shown:?}: fast answered, general said {general:?}");
-                            };
-                            assert_eq!(lf, general_lf, "{shown:?}");
-                            assert_eq!(format!("{fast:?}"), format!("{start:?}"), "{shown:?}");
+                            lines.push([m, b" ", t, b" ", v, end, rest].concat());
                         }
                     }
                 }
             }
         }
+        let answered = fast_agrees_with_general(lines, fast_request_line, request_line);
         // Five methods, the five targets of valid bytes that begin with `/`, two versions, one
         // line end, two continuations: every other line is left to the general path.
         assert_eq!(
@@ -654,31 +666,19 @@ mod tests {
             &long,
         ];
         let ends: [&[u8]; 5] = [b"\r\n", b"\n", b"\r", b"", b"\r\r\n"];
-        let mut answered = 0;
+        let mut lines = Vec::new();
         for v in versions {
             for code in statuses {
                 for reason in reasons {
                     for end in ends {
                         for rest in [&b""[..], b"Server: a\r\n\r\n"] {
-                            let w = [v, b" ", code, reason, end, rest].concat();
-                            let Some((fast, lf)) = fast_response_line(&w) else {
-                                continue;
-                            };
-                            answered += 1;
-                            let shown = String::from_utf8_lossy(&w);
-                            let general = find_byte(b'\n', &w)
-                                .filter(|&lf| lf > 0 && w[lf - 1] == b'\r')
-                                .map(|lf| response_line(&w[..lf - 1]).map(|s| (s, lf)));
-                            let Some(Ok((start, general_lf))) = general else {
-                                panic!("{shown:?}: fast answered, general said {general:?}");
-                            };
-                            assert_eq!(lf, general_lf, "{shown:?}");
-                            assert_eq!(format!("{fast:?}"), format!("{start:?}"), "{shown:?}");
+                            lines.push([v, b" ", code, reason, end, rest].concat());
                         }
                     }
                 }
             }
         }
+        let answered = fast_agrees_with_general(lines, fast_response_line, response_line);
         // Two versions, three statuses, the reasons that start with SP and hold no control
         // (" OK", " ", " Not Found", " é", "  two"), and three ways to a CRLF: the line's own
         // with either continuation, and none, where the next line's text joins the reason.
