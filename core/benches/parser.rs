@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::{fields_sum, time, CASES, ITERS};
+use common::{fields_sum, profile_case, time, CASES, ITERS};
 use std::hint::black_box;
 use weaprous_core::http::parse::{Event, EventRef, Parser};
 use weaprous_core::http::Limits;
@@ -77,16 +77,8 @@ fn parser_for(is_response: bool) -> Parser {
 
 fn main() {
     // For a profiler: `PARSER_PROFILE=POST` runs only ours on the input named so, for a while.
-    if let Ok(only) = std::env::var("PARSER_PROFILE") {
-        let Some(&(_, msg, is_response)) = CASES.iter().find(|c| c.0.contains(only.as_str()))
-        else {
-            panic!("PARSER_PROFILE names none of the inputs");
-        };
+    if let Some((msg, is_response, iters)) = profile_case() {
         let mut p = parser_for(is_response);
-        let iters = std::env::var("PARSER_PROFILE_ITERS")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(100_000_000u64);
         for _ in 0..iters {
             ours(&mut p, msg);
         }

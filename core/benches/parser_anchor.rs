@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{fields_sum, time, CASES, ITERS};
+use common::{fields_sum, profile_case, time, CASES, ITERS};
 use std::hint::black_box;
 
 fn theirs_fields(headers: &[httparse::Header<'_>]) -> usize {
@@ -34,15 +34,7 @@ fn theirs_response(msg: &[u8]) {
 
 fn main() {
     // As in `parser`: `PARSER_PROFILE=POST` runs only httparse on that input, for a profiler.
-    if let Ok(only) = std::env::var("PARSER_PROFILE") {
-        let Some(&(_, msg, is_response)) = CASES.iter().find(|c| c.0.contains(only.as_str()))
-        else {
-            panic!("PARSER_PROFILE names none of the inputs");
-        };
-        let iters = std::env::var("PARSER_PROFILE_ITERS")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(100_000_000u64);
+    if let Some((msg, is_response, iters)) = profile_case() {
         for _ in 0..iters {
             if is_response {
                 theirs_response(msg);

@@ -73,5 +73,20 @@ pub const CASES: [(&str, &[u8], bool); 3] = [
     ("response", RESPONSE, true),
 ];
 
+/// For a profiler: with `PARSER_PROFILE` set (any input's name, or part of it), the input it
+/// names, whether that is a response, and how many messages to parse (`PARSER_PROFILE_ITERS`,
+/// 100 million unless set). `None` when it is not set.
+pub fn profile_case() -> Option<(&'static [u8], bool, u64)> {
+    let only = std::env::var("PARSER_PROFILE").ok()?;
+    let Some(&(_, msg, is_response)) = CASES.iter().find(|c| c.0.contains(only.as_str())) else {
+        panic!("PARSER_PROFILE names none of the inputs");
+    };
+    let iters = std::env::var("PARSER_PROFILE_ITERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000_000);
+    Some((msg, is_response, iters))
+}
+
 /// Messages per timed run.
 pub const ITERS: u64 = 300_000;
