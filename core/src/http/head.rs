@@ -131,20 +131,10 @@ impl HeadScan {
             };
             let (start, lf) = match fast {
                 Some(fast) => fast,
-                None => {
-                    let Some(lf) = find_byte(b'\n', &window[..reach]) else {
-                        return self.incomplete(head.len(), limits, true);
-                    };
-                    if lf == 0 || window[lf - 1] != b'\r' {
-                        return Err((ErrorKind::BareLf, lf));
-                    }
-                    let line = &window[..lf - 1];
-                    let start = match section {
-                        Section::Response => response_line(line)?,
-                        _ => request_line(line)?,
-                    };
-                    (start, lf)
-                }
+                None => match general_start_line(&window[..reach], section) {
+                    Some(read) => read?,
+                    None => return self.incomplete(head.len(), limits, true),
+                },
             };
             self.start = Some(start);
             self.next_line = lf + 1;
@@ -417,8 +407,8 @@ fn fast_request_line(w: &[u8]) -> Option<(StartLine, usize)> {
 /// from 100, SP, a reason without control bytes (TAB included), CRLF, all within `w`. Returns
 /// what finding the LF and [`response_line`] make of the same bytes, or `None` for that path to
 /// judge. The general path searches for the LF and then checks the line a part at a time; this
-/// saves 43 of the ~2,780 instructions the parser bench's response took (callgrind) and 2-3 ns
-/// of its ~90 (`bench/parser.sh`, two runs each way).
+/// saves 43 of the ~2,780 instructions the parser bench's response took (callgrind) and 1.8-2.7
+/// ns of its ~90 (`bench/parser.sh`, two runs each way).
 #[inline]
 fn fast_response_line(w: &[u8]) -> Option<(StartLine, usize)> {
     let [b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor @ (b'0' | b'1'), b' ', d0 @ b'1'..=b'9', d1 @ b'0'..=b'9', d2 @ b'0'..=b'9', b' ', ..] =
@@ -452,6 +442,25 @@ fn first_non_target(b: &[u8]) -> Option<usize> {
         |x| !target_byte(x),
         |x| swar::below(x, 0x21) | (x & swar::HI) | swar::equal(x, 0x7f) | swar::equal(x, b'#'),
     )
+}
+
+/// The start line at the front of `w` read the general way, which every line can take: its LF
+/// found first, then the line before it judged ([`request_line`] or [`response_line`]). Returns
+/// the start line and the index of its LF; `None` while no LF has arrived.
+fn general_start_line(
+    w: &[u8],
+    section: Section,
+) -> Option<Result<(StartLine, usize), (ErrorKind, usize)>> {
+    let lf = find_byte(b'\n', w)?;
+    if lf == 0 || w[lf - 1] != b'\r' {
+        return Some(Err((ErrorKind::BareLf, lf)));
+    }
+    let line = &w[..lf - 1];
+    let start = match section {
+        Section::Response => response_line(line),
+        _ => request_line(line),
+    };
+    Some(start.map(|start| (start, lf)))
 }
 
 /// `method SP request-target SP HTTP-version` (RFC 9112 §3). Errors carry indices into `line`.
@@ -557,14 +566,12 @@ mod tests {
         }
     }
 
-    type StartLineParser = fn(&[u8]) -> Result<StartLine, (ErrorKind, usize)>;
-
-    /// Gives every line of `lines` to `fast`; where it answers, demands exactly what finding the
-    /// LF and `general` make of the same bytes. Returns how many lines it answered.
+    /// Gives every line of `lines` to `fast`; where it answers, demands exactly what
+    /// [`general_start_line`] makes of the same bytes. Returns how many lines it answered.
     fn fast_agrees_with_general(
         lines: Vec<Vec<u8>>,
         fast: fn(&[u8]) -> Option<(StartLine, usize)>,
-        general: StartLineParser,
+        section: Section,
     ) -> usize {
         let mut answered = 0;
         for w in lines {
@@ -573,12 +580,7 @@ mod tests {
             };
             answered += 1;
             let shown = String::from_utf8_lossy(&w);
-            let general = find_byte(b'\n', &w).map(|lf| {
-                if lf == 0 || w[lf - 1] != b'\r' {
-                    return Err((ErrorKind::BareLf, lf));
-                }
-                general(&w[..lf - 1]).map(|start| (start, lf))
-            });
+            let general = general_start_line(&w, section);
             let Some(Ok((start, general_lf))) = general else {
                 panic!("{shown:?}: fast answered, general said {general:?}");
             };
@@ -632,7 +634,7 @@ mod tests {
                 }
             }
         }
-        let answered = fast_agrees_with_general(lines, fast_request_line, request_line);
+        let answered = fast_agrees_with_general(lines, fast_request_line, Section::Request);
         // Five methods, the five targets of valid bytes that begin with `/`, two versions, one
         // line end, two continuations: every other line is left to the general path.
         assert_eq!(
@@ -679,7 +681,7 @@ mod tests {
                 }
             }
         }
-        let answered = fast_agrees_with_general(lines, fast_response_line, response_line);
+        let answered = fast_agrees_with_general(lines, fast_response_line, Section::Response);
         // Two versions, three statuses, the reasons that start with SP and hold no control
         // (" OK", " ", " Not Found", " é", "  two"), and three ways to a CRLF: the line's own
         // with either continuation, and none, where the next line's text joins the reason.
