@@ -104,10 +104,11 @@ HZ=$(getconf CLK_TCK)
 # The server's CPU time is what its processes were charged, which on loopback is not the same as
 # what serving cost. Delivering a segment into the peer's socket (and sending what an ACK
 # releases) runs as softirq work in the context of whichever process sent it, and this kernel
-# (tick-based accounting, no IRQ time accounting) charges each tick to the process it
-# interrupts. A large send pushed out within the server's sendfile is charged to the server,
-# delivery included; the part that waits for wrk's ACKs is charged to wrk; how much goes which
-# way differs between servers and between runs. With 1 MiB files, softirq ticks were a third
+# (no IRQ time accounting) charges that time to the process it interrupts, in the ticks of
+# /proc/PID/stat and in the exact count `cpu_ns` reads alike. A large send pushed out within
+# the server's sendfile is charged to the server, delivery included; the part that waits for
+# wrk's ACKs is charged to wrk; how much goes which way differs between servers and between
+# runs. With 1 MiB files, softirq ticks were a third
 # (keep-alive) to a half (close) of the machine's busy time per request. So the machine's busy
 # time per request (all CPUs, everything but idle and iowait, from /proc/stat) is measured too:
 # the whole cost of a request, client included.
@@ -118,17 +119,17 @@ run() {
   local threads=2
   [ "$conns" -lt 2 ] || [ "$PIN" = 1 ] && threads=1
   local before after m_before m_after out
-  before=$(ticks "$@")
+  before=$(cpu_ns "$@")
   m_before=$(machine_ticks)
   out=$("${CLIENT_CPU[@]}" wrk -t"$threads" -c"$conns" -d"${DURATION}s" --latency "${hdr[@]}" "http://127.0.0.1:$port/$size.bin" 2>&1)
   m_after=$(machine_ticks)
-  after=$(ticks "$@")
+  after=$(cpu_ns "$@")
   local rps p99 reqs
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
   p99=$(wrk_p99 <<<"$out")
   local cpu_us
-  cpu_us=$(echo "scale=3; ($after - $before) * 1000000 / $HZ / ($reqs + 1)" | bc)
+  cpu_us=$(echo "scale=3; ($after - $before) / 1000 / ($reqs + 1)" | bc)
   local machine_us
   machine_us=$(echo "scale=3; ($m_after - $m_before) * 1000000 / $HZ / ($reqs + 1)" | bc)
   echo "$rps ${p99:-0} $reqs $cpu_us $machine_us"

@@ -114,15 +114,14 @@ wait_ready "$BACKEND_PORT" "$OURS_PORT" "$NGINX_PORT" "$HAPROXY_PORT"
 check_answers "$OURS_PORT" "$NGINX_PORT" "$HAPROXY_PORT"
 
 haproxy_pids() { cat "$work/haproxy.pid"; }
-HZ=$(getconf CLK_TCK)
 
 # run PORT SIZE CONNS PIDS... -> "rps p99_ms cpu_us_per_req"
 run() {
   local port=$1 size=$2 conns=$3; shift 3
   local before after out
-  before=$(ticks "$@")
+  before=$(cpu_ns "$@")
   out=$(wrk -t2 -c"$conns" -d"${DURATION}s" --latency "http://127.0.0.1:$port/$size.bin" 2>&1)
-  after=$(ticks "$@")
+  after=$(cpu_ns "$@")
   local rps p99 reqs errors
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
@@ -130,7 +129,7 @@ run() {
   if [ -n "$errors" ]; then echo "port $port: $errors" >&2; fi
   p99=$(wrk_p99 <<<"$out")
   local cpu_us
-  cpu_us=$(echo "scale=3; ($after - $before) * 1000000 / $HZ / ($reqs + 1)" | bc)
+  cpu_us=$(echo "scale=3; ($after - $before) / 1000 / ($reqs + 1)" | bc)
   echo "$rps ${p99:-0} $cpu_us"
 }
 
