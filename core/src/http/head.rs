@@ -262,8 +262,13 @@ fn fast_field_line(h: &[u8], i: usize) -> Option<Line> {
                 return match h.get(p + 1) {
                     Some(b'\n') => {
                         let mut value_end = p;
-                        while value_end > value_start && matches!(h[value_end - 1], b' ' | b'\t') {
-                            value_end -= 1;
+                        // Only SP and TAB sort at or below SP among the bytes before `p`.
+                        if h[p - 1] <= b' ' {
+                            while value_end > value_start
+                                && matches!(h[value_end - 1], b' ' | b'\t')
+                            {
+                                value_end -= 1;
+                            }
                         }
                         let span = Field {
                             name: Span::new(i..j),
@@ -273,7 +278,7 @@ fn fast_field_line(h: &[u8], i: usize) -> Option<Line> {
                     }
                     Some(_) => None,
                     None => Some(Line::Incomplete),
-                }
+                };
             }
             _ => return None,
         }
