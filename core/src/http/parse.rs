@@ -750,7 +750,8 @@ struct Codings {
 /// The transfer codings and the Content-Length, read only when the head has those fields.
 type FramingFields = (Option<Codings>, Option<u64>);
 
-#[inline]
+// Always inlined: LLVM kept it a call, and this is on every head's path (see `head::first_hit`).
+#[inline(always)]
 fn framing_fields(h: FieldsRef<'_>, known: &Known) -> Result<FramingFields, ErrorKind> {
     let te = if known.transfer_encoding {
         transfer_codings(h)?
