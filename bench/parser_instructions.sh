@@ -3,8 +3,9 @@
 # inputs as bench/parser.sh, and a figure that does not drift with the machine or the link
 # order, so a change of a few instructions shows where the timed bench cannot tell it from noise.
 # It is not a time: this CPU retires ~5-7 instructions a cycle on this code, and more of ours
-# than of httparse's (ours took more instructions than httparse's on every input while timing
-# faster on the browser GET), so the ratio of instructions is a guide, never the result.
+# than of httparse's (ours takes more instructions than httparse's on every input while timing
+# level with it or faster), and changes with fewer instructions have timed slower when they
+# made the scan wait on loaded data; so the ratio of instructions is a guide, never the result.
 #
 #   bench/parser_instructions.sh
 #
