@@ -10,7 +10,7 @@
 //!   merged) and the final error are the same however the bytes were split across `feed` calls.
 //!   This holds because every decision is a function of a prefix of the stream: a head line is
 //!   judged only once its LF has arrived, and the size limits are defined by byte positions, not
-//!   by what happened to be buffered (see [`super::head`]). `tests/split_invariance.rs` checks it
+//!   by what happened to be buffered (see the `head` module). `tests/split_invariance.rs` checks it
 //!   with proptest, the fuzz target with the fuzzer's splits.
 //! * Request framing follows RFC 9112 §6 strictly: Transfer-Encoding with Content-Length, several
 //!   Content-Length fields, a malformed Content-Length, a Transfer-Encoding that does not end in
