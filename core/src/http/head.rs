@@ -21,7 +21,7 @@
 //!   than `max_head` bytes are buffered;
 //! * at most `max_headers` field lines: the next one is `TooManyHeaders` at its LF.
 
-use super::chars::{target_byte, tchar, trim_ows_range, value_byte};
+use super::chars::{all_target_bytes, target_byte, tchar, trim_ows_range, value_byte};
 use super::headers::{Field, Span};
 use super::parse::{content_length, find_byte, valid_host, ErrorKind};
 use super::swar;
@@ -287,7 +287,7 @@ fn fast_field_line(h: &[u8], i: usize) -> Option<Line> {
 
 /// Index of the first byte below 0x20 or equal to 0x7f. The first eight bytes are tested with
 /// SWAR alone: many values (`Content-Length: 37`, `keep-alive`) end there, and for them the SIMD
-/// test of [`first_hit`] was pure overhead.
+/// test of [`first_control_from`] was pure overhead.
 #[inline]
 fn first_control(b: &[u8]) -> Option<usize> {
     let mut from = 0;
@@ -297,7 +297,7 @@ fn first_control(b: &[u8]) -> Option<usize> {
         }
         from = 8;
     }
-    first_hit(b, from, |x| (x < 0x20) | (x == 0x7f), control_mask)
+    first_control_from(b, from)
 }
 
 /// The bytes of `x` below 0x20 or equal to 0x7f.
@@ -306,36 +306,32 @@ fn control_mask(x: u64) -> u64 {
     swar::below(x, 0x20) | swar::equal(x, 0x7f)
 }
 
-/// Index of the first byte of `b[from..]` (counted from `b`'s start) that passes `hit`, sixteen
-/// bytes at a time: the test of a chunk is written so that LLVM compiles it to SIMD compares on
-/// any x86-64 (no `unsafe`), and the byte that passed is then found with `mask`, `hit` as a
-/// SWAR mask (see [`swar`]). A tail shorter than a chunk is tested a byte at a time.
+/// [`first_control`] from `b[from..]` on (the index counted from `b`'s start), sixteen bytes
+/// at a time: the test of a chunk is written so that LLVM compiles it to SIMD compares on any
+/// x86-64 (no `unsafe`), and the byte that passed is then found with [`control_mask`]. A tail
+/// shorter than a chunk is tested a byte at a time.
 ///
 /// Always inlined, as are [`first_non_target`] and `parse::framing_fields`: LLVM kept each as
 /// a call, and inlining the three took the parser bench's small POST from 69.5-70 to 64.5-66
 /// ns, the response from 81-83 to 75.5-76 and the browser GET from 132-137 to 124-126 (two
 /// runs or more each), with 90-280 fewer instructions a message.
 #[inline(always)]
-fn first_hit(
-    b: &[u8],
-    mut from: usize,
-    hit: impl Fn(u8) -> bool,
-    mask: impl Fn(u64) -> u64,
-) -> Option<usize> {
+fn first_control_from(b: &[u8], mut from: usize) -> Option<usize> {
+    let control = |x: u8| (x < 0x20) | (x == 0x7f);
     while let Some(chunk) = b[from..].first_chunk::<16>() {
         let mut any = 0u8;
         for &x in chunk {
-            any |= hit(x) as u8;
+            any |= control(x) as u8;
         }
         if any != 0 {
             let (lo, hi) = chunk.split_at(8);
-            let found = swar::lowest(mask(swar::word(lo)))
-                .or_else(|| swar::lowest(mask(swar::word(hi))).map(|p| 8 + p));
+            let found = swar::lowest(control_mask(swar::word(lo)))
+                .or_else(|| swar::lowest(control_mask(swar::word(hi))).map(|p| 8 + p));
             return found.map(|p| from + p);
         }
         from += 16;
     }
-    b[from..].iter().position(|&x| hit(x)).map(|p| from + p)
+    b[from..].iter().position(|&x| control(x)).map(|p| from + p)
 }
 
 /// Judges a field line the fast path refused: finds its LF first (a line is judged only once it
@@ -454,12 +450,12 @@ fn fast_response_line(w: &[u8]) -> Option<(StartLine, usize)> {
 /// with SIMD compares), then [`run_len`]: the target's end is decided by predicted branches,
 /// not computed from a mask, which took the small POST from 71.5-72 to 69.5-70 ns and the
 /// browser GET from 137-140 to 133.5-137.5 in the parser bench (two runs each). Always
-/// inlined: see [`first_hit`].
+/// inlined: see [`first_control_from`].
 #[inline(always)]
 fn first_non_target(b: &[u8]) -> Option<usize> {
     let mut i = 0;
     while let Some(w) = b.get(i..).and_then(|r| r.first_chunk::<16>()) {
-        if w.iter().fold(0u8, |bad, &x| bad | !target_byte(x) as u8) != 0 {
+        if !all_target_bytes(w) {
             break;
         }
         i += 16;

@@ -750,7 +750,7 @@ struct Codings {
 /// The transfer codings and the Content-Length, read only when the head has those fields.
 type FramingFields = (Option<Codings>, Option<u64>);
 
-// Always inlined: LLVM kept it a call, and this is on every head's path (see `head::first_hit`).
+// Always inlined: LLVM kept it a call, and this is on every head's path (see `head::first_control_from`).
 #[inline(always)]
 fn framing_fields(h: FieldsRef<'_>, known: &Known) -> Result<FramingFields, ErrorKind> {
     let te = if known.transfer_encoding {
