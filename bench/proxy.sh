@@ -9,7 +9,8 @@
 # Prints requests/s, p99 latency and the proxy's CPU time per request (the backend's is not
 # counted) for each proxy, with our ratios to each (above 1 is better for requests/s, below 1
 # for CPU and p99). nginx and HAProxy are installed from Debian's packages when missing; each
-# proxy uses one worker/thread per core, keeps upstream connections alive, and logs nothing.
+# proxy uses one worker/thread per core, keeps upstream connections alive, logs nothing, and
+# defers accept until a request arrives (nginx `deferred`, HAProxy `defer-accept`), as ours does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -62,7 +63,7 @@ http {
   keepalive_requests 1000000;
   upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 512; keepalive_requests 1000000; }
   server {
-    listen 127.0.0.1:$NGINX_PORT;
+    listen 127.0.0.1:$NGINX_PORT deferred;
     location / {
       proxy_pass http://backend;
       proxy_http_version 1.1;
@@ -84,7 +85,7 @@ defaults
   timeout server 60s
   option http-keep-alive
 frontend f
-  bind 127.0.0.1:$HAPROXY_PORT
+  bind 127.0.0.1:$HAPROXY_PORT defer-accept
   default_backend b
 backend b
   http-reuse always
