@@ -470,7 +470,7 @@ fn first_non_target(b: &[u8]) -> Option<usize> {
 /// and a bit scan), so the work that starts there need not wait for the bytes to be loaded
 /// and tested: see [`fast_field_line`] for what that was worth.
 #[inline]
-fn run_len(b: &[u8], ok: impl Fn(u8) -> bool) -> usize {
+pub(super) fn run_len(b: &[u8], ok: impl Fn(u8) -> bool) -> usize {
     let mut i = 0;
     while let Some(&[p, q, r, s]) = b.get(i..).and_then(|r| r.first_chunk::<4>()) {
         if !(ok(p) & ok(q) & ok(r) & ok(s)) {

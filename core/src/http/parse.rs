@@ -22,7 +22,7 @@
 //!   After a 101 response, or a 2xx response to CONNECT, it returns [`Event::Upgrade`] forever.
 
 use super::chars::{hex_val, is_token, reg_name_byte, tchar, trim_ows, value_byte};
-use super::head::{HeadScan, Known, Section, StartLine};
+use super::head::{run_len, HeadScan, Known, Section, StartLine};
 use super::swar;
 use super::{
     FieldsRef, Headers, Limits, Method, RequestHead, ResponseHead, Status, TargetRef, Version,
@@ -948,43 +948,44 @@ fn parse_chunk_line(line: &[u8]) -> Result<u64, (ErrorKind, usize)> {
 }
 
 /// `Host` = uri-host [ ":" port ] (RFC 9110 §7.2). Empty is allowed (RFC 9112 §3.2).
+///
+/// A reg-name or IPv4 address (a reg-name's bytes) is walked as one run that stops at the
+/// port's colon, rather than searched for the colon and then checked byte by byte: one pass
+/// over the host instead of two.
 #[inline]
 pub fn valid_host(h: &[u8]) -> bool {
-    if h.is_empty() {
-        return true;
-    }
-    let (host, port) = if h[0] == b'[' {
-        let Some(close) = find_byte(b']', h) else {
-            return false;
-        };
-        let inner = &h[1..close];
-        if inner.is_empty()
-            || !inner
-                .iter()
-                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        {
+    let n = run_len(h, reg_name_byte);
+    let rest = if n > 0 {
+        // A reg-name needs one character besides dots.
+        if h[0] == b'.' && h[..n].iter().all(|&b| b == b'.') {
             return false;
         }
-        match &h[close + 1..] {
-            [] => (&h[..=close], None),
-            [b':', port @ ..] => (&h[..=close], Some(port)),
+        &h[n..]
+    } else {
+        match h {
+            [] => return true,
+            [b'[', inner @ ..] => {
+                let Some(close) = find_byte(b']', inner) else {
+                    return false;
+                };
+                let (addr, rest) = (&inner[..close], &inner[close + 1..]);
+                if addr.is_empty()
+                    || !addr
+                        .iter()
+                        .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+                {
+                    return false;
+                }
+                rest
+            }
             _ => return false,
         }
-    } else {
-        match find_byte(b':', h) {
-            Some(c) => (&h[..c], Some(&h[c + 1..])),
-            None => (h, None),
-        }
     };
-    if port.is_some_and(|p| !valid_port(p)) {
-        return false;
+    match rest {
+        [] => true,
+        [b':', port @ ..] => valid_port(port),
+        _ => false,
     }
-    if host.first() == Some(&b'[') {
-        return true;
-    }
-    // reg-name: unreserved / pct-encoded / sub-delims; at least one character besides dots.
-    let ok = host.iter().fold(true, |ok, &b| ok & reg_name_byte(b));
-    ok && host.iter().any(|&b| b != b'.')
 }
 
 /// `port = *DIGIT` (RFC 3986 §3.2.3) no greater than 65535. Five digits are compared with
@@ -1090,6 +1091,65 @@ mod tests {
         for bad in [&b"8a"[..], b" 80", b"+80", b"-1", b"8 0"] {
             assert!(!valid_port(bad), "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    /// The grammar read the plain way: split at the first colon outside an IPv6 literal, then
+    /// judge each part. `valid_host` must agree on every string of up to five bytes from an
+    /// alphabet with each kind of byte the grammar treats differently.
+    #[test]
+    fn valid_host_agrees_with_the_grammar_read_plainly() {
+        fn plain(h: &[u8]) -> bool {
+            if h.is_empty() {
+                return true;
+            }
+            let (host, port) = if h[0] == b'[' {
+                let Some(close) = h.iter().position(|&b| b == b']') else {
+                    return false;
+                };
+                match &h[close + 1..] {
+                    [] => (&h[..=close], None),
+                    [b':', port @ ..] => (&h[..=close], Some(port)),
+                    _ => return false,
+                }
+            } else {
+                match h.iter().position(|&b| b == b':') {
+                    Some(c) => (&h[..c], Some(&h[c + 1..])),
+                    None => (h, None),
+                }
+            };
+            let port_ok = port.is_none_or(|p| {
+                p.iter().all(u8::is_ascii_digit)
+                    && p.iter().fold(0u64, |a, &d| a * 10 + u64::from(d - b'0')) <= 65535
+            });
+            let host_ok = if let [b'[', inner @ .., b']'] = host {
+                !inner.is_empty()
+                    && inner
+                        .iter()
+                        .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+            } else {
+                host.iter().all(|&b| reg_name_byte(b)) && host.iter().any(|&b| b != b'.')
+            };
+            port_ok && host_ok
+        }
+        let alphabet = b"a.:[]1 %/";
+        let mut checked = 0;
+        for len in 0..=5u32 {
+            for mut n in 0..alphabet.len().pow(len) {
+                let mut h = Vec::new();
+                for _ in 0..len {
+                    h.push(alphabet[n % alphabet.len()]);
+                    n /= alphabet.len();
+                }
+                assert_eq!(
+                    valid_host(&h),
+                    plain(&h),
+                    "{:?}",
+                    String::from_utf8_lossy(&h)
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 60_000);
     }
 
     #[test]
