@@ -17,9 +17,9 @@
 # nginx runs with Debian's default `worker_processes auto` (one per core), sendfile on,
 # access logs off, keepalive_requests raised so keep-alive runs measure steady state, and
 # `listen ... deferred`, because our listeners defer accept (TCP_DEFER_ACCEPT) by default: so
-# both servers take a connection only once its request has arrived. That option alone took
-# nginx's 1 KiB `Connection: close` CPU per request from 28 to 22 us; without it (NGINX_DEFERRED=0)
-# the close cells measure the option rather than the servers.
+# both servers take a connection only once its request has arrived. In back-to-back runs that
+# option alone took nginx's CPU per 1 KiB `Connection: close` request from 27-28 us to 22-24; so
+# without it (NGINX_DEFERRED=0) the close cells measure the option rather than the servers.
 # Our backend runs with its default threads (one per core) and access logs off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
