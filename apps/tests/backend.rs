@@ -451,3 +451,19 @@ fn sigterm_finishes_in_flight_requests_then_exits() {
         "no longer accepting"
     );
 }
+
+/// A POST answered 405 from its head whose chunked body then breaks, and a GET pipelined
+/// behind it: exactly one response (the 405), then the close. A second one (the 400 the body
+/// earned) would be read by the client as the GET's answer.
+pub const EARLY_ANSWER_BAD_BODY: &[u8] = b"POST /index.html HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n";
+
+#[test]
+fn a_request_whose_body_breaks_after_its_answer_gets_exactly_one_response() {
+    let site = site();
+    let b = start(&site);
+    let out = String::from_utf8_lossy(&raw_exchange(b.port, EARLY_ANSWER_BAD_BODY)).into_owned();
+    assert!(out.starts_with("HTTP/1.1 405 "), "{out}");
+    assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
+    // The server is fine for the next client.
+    assert_eq!(get(b.port, "/").status(), 200);
+}

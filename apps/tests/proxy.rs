@@ -450,3 +450,29 @@ fn a_websocket_tunnel_carries_bytes_both_ways() {
         "{head}"
     );
 }
+
+/// The backend's one-response case through the proxy: a POST whose chunked body breaks, a GET
+/// pipelined behind it. One response (the proxy's 400, or the backend's 405 if it got through
+/// first), then the close; never both, and the GET is not answered.
+#[test]
+fn a_request_whose_body_breaks_gets_exactly_one_response_through_the_proxy() {
+    let dir = TempDir::new("proxy-one-response");
+    let a = backend("A", &dir);
+    let p = proxy(
+        &format!("host t {{ proxy_pass http://127.0.0.1:{}; }}\n", a.port),
+        &dir,
+    );
+    for _ in 0..20 {
+        let out = String::from_utf8_lossy(&common::raw_exchange(
+            p.port,
+            b"POST /index.html HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n",
+        ))
+        .into_owned();
+        assert!(
+            out.starts_with("HTTP/1.1 400 ") || out.starts_with("HTTP/1.1 405 "),
+            "{out}"
+        );
+        assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
+    }
+    assert_eq!(get_host(p.port, "t", "/").body, b"I am A");
+}

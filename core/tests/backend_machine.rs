@@ -410,3 +410,36 @@ fn bytes_left_after_close_still_have_a_send_deadline() {
     assert_eq!(h.closed, Some(ConnOutput::Abort));
     assert_eq!(h.deadline, None, "nothing more after Abort");
 }
+
+/// The response-queue poisoning of a pipelined request behind a malformed body: the POST is
+/// answered 405 from its head, its chunked body then breaks (`0x5` is no chunk size), and the
+/// GET behind it must get nothing, not the 400 a client would take for its answer.
+#[test]
+fn a_malformed_body_after_an_early_answer_gets_no_second_response() {
+    let mut h = Harness::new(64 * 1024);
+    h.send(b"POST /f.txt HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\nGET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n");
+    let wire = h.wire();
+    assert!(wire.starts_with("HTTP/1.1 405 "), "{wire}");
+    assert_eq!(wire.matches("HTTP/1.1 ").count(), 1, "{wire}");
+    assert_eq!(h.closed, Some(ConnOutput::Close));
+
+    // The same with the body arriving after the answer went out.
+    let mut h = Harness::new(64 * 1024);
+    h.send(b"POST /f.txt HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert!(h.wire().starts_with("HTTP/1.1 405 "), "{}", h.wire());
+    assert!(h.closed.is_none(), "the body is still to be drained");
+    h.send(b"5\r\nhello\r\nzz\r\n");
+    h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(h.wire().matches("HTTP/1.1 ").count(), 1, "{}", h.wire());
+    assert_eq!(h.closed, Some(ConnOutput::Close));
+}
+
+#[test]
+fn a_stalled_body_after_an_early_answer_closes_silently() {
+    let mut h = Harness::new(64 * 1024);
+    h.send(b"POST /f.txt HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc");
+    assert!(h.wire().starts_with("HTTP/1.1 405 "), "{}", h.wire());
+    h.advance_to_deadline();
+    assert_eq!(h.wire().matches("HTTP/1.1 ").count(), 1, "{}", h.wire());
+    assert_eq!(h.closed, Some(ConnOutput::Close));
+}

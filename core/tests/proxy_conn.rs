@@ -592,3 +592,86 @@ fn every_deadline_due_at_once_is_handled_and_a_late_choice_is_given_back() {
     );
     assert_eq!(h.node.in_flight((0, 0)), [0, 0], "every choice given back");
 }
+
+/// A POST whose chunked body breaks (`0x5` is no chunk size), with a GET pipelined behind it.
+const BAD_BODY_THEN_GET: &str = "POST /login HTTP/1.1\r\nHost: app1.local\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: app1.local\r\n\r\n";
+const METHOD_NOT_ALLOWED: &[u8] =
+    b"HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 4\r\n\r\nnope";
+
+fn in_flight(h: &Harness) -> u32 {
+    h.node.in_flight((0, 0)).iter().sum()
+}
+
+#[test]
+fn a_body_that_breaks_before_any_answer_gets_the_proxys_400_and_nothing_else() {
+    let (head, rest) = BAD_BODY_THEN_GET.split_at(BAD_BODY_THEN_GET.find("\r\n\r\n").unwrap() + 4);
+    let mut h = Harness::new(CONF);
+    h.client(head);
+    h.connected();
+    let up = h.sent_up();
+    assert!(
+        up.starts_with("POST /login "),
+        "the head went upstream: {up}"
+    );
+    h.client(rest);
+    let got = h.got();
+    assert!(got.starts_with("HTTP/1.1 400 "), "{got}");
+    assert_eq!(got.matches("HTTP/1.1 ").count(), 1, "{got}");
+    assert_eq!(h.closed, Some(ProxyOutput::CloseClient));
+    assert_eq!(h.releases, [false], "the upstream exchange is abandoned");
+    assert_eq!(in_flight(&h), 0, "the attempt was reported back");
+    assert_eq!(h.connects.len(), 1, "the GET behind it is never forwarded");
+    // The upstream's late answer goes nowhere.
+    h.upstream(METHOD_NOT_ALLOWED);
+    assert_eq!(h.got(), "");
+    assert_eq!(h.logs.len(), 1, "{:?}", h.logs);
+    assert_eq!(h.logs[0].status, 400);
+}
+
+#[test]
+fn a_body_that_breaks_before_the_upstream_is_connected_is_answered_400_once() {
+    let mut h = Harness::new(CONF);
+    h.client(BAD_BODY_THEN_GET);
+    h.connected();
+    let got = h.got();
+    assert!(got.starts_with("HTTP/1.1 400 "), "{got}");
+    assert_eq!(got.matches("HTTP/1.1 ").count(), 1, "{got}");
+    assert_eq!(h.closed, Some(ProxyOutput::CloseClient));
+    assert_eq!((h.releases.as_slice(), in_flight(&h)), (&[false][..], 0));
+    h.upstream(METHOD_NOT_ALLOWED);
+    assert_eq!(h.got(), "");
+}
+
+#[test]
+fn a_body_that_breaks_after_the_upstream_answered_closes_without_a_second_response() {
+    let mut h = Harness::new(CONF);
+    h.client("POST /login HTTP/1.1\r\nHost: app1.local\r\nTransfer-Encoding: chunked\r\n\r\n");
+    h.connected();
+    h.upstream(METHOD_NOT_ALLOWED);
+    let got = h.got();
+    assert!(got.starts_with("HTTP/1.1 405 "), "{got}");
+    assert_eq!(
+        h.releases,
+        [false],
+        "request bytes are still owed: never pooled"
+    );
+    h.client("0x5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    assert_eq!(h.got(), "", "no second response");
+    assert_eq!(h.closed, Some(ProxyOutput::CloseClient));
+    assert_eq!(h.connects.len(), 1, "the GET behind it is never forwarded");
+}
+
+#[test]
+fn a_body_that_breaks_while_the_answer_is_relayed_aborts_the_client() {
+    let mut h = Harness::new(CONF);
+    h.client("POST /login HTTP/1.1\r\nHost: app1.local\r\nTransfer-Encoding: chunked\r\n\r\n");
+    h.connected();
+    h.upstream(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 10\r\n\r\nno");
+    assert!(h.got().starts_with("HTTP/1.1 405 "));
+    h.client("0x5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    assert_eq!(h.closed, Some(ProxyOutput::AbortClient));
+    assert_eq!(h.releases, [false]);
+    assert_eq!(in_flight(&h), 0);
+    h.upstream(b"tail");
+    assert_eq!(h.got(), "", "nothing after the abort");
+}

@@ -69,3 +69,94 @@ fn closes_after_flush_only_once_the_last_response_is_all_queued() {
     s.end_response(now);
     assert!(!s.closes_after_flush());
 }
+
+/// A POST answered from its head (as a static backend answers 405) whose chunked body then
+/// turns out malformed, with a GET pipelined behind it.
+const EARLY_ANSWERED_BAD_BODY: &[u8] = b"POST /index.html HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
+
+/// Pulls every event the connection has now.
+fn events(s: &mut ServerConn) -> Vec<ServerEvent> {
+    std::iter::from_fn(|| s.poll_event(NOW)).collect()
+}
+
+#[test]
+fn an_error_in_a_body_already_answered_closes_without_a_second_response() {
+    let mut s = requested(EARLY_ANSWERED_BAD_BODY);
+    s.send_page(NOW, Status(405), "t", &[("Allow", "GET, HEAD")]);
+    let later = events(&mut s);
+    assert!(
+        !later
+            .iter()
+            .any(|e| matches!(e, ServerEvent::Request(_) | ServerEvent::Rejected { .. })),
+        "nothing after the bad body is read or answered: {later:?}"
+    );
+    let out = String::from_utf8_lossy(s.transmit()).into_owned();
+    assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
+    assert!(out.starts_with("HTTP/1.1 405 "), "{out}");
+    assert_eq!(
+        s.closing(),
+        weaprous_core::http::server::Closing::AfterFlush
+    );
+    assert!(!s.wants_read());
+}
+
+#[test]
+fn a_body_over_the_limit_after_an_early_answer_closes_without_a_second_response() {
+    let limits = Limits {
+        max_body: 4,
+        ..Limits::default()
+    };
+    let mut s = ServerConn::new(NOW, limits, Timeouts::default());
+    s.feed(
+        NOW,
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n",
+    );
+    assert!(matches!(s.poll_event(NOW), Some(ServerEvent::Request(_))));
+    s.send_page(NOW, Status(405), "t", &[]);
+    let later = events(&mut s);
+    assert!(
+        !later
+            .iter()
+            .any(|e| matches!(e, ServerEvent::Rejected { .. })),
+        "{later:?}"
+    );
+    let out = String::from_utf8_lossy(s.transmit()).into_owned();
+    assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
+    assert_eq!(
+        s.closing(),
+        weaprous_core::http::server::Closing::AfterFlush
+    );
+}
+
+#[test]
+fn an_error_in_a_body_whose_answer_is_under_way_aborts() {
+    let mut s = requested(EARLY_ANSWERED_BAD_BODY);
+    s.send_head(NOW, ResponseHead::new(Status::OK), BodyFraming::Length(10));
+    s.send_data(NOW, b"part");
+    let later = events(&mut s);
+    assert!(
+        !later
+            .iter()
+            .any(|e| matches!(e, ServerEvent::Request(_) | ServerEvent::Rejected { .. })),
+        "{later:?}"
+    );
+    assert_eq!(s.closing(), weaprous_core::http::server::Closing::Abort);
+}
+
+#[test]
+fn an_error_in_a_body_not_yet_answered_is_answered_once() {
+    let mut s = requested(EARLY_ANSWERED_BAD_BODY);
+    let later = events(&mut s);
+    assert!(
+        matches!(
+            later.as_slice(),
+            [ServerEvent::Rejected {
+                status: Status(400),
+                ..
+            }]
+        ),
+        "{later:?}"
+    );
+    let out = String::from_utf8_lossy(s.transmit()).into_owned();
+    assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
+}

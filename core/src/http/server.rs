@@ -11,11 +11,19 @@
 //! | situation | what the connection does |
 //! |---|---|
 //! | malformed request, no response begun | the RFC status (400/413/414/431/501/505), `Connection: close`, close |
-//! | malformed body after the response head went out | abort (a truncated response must never look complete) |
+//! | malformed body (or one over the limit) after its response was queued whole | close behind that response; no second response |
+//! | malformed body while its response is still being produced | abort (a truncated response must never look complete) |
 //! | `Connection: close`, or HTTP/1.0 without `keep-alive` | answer, then close |
 //! | `Expect: 100-continue` | `100 Continue` when the application calls [`ServerConn::accept_body`]; an unknown expectation is 417 |
 //! | peer closes between requests | close |
 //! | peer closes mid-head | close without answering |
+//!
+//! **Exactly one response per request.** Once a response to a request has been started or
+//! queued, nothing found later in that request (bad body framing, a body over the limit, a
+//! stalled body) produces a second one: the connection closes behind the response already
+//! queued, or aborts if that response is still being produced, and nothing that follows on the
+//! connection is read or answered. A second response would be taken by the client (or by a
+//! proxy's pooled connection) as the answer to its *next* request: response-queue poisoning.
 //!
 //! Deadlines are values, never clock reads: [`ServerConn::deadline`] is the earliest of
 //! * header: from a request's first byte until its head is complete (slow-loris), then 408;
@@ -338,16 +346,24 @@ impl ServerConn {
         }
     }
 
+    /// One response per request: a request already answered (or being answered) never gets
+    /// a second one for an error found later in its body. See the module docs.
     fn on_parse_error(&mut self, now: Now, error: ParseError) -> Option<ServerEvent> {
         match (error.kind, self.resp) {
             // The client went away mid-message: nobody to answer.
-            (ErrorKind::Truncated, Resp::NotStarted | Resp::Done) => {
+            (ErrorKind::Truncated, Resp::NotStarted) => {
                 self.closing = Closing::AfterFlush;
                 None
             }
-            (_, Resp::NotStarted | Resp::Done) => {
-                Some(self.reject(now, error, error.kind.status()))
+            (_, Resp::NotStarted) => Some(self.reject(now, error, error.kind.status())),
+            // The answer is out whole: the connection ends behind it, unanswered from here.
+            (_, Resp::Done) => {
+                self.keep_alive = false;
+                self.closing = Closing::AfterFlush;
+                None
             }
+            // The answer is under way and could not be told apart from a complete one if it
+            // were cut short later: abort.
             (_, Resp::Body { .. }) => {
                 self.closing = Closing::Abort;
                 None

@@ -32,6 +32,13 @@
 //!   a fresh one. So a POST reaches a backend at most once unless none of it was sent.
 //! * Once the response head went to the client, an upstream failure aborts the client
 //!   connection: a truncated body is never presented as complete.
+//! * Exactly one response per request (the rule of [`crate::http::server`]). A client-side
+//!   error after the head was forwarded (bad body framing, a body over the limit, a stalled
+//!   body) abandons the upstream exchange (its connection is closed, never pooled: it is
+//!   owed the rest of a body) and the client gets at most one response: the proxy's own 400
+//!   (413, 408) if no upstream head has reached it yet, else an abort, or, when the upstream's
+//!   answer already went out whole, a close behind it. Nothing later on that connection is
+//!   read or forwarded.
 //! * Bodies stream both ways: a side is read only while the other side's unsent bytes are
 //!   below [`HIGH_WATER`], so the proxy holds at most a few chunks per exchange.
 //! * Protocol upgrades (WebSocket): the request goes upstream with its `Upgrade` and
@@ -568,7 +575,13 @@ impl ProxyConn {
                 Closing::Open => {}
             }
         } else if self.http.closing() == Closing::Abort && !self.finished {
+            // The client connection gave up mid-exchange (its body broke while the answer
+            // was being relayed, a send deadline): the upstream exchange goes with it.
             self.drop_upstream(false);
+            if let Some(x) = self.exchange.take() {
+                let status = x.status;
+                self.log(now, &x, status, true);
+            }
             self.finished = true;
             self.aborted = true;
             self.out.push_back(ProxyOutput::AbortClient);
@@ -616,7 +629,17 @@ impl ProxyConn {
                     conn.end_request(now);
                     return true;
                 }
-                _ => {}
+                Some(ServerEvent::Rejected { status, .. }) => {
+                    // The client's body broke before any upstream head reached it: the
+                    // server connection's own error page is the one response. The upstream
+                    // is owed the rest of a body it will never get: abandon it, unpooled.
+                    self.drop_upstream(false);
+                    if let Some(x) = self.exchange.take() {
+                        self.log(now, &x, status.0, false);
+                    }
+                    return true;
+                }
+                Some(ServerEvent::Request(_)) | None => {}
             }
         }
         // Response: upstream → client, while the client takes it.
