@@ -476,3 +476,27 @@ fn a_request_whose_body_breaks_gets_exactly_one_response_through_the_proxy() {
     }
     assert_eq!(get_host(p.port, "t", "/").body, b"I am A");
 }
+
+#[test]
+fn an_absolute_form_target_is_routed_by_its_authority() {
+    let dir = TempDir::new("proxy-absolute");
+    let a = backend("A", &dir);
+    let b = backend("B", &dir);
+    let p = proxy(
+        &format!(
+            "host \"a.example\" {{ proxy_pass http://127.0.0.1:{}; }}\nhost \"b.example\" {{ proxy_pass http://127.0.0.1:{}; }}\n",
+            a.port, b.port
+        ),
+        &dir,
+    );
+    let r = request(
+        p.port,
+        "GET http://a.example:8080/ HTTP/1.1\r\nHost: b.example\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!((r.status(), r.body.as_slice()), (200, &b"I am A"[..]));
+    let r = request(
+        p.port,
+        "GET http://u@a.example/ HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status(), 400, "userinfo in the authority");
+}

@@ -675,3 +675,60 @@ fn a_body_that_breaks_while_the_answer_is_relayed_aborts_the_client() {
     h.upstream(b"tail");
     assert_eq!(h.got(), "", "nothing after the abort");
 }
+
+/// RFC 9112 §3.2.2: an absolute-form target's authority decides, whatever Host says.
+#[test]
+fn an_absolute_form_target_is_routed_by_its_authority_not_by_host() {
+    let mut h = Harness::new(CONF);
+    h.client("GET http://app2.local/x?q=1 HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    assert_eq!(
+        h.connects,
+        ["127.0.0.1:9001"],
+        "app2's upstream, not app1's"
+    );
+    h.connected();
+    let up = h.sent_up();
+    assert!(up.starts_with("GET /x?q=1 HTTP/1.1\r\n"), "{up}");
+    assert!(up.contains("\r\nHost: app2.local\r\n"), "{up}");
+    assert!(
+        !up.contains("app1.local"),
+        "the Host field is ignored: {up}"
+    );
+    assert!(up.contains("X-Forwarded-Host: app2.local\r\n"), "{up}");
+    h.upstream(OK);
+    assert!(h.got().starts_with("HTTP/1.1 200 "));
+    assert_eq!(h.logs[0].host, "app2.local");
+
+    // With a port: the name routes as it would in Host; the authority goes up as it came.
+    let mut h = Harness::new(CONF);
+    h.client("GET http://APP1.local:8080/y HTTP/1.1\r\nHost: app2.local\r\n\r\n");
+    assert_eq!(h.connects, ["127.0.0.1:9000"]);
+    h.connected();
+    let up = h.sent_up();
+    assert!(up.starts_with("GET /y HTTP/1.1\r\n"), "{up}");
+    assert!(up.contains("\r\nHost: APP1.local:8080\r\n"), "{up}");
+
+    // An authority no block serves is a 404, even with a Host that one would.
+    let mut h = Harness::new(CONF);
+    h.client("GET http://nobody.local/ HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    assert!(h.got().starts_with("HTTP/1.1 404 "));
+    assert!(h.connects.is_empty());
+}
+
+#[test]
+fn an_absolute_form_target_with_userinfo_or_a_bad_authority_is_a_400() {
+    for target in [
+        "http://user@app1.local/",
+        "http://user:pw@app1.local/",
+        "http://app1.local:99999/",
+        "http://a b/",
+    ] {
+        let mut h = Harness::new(CONF);
+        h.client(&format!(
+            "GET {target} HTTP/1.1\r\nHost: app1.local\r\n\r\n"
+        ));
+        let got = h.got();
+        assert!(got.starts_with("HTTP/1.1 400 "), "{target}: {got}");
+        assert!(h.connects.is_empty(), "{target}");
+    }
+}

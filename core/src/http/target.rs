@@ -119,7 +119,11 @@ impl TargetOf<()> {
             .iter()
             .position(|&b| b == b'/' || b == b'?')
             .map_or(len, |i| auth_start + i);
-        if auth_end == auth_start {
+        // The authority decides where the request goes (RFC 9112 §3.2.2), so it must be a
+        // plain host and port: no userinfo (RFC 9110 §4.2.4 says to treat one as an error),
+        // nothing a Host field could not hold.
+        let authority = &raw[auth_start..auth_end];
+        if authority.is_empty() || !super::parse::valid_host(authority) {
             return Err(TargetError::BadAbsolute);
         }
         parts(Form::Absolute, auth_end, (auth_start, auth_end))
@@ -356,6 +360,18 @@ mod tests {
         let y = t("http://b.example?q", Method::Get).unwrap();
         assert_eq!(y.path(), "/");
         assert_eq!(t("http:///x", Method::Get), Err(TargetError::BadAbsolute));
+        let z = t("http://[::1]:8080/", Method::Get).unwrap();
+        assert_eq!(z.authority(), Some("[::1]:8080"));
+        for bad in [
+            "http://u@b.example/",
+            "http://u:p@b.example/",
+            "http://b.example:99999/",
+            "http://b.example:80:80/",
+            "http://./",
+            "http://[::1/",
+        ] {
+            assert_eq!(t(bad, Method::Get), Err(TargetError::BadAbsolute), "{bad}");
+        }
     }
 
     #[test]

@@ -18,8 +18,11 @@
 //!   [`crate::node`]. Only `handle` changes what the other methods return.
 //!
 //! # Decisions
-//! * Routing: the `Host` header through [`Config::route`], then the longest location prefix.
-//!   No route → 404; an HTTP/1.1 request without Host never gets here (400 from the parser).
+//! * Routing: the request's host through [`Config::route`], then the longest location prefix.
+//!   The host is an absolute-form target's authority when there is one (RFC 9112 §3.2.2: it
+//!   overrides `Host`, and goes upstream as `Host`), else the `Host` field. No route → 404; an
+//!   HTTP/1.1 request without Host, or with an authority that is no valid host (userinfo
+//!   included), never gets here (400 from the parser).
 //! * A connect that fails or takes longer than `proxy_connect_timeout` tries the next upstream
 //!   the balancer offers; when none is left the answer is 502 at once.
 //! * The upstream's own answer, 4xx and 5xx included, is relayed unchanged. A malformed or
@@ -48,7 +51,9 @@
 
 use super::balance::Balancer;
 use super::config::{Config, Location, Part, Var};
-use super::forward::{downstream_response, upstream_request, wants_upgrade, Forward, ForwardCtx};
+use super::forward::{
+    downstream_response, request_host, upstream_request, wants_upgrade, Forward, ForwardCtx,
+};
 use crate::http::client::{ClientConn, ClientError, ClientEvent, ClientTimeouts};
 use crate::http::serialize::BodyFraming;
 use crate::http::server::{Closing, ServerConn, ServerEvent, Timeouts};
@@ -668,7 +673,7 @@ impl ProxyConn {
 
     fn start(&mut self, now: Now, head: RequestHead) {
         self.requests += 1;
-        let host = head.headers.get_str("host").unwrap_or("").to_string();
+        let host = request_host(&head).to_string();
         let method = head.method.clone();
         let target = head.target.as_str().to_string();
         let Some(route) = self.shared.route(&host, head.target.path()) else {

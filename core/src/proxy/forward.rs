@@ -1,4 +1,4 @@
-//! What the proxy changes in the heads it forwards (http-rules.md F1–F8, F14).
+//! What the proxy changes in the heads it forwards (RFC 9110 §7.6, RFC 9112 §3.2).
 //!
 //! Requests, in this order:
 //! 1. Hop-by-hop fields go: `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`,
@@ -16,8 +16,9 @@
 //! 4. `proxy_set_header` applies last: it replaces the field, or removes it when the value
 //!    comes out empty. `Host` is the client's unless a `proxy_set_header Host` says otherwise.
 //! 5. `Max-Forwards` on OPTIONS and TRACE is decremented; at 0 the proxy answers itself.
-//! 6. The request-target goes on byte for byte (F14); an absolute-form target becomes its
-//!    origin form. The upstream always gets HTTP/1.1.
+//! 6. The request-target goes on byte for byte; an absolute-form target becomes its origin
+//!    form and its authority becomes `Host` (RFC 9112 §3.2.2: the authority overrides the
+//!    client's `Host`). The upstream always gets HTTP/1.1.
 //!
 //! Responses lose the same hop-by-hop fields (keeping `Upgrade` and `Connection: upgrade` on a
 //! 101) and get `Via: 1.1 weaprous` appended.
@@ -126,6 +127,16 @@ fn render(parts: &[Part], host: &str, cx: &ForwardCtx) -> String {
         .collect()
 }
 
+/// The host a request is for: an absolute-form target's authority, which overrides the `Host`
+/// field (RFC 9112 §3.2.2), else the `Host` field (empty when there is none). Routing, the
+/// forwarded `Host`, `X-Forwarded-Host` and `$host` all use this one value.
+pub fn request_host(head: &RequestHead) -> &str {
+    match head.target.form() {
+        Form::Absolute => head.target.authority().unwrap_or(""),
+        _ => head.headers.get_str("host").unwrap_or(""),
+    }
+}
+
 /// True when `head` asks to switch protocols (`Connection: upgrade` and an `Upgrade` field).
 pub fn wants_upgrade(head: &RequestHead) -> bool {
     head.headers.contains("upgrade")
@@ -158,7 +169,12 @@ pub fn upstream_request(head: &RequestHead, set: &[SetHeader], cx: &ForwardCtx) 
         h.append("Connection", "upgrade");
         h.append("Upgrade", u);
     }
-    let host = head.headers.get_str("host").unwrap_or("").to_string();
+    let host = request_host(head).to_string();
+    if head.target.form() == Form::Absolute {
+        // The authority overrides Host (RFC 9112 §3.2.2); the origin-form target sent up
+        // needs it back in Host.
+        h.set("Host", &host);
+    }
     append_to_list(&mut h, "X-Forwarded-For", cx.client_ip);
     h.set("X-Forwarded-Proto", cx.scheme);
     if !host.is_empty() {
