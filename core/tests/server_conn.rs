@@ -160,3 +160,107 @@ fn an_error_in_a_body_not_yet_answered_is_answered_once() {
     let out = String::from_utf8_lossy(s.transmit()).into_owned();
     assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
 }
+
+/// The error page answering a HEAD has no body (RFC 9110 §9.3.2), whether the head itself was
+/// refused or its body broke before any answer: a client reads the answer as bodiless, so
+/// page bytes would be taken for the next response.
+#[test]
+fn an_error_answer_to_a_head_request_has_no_body() {
+    for request in [
+        &b"HEAD / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 2\r\n\r\n"[..],
+        b"HEAD / HTTP/1.1\r\nHost: a\r\nX: y\r\n folded\r\n\r\n",
+        b"HEAD / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ] {
+        let mut s = ServerConn::new(NOW, Limits::default(), Timeouts::default());
+        s.feed(NOW, request);
+        let got = events(&mut s);
+        assert!(
+            got.iter().any(|e| matches!(
+                e,
+                ServerEvent::Rejected {
+                    status: Status(400),
+                    ..
+                }
+            )),
+            "{got:?}"
+        );
+        let out = String::from_utf8_lossy(s.transmit()).into_owned();
+        assert!(out.starts_with("HTTP/1.1 400 "), "{out}");
+        assert!(out.ends_with("\r\n\r\n"), "no body after the head: {out:?}");
+        assert!(out.contains("Content-Length: "), "{out}");
+    }
+    // A GET's error page keeps its body.
+    let mut s = ServerConn::new(NOW, Limits::default(), Timeouts::default());
+    s.feed(
+        NOW,
+        b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 2\r\n\r\n",
+    );
+    events(&mut s);
+    assert!(String::from_utf8_lossy(s.transmit()).ends_with("400 Bad Request\n"));
+}
+
+/// A final answer to an `Expect: 100-continue` request whose body was never asked for says
+/// `Connection: close`; the client then never sends the body, so the server must not wait
+/// for it (the body deadline would hold the connection for nothing): it closes once the
+/// answer is out, lingering for any body bytes the client sent anyway.
+#[test]
+fn an_answer_that_closes_before_the_body_was_read_does_not_wait_for_it() {
+    let mut s = requested(
+        b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    );
+    s.send_page(NOW, Status(405), "t", &[]);
+    assert!(events(&mut s).is_empty());
+    let out = String::from_utf8_lossy(s.transmit()).into_owned();
+    assert!(out.contains("Connection: close\r\n"), "{out}");
+    assert!(!out.contains("100 Continue"), "{out}");
+    assert_eq!(
+        s.closing(),
+        weaprous_core::http::server::Closing::AfterFlush
+    );
+    assert!(s.may_leave_unread(), "a lingering close");
+
+    // The same for any last answer given before its body was read.
+    let mut s = requested(
+        b"POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 5\r\n\r\nab",
+    );
+    s.send_page(NOW, Status(405), "t", &[]);
+    assert!(matches!(events(&mut s).as_slice(), [ServerEvent::Body(_)]));
+    assert_eq!(
+        s.closing(),
+        weaprous_core::http::server::Closing::AfterFlush
+    );
+
+    // A kept-alive connection still reads the body to its end, then the next request.
+    let mut s = requested(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab");
+    s.send_page(NOW, Status(405), "t", &[]);
+    events(&mut s);
+    assert_eq!(s.closing(), weaprous_core::http::server::Closing::Open);
+}
+
+/// An answer that starts before a chunked body was read says `Connection: close`: the body's
+/// length is unknown, reading it may yet fail (over the limit, broken framing) and end the
+/// connection, and a proxy that pooled it as kept alive would then lose the next request on
+/// it. A `Content-Length` body is bounded and checked against the limit up front: that
+/// connection stays open.
+#[test]
+fn an_answer_before_a_chunked_body_was_read_closes_the_connection() {
+    let mut s =
+        requested(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
+    s.send_page(NOW, Status(405), "t", &[]);
+    let out = String::from_utf8_lossy(s.transmit()).into_owned();
+    assert!(out.contains("Connection: close\r\n"), "{out}");
+
+    let mut s = requested(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nab");
+    s.send_page(NOW, Status(405), "t", &[]);
+    let out = String::from_utf8_lossy(s.transmit()).into_owned();
+    assert!(!out.contains("Connection: close"), "{out}");
+
+    // Read whole first: kept alive.
+    let mut s = requested(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    );
+    while s.poll_event(NOW).is_some() {}
+    s.send_page(NOW, Status(405), "t", &[]);
+    let out = String::from_utf8_lossy(s.transmit()).into_owned();
+    assert!(!out.contains("Connection: close"), "{out}");
+}

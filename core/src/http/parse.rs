@@ -299,6 +299,8 @@ pub struct Parser {
     switch_after: bool,
     /// Progress through the head or trailer section being read.
     scan: HeadScan,
+    /// The method of a request head that failed after its request line was read.
+    failed_method: Option<Method>,
 }
 
 impl Parser {
@@ -317,6 +319,7 @@ impl Parser {
             methods: VecDeque::new(),
             switch_after: false,
             scan: HeadScan::default(),
+            failed_method: None,
         }
     }
     pub fn request(limits: Limits) -> Self {
@@ -385,6 +388,11 @@ impl Parser {
     /// Content-Length nor chunked framing).
     pub fn in_close_delimited_body(&self) -> bool {
         matches!(self.state, State::CloseDelimited)
+    }
+    /// After a request head failed (a framing error, a field too many), the method of its
+    /// request line if that line had been read: an error answer to a HEAD carries no body.
+    pub fn failed_method(&self) -> Option<&Method> {
+        self.failed_method.as_ref()
     }
     /// Body bytes of the current message so far (for chunked bodies: announced by chunk sizes).
     pub fn body_bytes_seen(&self) -> u64 {
@@ -595,7 +603,12 @@ impl Parser {
             } => self.request_body(method, *version, start..end),
             StartLine::Response { status, .. } => self.response_body(*status, start..end),
         };
-        decided.map_err(|kind| self.fail(kind, start))?;
+        if let Err(kind) = decided {
+            if let StartLine::Request { method, .. } = line {
+                self.failed_method = Some(method);
+            }
+            return Err(self.fail(kind, start));
+        }
         self.scan_spent = true;
         self.pos = end;
         let head = &self.buf[start..end];
@@ -630,7 +643,12 @@ impl Parser {
         let start = self.pos;
         match self.scan.scan(&self.buf[start..], section, &self.limits) {
             Ok(end) => Ok(end.map(|e| start + e)),
-            Err((kind, at)) => Err(self.fail(kind, start + at)),
+            Err((kind, at)) => {
+                if let Some(StartLine::Request { method, .. }) = &self.scan.start {
+                    self.failed_method = Some(method.clone());
+                }
+                Err(self.fail(kind, start + at))
+            }
         }
     }
 

@@ -15,6 +15,8 @@
 //! | malformed body while its response is still being produced | abort (a truncated response must never look complete) |
 //! | `Connection: close`, or HTTP/1.0 without `keep-alive` | answer, then close |
 //! | `Expect: 100-continue` | `100 Continue` when the application calls [`ServerConn::accept_body`]; an unknown expectation is 417 |
+//! | an answer starts before a chunked body was read | `Connection: close` (the rest may yet fail and end the connection: a pool must not count on it) |
+//! | the last answer (`Connection: close`) ends before its request's body was read | read what has arrived of the body, then close once the answer is written (lingering); the rest is not waited for |
 //! | peer closes between requests | close |
 //! | peer closes mid-head | close without answering |
 //!
@@ -117,6 +119,8 @@ pub struct ServerConn {
     method: Method,
     version: Version,
     expect_continue: bool,
+    /// The current request's body is chunked (its length is unknown until it ends).
+    chunked_body: bool,
     head_done_at: Instant,
     /// When the current wait began (header/idle/body) and when transmit last progressed.
     wait_since: Instant,
@@ -152,6 +156,7 @@ impl ServerConn {
             method: Method::Get,
             version: Version::HTTP_11,
             expect_continue: false,
+            chunked_body: false,
             head_done_at: now.mono,
             wait_since: now.mono,
             send_since: now.mono,
@@ -297,6 +302,7 @@ impl ServerConn {
                 self.body_sent = 0;
                 self.status = Status::OK;
                 self.expect_continue = false;
+                self.chunked_body = head.headers.contains("transfer-encoding");
                 if let Some(expect) = head.headers.get("expect") {
                     if head.version.at_least_11() {
                         if expect.eq_ignore_ascii_case(b"100-continue") {
@@ -337,7 +343,16 @@ impl ServerConn {
                 }
                 None
             }
-            Event::NeedData => None,
+            Event::NeedData => {
+                if self.req == Req::Body && self.resp == Resp::Done && !self.keep_alive {
+                    // The last answer is out and what has arrived of its body is read: waiting
+                    // for the rest would only delay the close (a client told
+                    // `Connection: close` before sending a body it held back for
+                    // `100 Continue` never sends it). The close lingers for what still comes.
+                    self.closing = Closing::AfterFlush;
+                }
+                None
+            }
             Event::Response(_) | Event::Upgrade => {
                 debug_assert!(false, "a request parser never yields these");
                 self.closing = Closing::Abort;
@@ -374,7 +389,18 @@ impl ServerConn {
     /// Answers with an error page and closes.
     fn reject(&mut self, now: Now, error: ParseError, status: Status) -> ServerEvent {
         self.keep_alive = false;
-        self.method = Method::Get;
+        // The answer to a HEAD has no body, even an error page (a client reading it as the
+        // answer to its HEAD would take the page for the next response). The method is known
+        // once the head was read, or when it failed after its request line.
+        let head_request = match self.req {
+            Req::Body => self.method == Method::Head,
+            _ => self.parser.failed_method() == Some(&Method::Head),
+        };
+        self.method = if head_request {
+            Method::Head
+        } else {
+            Method::Get
+        };
         let mut head = ResponseHead::new(status);
         head.headers
             .append("Content-Type", "text/plain; charset=utf-8");
@@ -417,6 +443,12 @@ impl ServerConn {
         }
         // A client that is still to send a body we never asked for: close rather than guess.
         if self.expect_continue && self.req == Req::Body {
+            self.keep_alive = false;
+        }
+        // Answering before a body of unknown length was read: reading the rest may still fail
+        // (over the limit, broken framing) and end the connection, which a peer told it stays
+        // open (a proxy's pool) would find out only with its next request. Say so now.
+        if self.chunked_body && self.req == Req::Body {
             self.keep_alive = false;
         }
         let bodiless = head.status.forbids_body();
