@@ -15,7 +15,6 @@
 //!   left open once the server has closed every connection.
 
 use crate::client::{ClientHost, ClientReq, ConnPlan, Expect};
-use crate::clock::WALL_EPOCH;
 use crate::coverage::Coverage;
 use crate::deadlines::Deadlines;
 use crate::disk::Disk;
@@ -23,6 +22,7 @@ use crate::engine::{Cx, Node, Sim, StreamId};
 use crate::rng;
 use crate::scenario::{FaultAction, HostId, Latency, NetConfig, Phases, RandomFaults, Timed};
 use crate::trace::Keep;
+use crate::workload::{self, Mix};
 use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -30,7 +30,7 @@ use weaprous_core::backend::{BackendConfig, BackendConn};
 use weaprous_core::buggify::Buggify;
 use weaprous_core::http::Method;
 use weaprous_core::node::{ConnInput, ConnOutput, Connection, FileOp, FileReply, FsError};
-use weaprous_core::time::{Duration, Instant, UnixTime};
+use weaprous_core::time::{Duration, Instant};
 
 const SERVER: HostId = 0;
 
@@ -52,6 +52,10 @@ pub struct BackendScenario {
     pub posts: bool,
     /// Files of at most a few KiB (for byte-by-byte networks, where every byte is an event).
     pub small_site: bool,
+    /// Which request families the clients send besides GET and HEAD (all off in scenarios
+    /// saved before the mix existed).
+    #[serde(default)]
+    pub mix: Mix,
     pub net: NetConfig,
     pub random: RandomFaults,
     pub faults: Vec<Timed>,
@@ -70,6 +74,7 @@ impl BackendScenario {
             idle_hosts: 0,
             posts: false,
             small_site: false,
+            mix: Mix::all(),
             net: NetConfig::default(),
             random: RandomFaults::default(),
             faults: Vec::new(),
@@ -174,6 +179,7 @@ impl BackendScenario {
             idle_hosts: 0,
             posts: false,
             small_site: net.max_chunk < 100,
+            mix: Mix::generate(seed),
             net,
             random,
             faults,
@@ -248,7 +254,11 @@ impl BackendHost {
     pub fn new() -> Self {
         BackendHost {
             posts: None,
-            cfg: Arc::new(BackendConfig::new("/www", "/static")),
+            cfg: Arc::new({
+                let mut cfg = BackendConfig::new("/www", "/static");
+                cfg.limits.max_body = workload::BODY_LIMIT;
+                cfg
+            }),
             sides: BTreeMap::new(),
             deadlines: Deadlines::default(),
         }
@@ -304,7 +314,7 @@ impl BackendHost {
                 match side.machine.poll_output() {
                     ConnOutput::File(op) => cx.disk(s, op),
                     ConnOutput::Log(l) => {
-                        if let (Some(ledger), "POST") = (&self.posts, &*l.method) {
+                        if let (Some(ledger), true) = (&self.posts, workload::is_once(&l.target)) {
                             *ledger.borrow_mut().entry(l.target.clone()).or_default() += 1;
                         }
                         let (status, bytes, aborted) = (l.status, l.bytes, l.aborted);
@@ -489,130 +499,6 @@ impl Node for BackendHost {
     }
 }
 
-/// The files of the simulated site (sizes cover empty, tiny, one chunk and many chunks) and
-/// the URL paths that reach them.
-pub fn site(seed: u64, small: bool) -> (Disk, Vec<String>) {
-    let mut r = rng::stream(seed, rng::FILES);
-    let mut disk = Disk::default();
-    let sizes = if small {
-        [0usize, 1, 100, 700, 1500, 2048, 3000 + r.usize(..1000)]
-    } else {
-        [
-            0,
-            1,
-            700,
-            4096,
-            65_536,
-            65_537,
-            200_000 + r.usize(..100_000),
-        ]
-    };
-    let mut paths = Vec::new();
-    for (i, size) in sizes.iter().enumerate() {
-        let data: Vec<u8> = (0..*size).map(|_| r.u8(..)).collect();
-        let (disk_path, url) = if i % 3 == 0 {
-            (format!("/www/p{i}.html"), format!("/p{i}.html"))
-        } else {
-            (format!("/static/d{i}/f{i}.bin"), format!("/d{i}/f{i}.bin"))
-        };
-        disk.add_file(&disk_path, data, UnixTime(WALL_EPOCH - 1000 * i as u64));
-        paths.push(url);
-    }
-    disk.add_file(
-        "/www/index.html",
-        b"<h1>sim</h1>".to_vec(),
-        UnixTime(WALL_EPOCH - 5),
-    );
-    paths.push("/".into());
-    (disk, paths)
-}
-
-/// What the backend must answer for `path` (the mapping of `weaprous_core::backend`).
-fn expected(disk: &Disk, method: &Method, path: &str, range: Option<(u64, u64)>) -> Expect {
-    let file = if path == "/" {
-        "/www/index.html".to_string()
-    } else if path.ends_with(".html") {
-        format!("/www{path}")
-    } else {
-        format!("/static{path}")
-    };
-    let Some(data) = disk.file(&file) else {
-        return Expect {
-            status: 404,
-            body: None,
-        };
-    };
-    let head = *method == Method::Head;
-    match range {
-        Some((a, _)) if a >= data.len() as u64 => Expect {
-            status: 416,
-            body: None,
-        },
-        Some((a, b)) => {
-            let end = (b as usize).min(data.len() - 1);
-            Expect {
-                status: 206,
-                body: Some(if head {
-                    vec![]
-                } else {
-                    data[a as usize..=end].to_vec()
-                }),
-            }
-        }
-        None => Expect {
-            status: 200,
-            body: Some(if head { vec![] } else { data.to_vec() }),
-        },
-    }
-}
-
-fn plan(r: &mut fastrand::Rng, sc: &BackendScenario, disk: &Disk, paths: &[String]) -> ConnPlan {
-    let n = r.usize(1..=sc.max_requests);
-    let reqs = (0..n)
-        .map(|_| {
-            let path = if r.u8(..10) == 0 {
-                format!("/missing{}.css", r.u8(..))
-            } else {
-                paths[r.usize(..paths.len())].clone()
-            };
-            let method = if r.u8(..5) == 0 {
-                Method::Head
-            } else {
-                Method::Get
-            };
-            let range = (r.u8(..6) == 0).then(|| {
-                let a = r.u64(..70_000);
-                (a, a + r.u64(..70_000))
-            });
-            let expect = expected(disk, &method, &path, range);
-            ClientReq {
-                method,
-                path,
-                range,
-                expect,
-            }
-        })
-        .collect();
-    let mut plan = ConnPlan {
-        reqs,
-        depth: r.usize(1..=sc.max_depth),
-        close_header: r.bool(),
-        stall_after: None,
-    };
-    if r.u8(..25) == 0 {
-        // A stalled client: part of a head, then silence; the answer is a 408. (As a GET: the
-        // server never learns the method of a head it never got, so it answers with a body.)
-        plan.reqs.truncate(1);
-        plan.reqs[0].method = Method::Get;
-        plan.reqs[0].expect = Expect {
-            status: 408,
-            body: None,
-        };
-        plan.stall_after = Some(r.usize(1..20));
-    }
-    plan
-}
-
 fn client(sc: &BackendScenario, disk: &Disk, paths: &[String], host: HostId) -> ClientHost {
     client_for(sc, disk, paths, host, SERVER)
 }
@@ -625,10 +511,25 @@ pub fn client_for(
     host: HostId,
     server: HostId,
 ) -> ClientHost {
+    let (plans, probe) = plans_for(sc, disk, paths, host);
+    let mut c = ClientHost::new(host, server, plans, probe);
+    c.tolerate_408 = !sc.faults.is_empty() || sc.random != RandomFaults::default();
+    c
+}
+
+/// The connection plans, and the probe, of the client on `host` of scenario `sc`, with what
+/// the static backend must answer.
+pub fn plans_for(
+    sc: &BackendScenario,
+    disk: &Disk,
+    paths: &[String],
+    host: HostId,
+) -> (Vec<ConnPlan>, ConnPlan) {
     let mut r = rng::stream(sc.seed ^ ((host as u64) << 32), rng::WORKLOAD);
-    let mut plans: Vec<ConnPlan> = (0..sc.conns_per_client)
-        .map(|_| plan(&mut r, sc, disk, paths))
-        .collect();
+    let plan = |r: &mut fastrand::Rng| {
+        workload::plan(r, &sc.mix, sc.max_requests, sc.max_depth, disk, paths)
+    };
+    let mut plans: Vec<ConnPlan> = (0..sc.conns_per_client).map(|_| plan(&mut r)).collect();
     if sc.posts {
         // A stream of its own, so switching POSTs on changes nothing else of the workload.
         let mut p = rng::stream(sc.seed ^ ((host as u64) << 32), rng::POSTS);
@@ -640,37 +541,29 @@ pub fn client_for(
         {
             if p.u8(..4) == 0 {
                 k += 1;
-                *req = ClientReq {
-                    method: Method::Post,
-                    path: format!("/post/{host}/{k}"),
-                    range: None,
-                    expect: Expect {
-                        status: 405,
-                        body: None,
-                    },
-                };
+                *req = ClientReq::new(
+                    Method::Post,
+                    format!("/post/{host}/{k}"),
+                    Expect::status(405),
+                );
+                req.once = true;
             }
         }
     }
-    let mut probe = plan(&mut r, sc, disk, paths);
+    let mut probe = plan(&mut r);
     probe.stall_after = None;
     probe.reqs.retain(|q| q.expect.status != 408);
     if probe.reqs.is_empty() {
-        probe.reqs.push(ClientReq {
-            method: Method::Get,
-            path: "/".into(),
-            range: None,
-            expect: expected(disk, &Method::Get, "/", None),
-        });
+        let mut req = ClientReq::new(Method::Get, "/", Expect::default());
+        req.expect = workload::backend_expect(disk, &req);
+        probe.reqs.push(req);
     }
-    let mut c = ClientHost::new(host, server, plans, probe);
-    c.tolerate_408 = !sc.faults.is_empty() || sc.random != RandomFaults::default();
-    c
+    (plans, probe)
 }
 
 /// Builds the simulator for `sc` (with the faults scheduled).
 pub fn build(sc: &BackendScenario, keep: Keep) -> Sim {
-    let (site, paths) = site(sc.seed, sc.small_site);
+    let (site, paths) = workload::site(sc.seed, sc.small_site);
     let mut disks = vec![site.clone()];
     disks.extend((0..sc.clients + sc.idle_hosts).map(|_| Disk::default()));
     let sc2 = sc.clone();

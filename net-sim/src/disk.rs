@@ -10,6 +10,11 @@
 //! * **Crash**: every byte appended since the log's last successful sync is lost, except that
 //!   an unsynced append that is the only one since the sync may survive **torn**: a prefix of
 //!   it (possibly empty, possibly all) stays. Synced bytes always survive. Open handles are gone.
+//! * Paths resolve as the real file system resolves them: symbolic links are followed
+//!   wherever they appear in a path, and an open reports the **real path** of what it opened
+//!   (the driver's `realpath`), so a machine's "stays inside its root" check sees in the
+//!   simulator what it sees on a real disk. A file used as a folder (`/a.txt/x`), a missing
+//!   name and a dangling link are all "not found"; a link loop is an I/O error (ELOOP).
 //! * No corruption of synced data, no misdirected writes: the nodes we simulate keep no
 //!   checksummed storage yet, so those faults would only test the simulator.
 //!
@@ -34,6 +39,8 @@ struct Log {
 pub struct Disk {
     files: BTreeMap<String, (Vec<u8>, UnixTime)>,
     dirs: Vec<String>,
+    /// Symbolic links: path → absolute, normalised target.
+    links: BTreeMap<String, String>,
     open: BTreeMap<FileHandle, String>,
     next: FileHandle,
     logs: BTreeMap<String, Log>,
@@ -46,12 +53,24 @@ pub struct Disk {
     pub write_errors: u64,
 }
 
+/// What a path resolves to, by its real path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Node {
+    File(String),
+    Dir(String),
+}
+
 fn hit(rng: &mut fastrand::Rng, ppm: u32) -> bool {
     ppm > 0 && rng.u32(..1_000_000) < ppm
 }
 
 impl Disk {
     pub fn add_file(&mut self, path: &str, data: Vec<u8>, modified: UnixTime) {
+        self.add_parents(path);
+        self.files.insert(path.to_string(), (data, modified));
+    }
+    /// Makes every folder above `path` exist.
+    fn add_parents(&mut self, path: &str) {
         let mut p = path;
         while let Some((parent, _)) = p.rsplit_once('/') {
             if !parent.is_empty() && !self.dirs.iter().any(|d| d == parent) {
@@ -59,10 +78,59 @@ impl Disk {
             }
             p = parent;
         }
-        self.files.insert(path.to_string(), (data, modified));
     }
+    /// Adds a symbolic link at `path` to `target` (absolute and normalised; it need not exist).
+    pub fn add_symlink(&mut self, path: &str, target: &str) {
+        self.add_parents(path);
+        self.links.insert(path.to_string(), target.to_string());
+    }
+    /// The contents of the file at `path`, links followed.
     pub fn file(&self, path: &str) -> Option<&[u8]> {
-        self.files.get(path).map(|(d, _)| d.as_slice())
+        match self.resolve(path) {
+            Ok(Node::File(real)) => self.files.get(&real).map(|(d, _)| d.as_slice()),
+            _ => None,
+        }
+    }
+    /// What `path` names once every link in it is followed, and its real path.
+    pub fn resolve(&self, path: &str) -> Result<Node, FsError> {
+        let mut pending: Vec<String> = path
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .rev()
+            .map(str::to_string)
+            .collect();
+        let mut real = String::new();
+        let mut hops = 0;
+        while let Some(c) = pending.pop() {
+            let next = format!("{real}/{c}");
+            if let Some(target) = self.links.get(&next) {
+                hops += 1;
+                if hops > 40 {
+                    return Err(FsError::Io);
+                }
+                // An absolute target replaces everything resolved so far.
+                real.clear();
+                pending.extend(
+                    target
+                        .split('/')
+                        .filter(|c| !c.is_empty())
+                        .rev()
+                        .map(str::to_string),
+                );
+                continue;
+            }
+            if self.files.contains_key(&next) {
+                if !pending.is_empty() {
+                    return Err(FsError::NotFound);
+                }
+                return Ok(Node::File(next));
+            }
+            if !self.dirs.contains(&next) {
+                return Err(FsError::NotFound);
+            }
+            real = next;
+        }
+        Ok(Node::Dir(if real.is_empty() { "/".into() } else { real }))
     }
     pub fn open_handles(&self) -> usize {
         self.open.len()
@@ -72,24 +140,27 @@ impl Disk {
     pub fn run(&mut self, op: &FileOp, rng: &mut fastrand::Rng) -> Option<FileReply> {
         match op {
             FileOp::Open { path } => {
-                let meta = if let Some((data, modified)) = self.files.get(path) {
-                    Ok((data.len() as u64, *modified, false))
-                } else if self.dirs.iter().any(|d| d == path) {
-                    Ok((0, UnixTime(0), true))
-                } else {
-                    Err(FsError::NotFound)
-                };
-                Some(FileReply::Opened(meta.map(|(len, modified, is_dir)| {
-                    self.next += 1;
-                    self.open.insert(self.next, path.clone());
-                    FileMeta {
-                        handle: self.next,
-                        len,
-                        modified,
-                        is_dir,
-                        real_path: path.clone(),
+                let meta = match self.resolve(path) {
+                    Ok(Node::File(real)) => {
+                        let (data, modified) = &self.files[&real];
+                        Ok((data.len() as u64, *modified, false, real))
                     }
-                })))
+                    Ok(Node::Dir(real)) => Ok((0, UnixTime(0), true, real)),
+                    Err(e) => Err(e),
+                };
+                Some(FileReply::Opened(meta.map(
+                    |(len, modified, is_dir, real)| {
+                        self.next += 1;
+                        self.open.insert(self.next, real.clone());
+                        FileMeta {
+                            handle: self.next,
+                            len,
+                            modified,
+                            is_dir,
+                            real_path: real,
+                        }
+                    },
+                )))
             }
             FileOp::Read {
                 handle,
@@ -234,6 +305,42 @@ mod tests {
             5,
             "every prefix length 0..=4 of the torn write occurs"
         );
+    }
+
+    #[test]
+    fn links_resolve_anywhere_in_a_path_and_opens_report_the_real_path() {
+        let mut d = Disk::default();
+        d.add_file("/root/a/f.txt", b"f".to_vec(), UnixTime(0));
+        d.add_file("/secret", b"s".to_vec(), UnixTime(0));
+        d.add_symlink("/root/to-f", "/root/a/f.txt");
+        d.add_symlink("/root/to-a", "/root/a");
+        d.add_symlink("/root/up", "/");
+        d.add_symlink("/root/out", "/secret");
+        d.add_symlink("/root/dangling", "/nowhere");
+        d.add_symlink("/root/loop", "/root/loop");
+        let f = |p: &str| Node::File(p.to_string());
+        assert_eq!(d.resolve("/root/to-f"), Ok(f("/root/a/f.txt")));
+        assert_eq!(d.resolve("/root/to-a/f.txt"), Ok(f("/root/a/f.txt")));
+        assert_eq!(
+            d.resolve("/root/up/root/to-a"),
+            Ok(Node::Dir("/root/a".into()))
+        );
+        assert_eq!(d.resolve("/root/up"), Ok(Node::Dir("/".into())));
+        assert_eq!(d.resolve("/root/out"), Ok(f("/secret")));
+        assert_eq!(d.resolve("/root/dangling"), Err(FsError::NotFound));
+        assert_eq!(d.resolve("/root/a/f.txt/x"), Err(FsError::NotFound));
+        assert_eq!(d.resolve("/root/loop"), Err(FsError::Io));
+        let mut rng = fastrand::Rng::with_seed(1);
+        let Some(FileReply::Opened(Ok(meta))) = d.run(
+            &FileOp::Open {
+                path: "/root/up/secret".into(),
+            },
+            &mut rng,
+        ) else {
+            panic!("open")
+        };
+        assert_eq!(meta.real_path, "/secret");
+        assert_eq!(d.file("/root/to-a/f.txt"), Some(&b"f"[..]));
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! * [`trace`]: the trace hash, its readable tail, and divergence search.
 //! * [`coverage`]: "sometimes" counters.
 //! * [`deadlines`]: a host's connection deadlines behind its one timer, and the spin check.
-//! * [`client`]: the simulated HTTP client (workload and oracle).
+//! * [`client`]: the simulated HTTP client (requests, and the oracle that checks answers).
+//! * [`workload`]: what the clients send to the static backend, and what it must answer.
 //! * [`backend`]: the backend world (the real backend machine and 100 clients).
 //! * [`proxy_world`]: the proxy world (the real proxy machines, three backends, clients).
 //! * [`check`]: determinism check and regression replay helpers.
@@ -29,3 +30,4 @@ pub mod proxy_world;
 pub mod rng;
 pub mod scenario;
 pub mod trace;
+pub mod workload;

@@ -20,8 +20,9 @@ use crate::coverage::Coverage;
 use crate::deadlines::Deadlines;
 use crate::disk::Disk;
 use crate::engine::{ConnectError, Cx, Node, Sim, StreamId};
-use crate::scenario::HostId;
+use crate::scenario::{HostId, RandomFaults};
 use crate::trace::Keep;
+use crate::workload;
 use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -111,7 +112,13 @@ impl ProxyHost {
     }
 
     fn drive(&mut self, cx: &mut Cx, s: StreamId) {
-        for _ in 0..100_000 {
+        // A spin guard: every queued segment (a byte-by-byte network queues one per byte) is
+        // one step, and a settled machine needs few more.
+        let backlog = self
+            .sides
+            .get(&s)
+            .map_or(0, |side| side.client_rx.len() + side.up_rx.len());
+        for _ in 0..100_000 + 2 * backlog {
             let now = cx.now();
             let Some(side) = self.sides.get_mut(&s) else {
                 return;
@@ -434,7 +441,7 @@ fn build_with_ledger(sc: &BackendScenario, keep: Keep) -> (Sim, PostLedger) {
     let sc = &sc;
     let ledger = PostLedger::default();
     let backend_ledger = ledger.clone();
-    let (site, paths) = crate::backend::site(sc.seed, sc.small_site);
+    let (site, paths) = crate::workload::site(sc.seed, sc.small_site);
     let mut disks: Vec<Disk> = vec![Disk::default()];
     disks.extend((0..BACKENDS).map(|_| site.clone()));
     disks.extend((0..sc.clients).map(|_| Disk::default()));
@@ -446,7 +453,16 @@ fn build_with_ledger(sc: &BackendScenario, keep: Keep) -> (Sim, PostLedger) {
         } else if host <= BACKENDS {
             Box::new(BackendHost::with_ledger(backend_ledger.clone()))
         } else {
-            let mut c = crate::backend::client_for(&sc2, &site, &paths, host, PROXY);
+            let (mut plans, mut probe) = crate::backend::plans_for(&sc2, &site, &paths, host);
+            for req in plans
+                .iter_mut()
+                .chain([&mut probe])
+                .flat_map(|p| p.reqs.iter_mut())
+            {
+                req.expect = workload::via_proxy(req, req.expect.clone());
+            }
+            let mut c = ClientHost::new(host, PROXY, plans, probe);
+            c.tolerate_408 = !sc2.faults.is_empty() || sc2.random != RandomFaults::default();
             c.tolerate_gateway_errors = c.tolerate_408;
             Box::new(c)
         }

@@ -29,3 +29,5 @@ pub const NODES: u64 = 8;
 pub const PLAN: u64 = 9;
 /// Which requests are POSTs.
 pub const POSTS: u64 = 10;
+/// Which request families a run's clients send (see `workload::Mix`).
+pub const MIX: u64 = 11;

@@ -4,7 +4,14 @@
 
 use std::collections::VecDeque;
 
-const TAIL: usize = 200;
+/// Lines kept in the readable tail; `WEAPROUS_SIM_TAIL` sets another count for a replay
+/// that needs more history.
+fn tail_len() -> usize {
+    std::env::var("WEAPROUS_SIM_TAIL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200)
+}
 
 /// What to keep beside the hash.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -22,6 +29,7 @@ pub struct Trace {
     hash: u64,
     events: u64,
     tail: VecDeque<String>,
+    tail_len: usize,
     keep: Keep,
     hashes: Vec<u64>,
     line: Option<String>,
@@ -33,6 +41,7 @@ impl Trace {
             hash: 0xcbf2_9ce4_8422_2325,
             events: 0,
             tail: VecDeque::new(),
+            tail_len: if keep.tail { tail_len() } else { 0 },
             keep,
             hashes: Vec::new(),
             line: None,
@@ -65,7 +74,7 @@ impl Trace {
                 self.line = Some(l.clone());
             }
             if self.keep.tail {
-                if self.tail.len() == TAIL {
+                if self.tail.len() >= self.tail_len {
                     self.tail.pop_front();
                 }
                 self.tail.push_back(l);
