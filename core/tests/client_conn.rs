@@ -286,3 +286,45 @@ fn an_early_answer_ends_the_exchange_but_not_the_reuse_question() {
     assert_eq!(ev.last(), Some(&ClientEvent::End));
     assert!(!c.reusable());
 }
+
+/// A request none of which was written moves to another connection whole, body bytes
+/// included, and the exchange goes on there as if it had started there; once a byte went out
+/// it stays where it is.
+#[test]
+fn an_unsent_request_moves_to_another_connection() {
+    let post = head("POST /m HTTP/1.1\r\nHost: b\r\nContent-Length: 5\r\n\r\n");
+    let mut stale = conn();
+    assert!(stale.send_head(at(0), &post, BodyFraming::Length(5)));
+    stale.send_data(at(0), b"hel");
+    let queued = stale.transmit().to_vec();
+    stale.feed_eof();
+    let events: Vec<_> = std::iter::from_fn(|| stale.poll_event(at(0))).collect();
+    assert_eq!(events, [ClientEvent::Failed(ClientError::Closed)]);
+    let unsent = stale.take_unsent().expect("nothing of it was written");
+    assert!(stale.take_unsent().is_none(), "taken once");
+
+    let mut fresh = conn();
+    assert!(fresh.resume(at(1), unsent));
+    assert_eq!(fresh.transmit(), &queued[..], "the same bytes, in order");
+    fresh.send_data(at(1), b"lo");
+    fresh.end_request(at(1));
+    let n = fresh.transmit().len();
+    fresh.flushed(at(1), n);
+    let events = answer(
+        &mut fresh,
+        b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(statuses(&events), [201]);
+    assert!(fresh.reusable(), "the body went out whole");
+
+    // One byte written: the peer may have acted on it.
+    let mut c = conn();
+    c.send_head(at(0), &post, BodyFraming::Length(5));
+    c.flushed(at(0), 1);
+    assert!(c.take_unsent().is_none());
+    // An answer begun: not either.
+    let mut c = conn();
+    c.send_head(at(0), &post, BodyFraming::Length(5));
+    c.feed(at(0), b"HTTP/1.1 4");
+    assert!(c.take_unsent().is_none());
+}

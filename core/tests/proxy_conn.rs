@@ -732,3 +732,91 @@ fn an_absolute_form_target_with_userinfo_or_a_bad_authority_is_a_400() {
         assert!(h.connects.is_empty(), "{target}");
     }
 }
+
+/// A client that resets mid-exchange: the upstream connection is closed, never pooled (its
+/// response is still coming, or its request was cut short), and the attempt is handed back.
+#[test]
+fn a_client_reset_releases_the_upstream_unpooled() {
+    // While the answer is being relayed.
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    h.connected();
+    h.upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+    h.input(ProxyInput::Client(ConnInput::Reset));
+    assert_eq!((h.releases.as_slice(), in_flight(&h)), (&[false][..], 0));
+    // While the request body is still being sent.
+    let mut h = Harness::new(CONF);
+    h.client("POST / HTTP/1.1\r\nHost: app1.local\r\nContent-Length: 10\r\n\r\nabc");
+    h.connected();
+    h.input(ProxyInput::Client(ConnInput::Reset));
+    assert_eq!((h.releases.as_slice(), in_flight(&h)), (&[false][..], 0));
+    // After a whole exchange: the connection went back to the pool then, and the reset
+    // finds nothing to release.
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    h.connected();
+    h.upstream(OK);
+    h.input(ProxyInput::Client(ConnInput::Reset));
+    assert_eq!(h.releases, [true]);
+    assert_eq!(h.closed, Some(ProxyOutput::AbortClient));
+}
+
+/// A non-idempotent request on a pooled connection that turns out closed: retried on a fresh
+/// one only if none of it was written (the upstream cannot have acted on it); once its bytes
+/// went out, the upstream may have acted on them, so it is a 502.
+#[test]
+fn a_post_on_a_stale_pooled_connection_is_retried_only_if_none_of_it_was_sent() {
+    let post = "POST /m HTTP/1.1\r\nHost: app1.local\r\nContent-Length: 5\r\n\r\nhello";
+    // Nothing written yet: the stale connection closed before the driver could write.
+    let mut h = Harness::new(CONF);
+    h.upstream_stalled = true;
+    h.client(post);
+    h.input(ProxyInput::Up(UpInput::Connected { reused: true }));
+    assert_eq!(h.sent_up(), "");
+    h.input(ProxyInput::Up(UpInput::Eof));
+    assert_eq!(h.connects.len(), 2, "retried on a fresh connection");
+    h.upstream_stalled = false;
+    h.connected();
+    assert!(h.sent_up().ends_with("\r\n\r\nhello"));
+    h.upstream(OK);
+    assert!(h.got().starts_with("HTTP/1.1 200 "));
+
+    // Written: the upstream may have it. No second attempt.
+    let mut h = Harness::new(CONF);
+    h.client(post);
+    h.input(ProxyInput::Up(UpInput::Connected { reused: true }));
+    assert!(h.sent_up().ends_with("hello"));
+    h.input(ProxyInput::Up(UpInput::Eof));
+    assert_eq!(h.connects.len(), 1, "not retried");
+    assert!(h.got().starts_with("HTTP/1.1 502 "));
+    assert_eq!(h.releases, [false]);
+}
+
+/// An upstream that answers once the request head is out and before its body: the connection
+/// is owed the rest of the body, which no other request may follow. Never pooled. With the
+/// body out in full before the answer, it goes back to the pool.
+#[test]
+fn an_early_answer_to_a_head_already_sent_is_not_pooled() {
+    let mut h = Harness::new(CONF);
+    h.client("POST /m HTTP/1.1\r\nHost: app1.local\r\nContent-Length: 10\r\n\r\n");
+    h.connected();
+    assert!(h.sent_up().ends_with("\r\n\r\n"), "the head went out");
+    h.upstream(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n");
+    assert!(h.got().starts_with("HTTP/1.1 413 "));
+    assert_eq!(h.releases, [false], "ten body bytes are still owed");
+    assert_eq!(in_flight(&h), 0);
+    // The client's body is drained, not forwarded; the next request is served.
+    h.client("0123456789GET / HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    assert_eq!(h.sent_up(), "", "the body stays with the proxy");
+    assert_eq!(h.connects.len(), 2, "the GET on a new connection");
+    h.connected();
+    assert!(h.sent_up().starts_with("GET / "));
+
+    // The body went out whole before the answer: reusable.
+    let mut h = Harness::new(CONF);
+    h.client("POST /m HTTP/1.1\r\nHost: app1.local\r\nContent-Length: 3\r\n\r\nabc");
+    h.connected();
+    assert!(h.sent_up().ends_with("abc"));
+    h.upstream(OK);
+    assert_eq!(h.releases, [true]);
+}

@@ -20,7 +20,9 @@
 //!
 //! For the proxy's retry rules the connection tells how much of the current request was
 //! written ([`ClientConn::request_bytes_flushed`]) and whether any response byte arrived
-//! ([`ClientConn::response_started`]). Deadlines are values, as in the server connection.
+//! ([`ClientConn::response_started`]); a request none of which was written can be moved,
+//! body bytes included, to another connection ([`ClientConn::take_unsent`],
+//! [`ClientConn::resume`]), so a stale pooled connection costs no request its retry. Deadlines are values, as in the server connection.
 
 use super::parse::{ErrorKind, Event, ParseError, Parser};
 use super::serialize::{write_chunk, write_last_chunk, write_request_head, BodyFraming};
@@ -77,6 +79,15 @@ enum Req {
     /// Sending a body: `Some(n)` bytes of Content-Length left, `None` for chunked.
     Body(Option<u64>),
     Done,
+}
+
+/// A request none of which was written, taken off a connection that failed before it could
+/// send it ([`ClientConn::take_unsent`]), to be sent on another ([`ClientConn::resume`]).
+#[derive(Debug)]
+pub struct Unsent {
+    out: Vec<u8>,
+    req: Req,
+    method: crate::http::Method,
 }
 
 /// See the module docs.
@@ -141,6 +152,45 @@ impl ClientConn {
             BodyFraming::Chunked => Req::Body(None),
             _ => Req::Done,
         };
+        self.in_exchange = true;
+        self.response_done = false;
+        self.response_started = false;
+        self.request_flushed = 0;
+        self.read_since = now.mono;
+        self.send_since = now.mono;
+        true
+    }
+
+    /// Takes back the current request when none of it was written and no answer began: the
+    /// bytes queued so far (head and body, framed) and where the request stands, so that
+    /// [`ClientConn::resume`] on another connection sends it as if it had started there. The
+    /// connection is dead afterwards. `None` once a byte went out (the peer may have acted
+    /// on it) or a response byte came.
+    pub fn take_unsent(&mut self) -> Option<Unsent> {
+        // (The exchange may already be over as a failure: the bytes are still the request's.)
+        if self.out.is_empty() || self.request_flushed > 0 || self.response_started {
+            return None;
+        }
+        let method = self.parser.pending_method()?;
+        self.in_exchange = false;
+        self.fail();
+        Some(Unsent {
+            out: std::mem::take(&mut self.out),
+            req: self.req,
+            method,
+        })
+    }
+
+    /// Starts an exchange with a request taken from another connection by
+    /// [`ClientConn::take_unsent`]. Only on an idle, live connection; otherwise nothing
+    /// happens and `false` is returned.
+    pub fn resume(&mut self, now: Now, unsent: Unsent) -> bool {
+        if !self.is_idle() {
+            return false;
+        }
+        self.out = unsent.out;
+        self.req = unsent.req;
+        self.parser.expect_response_to(unsent.method);
         self.in_exchange = true;
         self.response_done = false;
         self.response_started = false;

@@ -353,6 +353,11 @@ impl Parser {
     pub fn expect_response_to(&mut self, method: Method) {
         self.methods.push_back(method);
     }
+    /// For a response parser: the method of the request whose response comes next, if one
+    /// was announced.
+    pub fn pending_method(&self) -> Option<Method> {
+        self.methods.front().cloned()
+    }
     /// Bytes buffered and not yet consumed.
     pub fn buffered(&self) -> usize {
         self.buf.len() - self.pos

@@ -32,7 +32,10 @@
 //! * Retries: an attempt that failed before any response byte is retried on another upstream
 //!   when no byte of the request was written, or when the request is idempotent and has no
 //!   body; a failure on a reused pooled connection before any response byte is retried once on
-//!   a fresh one. So a POST reaches a backend at most once unless none of it was sent.
+//!   a fresh one. So a POST reaches a backend at most once unless none of it was sent. Body
+//!   bytes already pulled from the client for an attempt that wrote nothing move to the next
+//!   attempt with the request ([`ClientConn::take_unsent`]), so a stale pooled connection
+//!   does not turn a POST into a 502.
 //! * Once the response head went to the client, an upstream failure aborts the client
 //!   connection: a truncated body is never presented as complete.
 //! * Exactly one response per request (the rule of [`crate::http::server`]). A client-side
@@ -54,7 +57,7 @@ use super::config::{Config, Location, Part, Var};
 use super::forward::{
     downstream_response, request_host, upstream_request, wants_upgrade, Forward, ForwardCtx,
 };
-use crate::http::client::{ClientConn, ClientError, ClientEvent, ClientTimeouts};
+use crate::http::client::{ClientConn, ClientError, ClientEvent, ClientTimeouts, Unsent};
 use crate::http::serialize::BodyFraming;
 use crate::http::server::{Closing, ServerConn, ServerEvent, Timeouts};
 use crate::http::{Limits, Method, RequestHead, ResponseHead, Status};
@@ -294,6 +297,9 @@ struct Exchange {
     /// No request body bytes are pulled from the client until an upstream is connected, so
     /// every attempt before that can start over.
     body_pulled: bool,
+    /// The request as queued on a connection that failed before writing any of it: what the
+    /// next attempt sends.
+    unsent: Option<Unsent>,
     body_done: bool,
     tried: Vec<usize>,
     attempts: u32,
@@ -523,7 +529,14 @@ impl ProxyConn {
                     return;
                 };
                 x.connect_ns = now.mono.since(x.started).as_nanos() as u64;
-                conn.send_head(now, &x.up_head, x.framing);
+                match x.unsent.take() {
+                    Some(unsent) => {
+                        conn.resume(now, unsent);
+                    }
+                    None => {
+                        conn.send_head(now, &x.up_head, x.framing);
+                    }
+                }
                 if x.framing == BodyFraming::None {
                     x.body_done = true;
                 } else {
@@ -728,6 +741,7 @@ impl ProxyConn {
             up_head,
             framing,
             body_pulled: false,
+            unsent: None,
             body_done: false,
             tried: Vec::new(),
             attempts: 0,
@@ -812,19 +826,23 @@ impl ProxyConn {
 
     /// The current attempt failed; retry when allowed, else answer or abort.
     fn attempt_failed(&mut self, now: Now, why: Failure) {
+        let mut unsent = None;
         let (chosen, reused, flushed, response_started) =
             match std::mem::replace(&mut self.up, Up::None) {
                 Up::Active {
                     route,
                     idx,
-                    conn,
+                    mut conn,
                     reused,
-                } => (
-                    Some((route, idx)),
-                    reused,
-                    conn.request_bytes_flushed(),
-                    conn.response_started(),
-                ),
+                } => {
+                    unsent = conn.take_unsent();
+                    (
+                        Some((route, idx)),
+                        reused,
+                        conn.request_bytes_flushed(),
+                        conn.response_started(),
+                    )
+                }
                 Up::Connecting { route, idx, .. } => (Some((route, idx)), false, 0, false),
                 Up::Choosing | Up::None => (None, false, 0, false),
             };
@@ -864,7 +882,10 @@ impl ProxyConn {
             }
             return;
         }
-        let nothing_sent = flushed == 0 && !x.body_pulled;
+        // Body bytes pulled from the client and not written are not lost: they travel with
+        // the unsent request to the next attempt.
+        let nothing_sent = flushed == 0 && (!x.body_pulled || unsent.is_some());
+        x.unsent = unsent;
         let replayable = is_idempotent(&x.method) && x.framing == BodyFraming::None;
         let pooled_retry = reused && !response_started && !x.pooled_retry_used && replayable;
         let retry = !response_started && (nothing_sent || replayable || pooled_retry);
