@@ -87,6 +87,30 @@ pub const BACKEND_COVERAGE: &[&str] = &[
     "backend.aborted_response",
     "backend.peer_reset",
     "buggify.backend.tiny_first_read",
+    // The workload's request families (workload::Mix), each answered and checked.
+    "client.body_content_length",
+    "client.body_chunked",
+    "client.body_chunk_extensions",
+    "client.body_trailers",
+    "client.body_over_the_backend_limit",
+    "client.body_too_large_413",
+    "client.pipelined_request_with_body",
+    "client.continue_wait_over",
+    "client.expect_answered_before_body",
+    "client.malformed_head_refused",
+    "client.broken_chunk_size_answered_once",
+    "client.broken_chunk_end_answered_once",
+    "client.server_closed_after_last_answer",
+    "client.absolute_form_target",
+    "client.encoded_dot_segment",
+    "client.percent_encoded_target",
+    "client.dot_segment",
+    "client.target_refused_400",
+    "client.outside_the_root_403",
+    "client.folder_redirect_301",
+    "client.unknown_method_501",
+    "client.method_not_allowed_405",
+    "client.options_asterisk",
 ];
 
 /// The "sometimes" counters a proxy sweep must reach at least once.
@@ -99,6 +123,25 @@ pub const PROXY_COVERAGE: &[&str] = &[
     "proxy.deadline_fired",
     "client.retry_after_gateway_error",
     "node.crash",
+    // What the proxy world's workload adds: bodies both ways, every answer shape, one
+    // answer per request, pooling with nothing owed.
+    "client.body_chunked",
+    "client.body_content_length",
+    "client.pipelined_request_with_body",
+    "client.continue_then_body",
+    "client.broken_chunk_size_answered_once",
+    "client.request_aborted_as_allowed",
+    "client.absolute_form_target",
+    "client.malformed_head_refused",
+    "origin.answered_before_the_body",
+    "origin.interim_head",
+    "origin.chunked_answer",
+    "origin.close_delimited_answer",
+    "origin.malformed_answer",
+    "origin.short_body",
+    "origin.broken_chunk",
+    "proxy.pooled_with_nothing_owed",
+    "proxy.pooled_connection_idled_out",
 ];
 
 /// Runs `sc` twice. `Ok` if the traces are identical; else the first event at which they

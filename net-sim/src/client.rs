@@ -640,6 +640,9 @@ impl ClientHost {
                     if a.status == 408 {
                         self.timeouts_408 += 1;
                     }
+                    for name in kinds(req, a.status) {
+                        cx.cover(name);
+                    }
                     if req.expect.closes || (a.no_more && a.answered + 1 == a.sent) {
                         // Nothing may follow this answer: wait for the close.
                         if req.brk.is_some() {
@@ -741,6 +744,78 @@ impl ClientHost {
     fn is_mine(&self, s: StreamId) -> bool {
         self.active.as_ref().is_some_and(|a| a.stream == s)
     }
+}
+
+/// The coverage counters an answered request counts toward: what kind of request reached the
+/// server and got its checked answer.
+fn kinds(req: &ClientReq, status: u16) -> Vec<&'static str> {
+    let mut k = Vec::new();
+    let t = req.target.as_str();
+    match req.body.as_ref().map(|b| &b.framing) {
+        Some(Framing::Length) => k.push("client.body_content_length"),
+        Some(Framing::Chunked { ext, trailers, .. }) => {
+            k.push("client.body_chunked");
+            if *ext {
+                k.push("client.body_chunk_extensions");
+            }
+            if *trailers {
+                k.push("client.body_trailers");
+            }
+        }
+        None => {}
+    }
+    if req
+        .body
+        .as_ref()
+        .is_some_and(|b| b.data.len() as u64 > crate::workload::BODY_LIMIT)
+    {
+        k.push("client.body_over_the_backend_limit");
+    }
+    if req.raw_headers.iter().any(|h| {
+        h.contains("Content-Length") || h.contains("Transfer-Encoding") || h.contains("\r\n ")
+    }) && matches!(status, 400 | 501)
+    {
+        k.push("client.malformed_head_refused");
+    }
+    if let Some(b) = req.brk {
+        k.push(match b {
+            Break::ChunkSize { .. } => "client.broken_chunk_size_answered_once",
+            Break::ChunkEnd { .. } => "client.broken_chunk_end_answered_once",
+        });
+    }
+    if t.starts_with("http://") {
+        k.push("client.absolute_form_target");
+    }
+    let path = t.split('?').next().unwrap_or("");
+    if path.contains("%2e") || path.contains("%2E") {
+        k.push("client.encoded_dot_segment");
+    } else if path.contains('%') {
+        k.push("client.percent_encoded_target");
+    }
+    if path.contains("/../")
+        || path.contains("/./")
+        || path.ends_with("/..")
+        || path.ends_with("/.")
+    {
+        k.push("client.dot_segment");
+    }
+    match (&req.method, status) {
+        (Method::Get | Method::Head, 400) if !t.starts_with("/bad/") => {
+            k.push("client.target_refused_400")
+        }
+        (Method::Get | Method::Head, 403) => k.push("client.outside_the_root_403"),
+        (Method::Get | Method::Head, 301) => k.push("client.folder_redirect_301"),
+        (Method::Other(_), 501) => k.push("client.unknown_method_501"),
+        (Method::Post | Method::Put | Method::Delete | Method::Patch | Method::Trace, 405) => {
+            k.push("client.method_not_allowed_405")
+        }
+        (_, 413) => k.push("client.body_too_large_413"),
+        _ => {}
+    }
+    if req.method == Method::Options && t == "*" {
+        k.push("client.options_asterisk");
+    }
+    k
 }
 
 /// Whether a response matches what `req` expects.

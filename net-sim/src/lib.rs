@@ -15,6 +15,7 @@
 //! * [`client`]: the simulated HTTP client (requests, and the oracle that checks answers).
 //! * [`workload`]: what the clients send to the static backend, and what it must answer.
 //! * [`backend`]: the backend world (the real backend machine and 100 clients).
+//! * [`origin`]: scripted origins that answer in every shape HTTP allows, and malformed.
 //! * [`proxy_world`]: the proxy world (the real proxy machines, three backends, clients).
 //! * [`check`]: determinism check and regression replay helpers.
 
@@ -26,6 +27,7 @@ pub mod coverage;
 pub mod deadlines;
 pub mod disk;
 pub mod engine;
+pub mod origin;
 pub mod proxy_world;
 pub mod rng;
 pub mod scenario;

@@ -31,3 +31,5 @@ pub const PLAN: u64 = 9;
 pub const POSTS: u64 = 10;
 /// Which request families a run's clients send (see `workload::Mix`).
 pub const MIX: u64 = 11;
+/// Which of a proxy-world client's requests go to the scripted origins.
+pub const ORIGINS: u64 = 12;

@@ -503,7 +503,7 @@ fn chunked(r: &mut fastrand::Rng) -> Framing {
 
 /// A body of a size that matters (none, one byte, one segment, many, over the limit), framed
 /// either way.
-fn body(r: &mut fastrand::Rng) -> Body {
+pub fn body(r: &mut fastrand::Rng) -> Body {
     let len = [
         0,
         1,
