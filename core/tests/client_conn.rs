@@ -328,3 +328,57 @@ fn an_unsent_request_moves_to_another_connection() {
     c.feed(at(0), b"HTTP/1.1 4");
     assert!(c.take_unsent().is_none());
 }
+
+/// A `Content-Length: 0` request is whole once its head is queued: its answer leaves the
+/// connection reusable without an `end_request`.
+#[test]
+fn a_zero_length_body_is_complete_with_its_head() {
+    let mut c = conn();
+    let post = head("POST /m HTTP/1.1\r\nHost: b\r\nContent-Length: 0\r\n\r\n");
+    assert!(c.send_head(at(0), &post, BodyFraming::Length(0)));
+    let n = c.transmit().len();
+    c.flushed(at(0), n);
+    let events = answer(&mut c, b"HTTP/1.1 204 No Content\r\n\r\n");
+    assert_eq!(statuses(&events), [204]);
+    assert!(c.reusable());
+}
+
+#[test]
+fn the_send_deadline_moves_only_with_bytes_written() {
+    let timeouts = ClientTimeouts {
+        read: Duration::from_secs(100),
+        send: Duration::from_secs(10),
+    };
+    let mut c = ClientConn::new(at(0), Limits::default(), timeouts);
+    let post = head("POST /m HTTP/1.1\r\nHost: b\r\nContent-Length: 4\r\n\r\n");
+    c.send_head(at(0), &post, BodyFraming::Length(4));
+    c.send_data(at(0), b"abcd");
+    assert_eq!(c.deadline(), Some(at(10).mono));
+    c.flushed(at(5), 3);
+    assert_eq!(c.deadline(), Some(at(15).mono), "progress");
+    c.flushed(at(8), 0);
+    assert_eq!(c.deadline(), Some(at(15).mono), "no progress");
+}
+
+#[test]
+fn a_dead_connection_is_not_read_and_unread_bytes_are_counted() {
+    let mut c = conn();
+    ask(&mut c, "GET / HTTP/1.1\r\nHost: b\r\n\r\n");
+    assert!(c.wants_read());
+    c.feed(at(1), b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhe");
+    assert_eq!(c.buffered_input(), 40, "nothing taken out yet");
+    assert!(matches!(
+        c.poll_event(at(1)),
+        Some(ClientEvent::Response(_))
+    ));
+    assert_eq!(c.buffered_input(), 2, "the head was");
+    // A malformed answer kills the connection: nothing more is read from it.
+    let mut c = conn();
+    ask(&mut c, "GET / HTTP/1.1\r\nHost: b\r\n\r\n");
+    let events = answer(&mut c, b"HTTP/1.1 2000 OK\r\n\r\n");
+    assert!(matches!(
+        events.last(),
+        Some(ClientEvent::Failed(ClientError::Malformed(_)))
+    ));
+    assert!(!c.wants_read());
+}

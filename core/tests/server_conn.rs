@@ -264,3 +264,208 @@ fn an_answer_before_a_chunked_body_was_read_closes_the_connection() {
     let out = String::from_utf8_lossy(s.transmit()).into_owned();
     assert!(!out.contains("Connection: close"), "{out}");
 }
+
+fn at(secs: u64) -> Now {
+    Now {
+        mono: Instant::ZERO + weaprous_core::time::Duration::from_secs(secs),
+        wall: UnixTime(1_700_000_000 + secs),
+    }
+}
+
+fn secs(s: u64) -> Option<Instant> {
+    Some(Instant::ZERO + weaprous_core::time::Duration::from_secs(s))
+}
+
+fn fresh() -> ServerConn {
+    ServerConn::new(NOW, Limits::default(), Timeouts::default())
+}
+
+use weaprous_core::http::server::Closing;
+
+#[test]
+fn the_header_deadline_runs_from_a_heads_first_byte_and_the_body_one_from_the_last() {
+    let mut s = fresh();
+    assert_eq!(s.deadline(), secs(60), "idle");
+    s.feed(at(1), b"");
+    assert_eq!(s.deadline(), secs(60), "no byte: still idle");
+    s.feed(at(5), b"POST / HTTP/1.1\r\n");
+    assert_eq!(s.deadline(), secs(15), "header: 10 s from the first byte");
+    s.feed(at(8), b"Host: a\r\n");
+    assert_eq!(s.deadline(), secs(15), "later bytes do not extend it");
+    s.feed(at(9), b"Content-Length: 4\r\n\r\n");
+    assert!(matches!(s.poll_event(at(9)), Some(ServerEvent::Request(_))));
+    assert_eq!(s.deadline(), secs(39), "body: 30 s without a byte");
+    s.feed(at(20), b"ab");
+    assert!(matches!(s.poll_event(at(20)), Some(ServerEvent::Body(_))));
+    assert_eq!(s.deadline(), secs(50), "each body byte restarts it");
+}
+
+#[test]
+fn an_idle_connection_waits_its_whole_idle_time() {
+    let mut s = fresh();
+    assert_eq!(s.on_timeout(at(30)), None);
+    assert_eq!(
+        s.closing(),
+        Closing::Open,
+        "30 s is the body's limit, not the idle one"
+    );
+    s.on_timeout(at(60));
+    assert_eq!(s.closing(), Closing::AfterFlush);
+    assert!(s.transmit().is_empty(), "an idle close says nothing");
+}
+
+#[test]
+fn a_body_stalled_while_its_answer_streams_gets_no_408() {
+    // The application answers (a stream) before the body is in; the client then stalls. The
+    // answer under way is the one response: the send deadline governs, not a 408.
+    let mut s = requested(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nab");
+    s.send_head(NOW, ResponseHead::new(Status::OK), BodyFraming::Chunked);
+    s.send_data(NOW, b"part");
+    let before = s.transmit().to_vec();
+    assert_eq!(s.on_timeout(at(31)), None);
+    assert_eq!(s.transmit(), &before[..], "nothing written into the stream");
+    assert_eq!(s.closing(), Closing::Open);
+}
+
+#[test]
+fn a_pipelined_request_waits_for_the_answer_in_progress() {
+    let mut s = requested(b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(matches!(s.poll_event(NOW), Some(ServerEvent::BodyEnd)));
+    assert_eq!(s.poll_event(NOW), None, "the first is not answered yet");
+    s.send_head(NOW, ResponseHead::new(Status::OK), BodyFraming::Length(2));
+    s.send_data(NOW, b"ok");
+    assert_eq!(s.poll_event(NOW), None, "nor ended");
+    s.end_response(NOW);
+    match s.poll_event(NOW) {
+        Some(ServerEvent::Request(h)) => assert_eq!(h.target.as_str(), "/2"),
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn bytes_behind_an_answer_make_the_next_wait_a_header_wait() {
+    let mut s = requested(b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTT");
+    assert!(matches!(s.poll_event(at(1)), Some(ServerEvent::BodyEnd)));
+    s.send_page(at(2), Status::OK, "t", &[]);
+    assert_eq!(
+        s.deadline(),
+        secs(12),
+        "part of a head waits: the header deadline"
+    );
+    let mut s = requested(KEEP_ALIVE);
+    assert!(matches!(s.poll_event(at(1)), Some(ServerEvent::BodyEnd)));
+    s.send_page(at(2), Status::OK, "t", &[]);
+    assert_eq!(s.deadline(), secs(62), "nothing waits: idle");
+}
+
+#[test]
+fn a_client_that_half_closes_is_answered_then_closed() {
+    // EOF with its request: the answer is the last, known as soon as it ends.
+    let mut s = requested(KEEP_ALIVE);
+    s.feed_eof();
+    assert!(matches!(s.poll_event(NOW), Some(ServerEvent::BodyEnd)));
+    s.send_page(NOW, Status::OK, "t", &[]);
+    assert_eq!(s.closing(), Closing::AfterFlush, "closes behind the answer");
+    // EOF after the answer, between requests.
+    let mut s = requested(KEEP_ALIVE);
+    assert!(matches!(s.poll_event(NOW), Some(ServerEvent::BodyEnd)));
+    s.send_page(NOW, Status::OK, "t", &[]);
+    assert_eq!(s.closing(), Closing::Open);
+    s.feed_eof();
+    assert_eq!(s.poll_event(NOW), None);
+    assert_eq!(s.closing(), Closing::AfterFlush);
+}
+
+#[test]
+fn draining_finishes_the_exchange_in_progress_then_closes() {
+    // Between requests: at once.
+    let mut s = fresh();
+    s.drain();
+    assert_eq!(s.closing(), Closing::AfterFlush);
+    // Part of a head in: that request is still read and answered.
+    let mut s = fresh();
+    s.feed(NOW, b"GET / HTTP/1.1\r\n");
+    s.drain();
+    assert_eq!(s.closing(), Closing::Open);
+    s.feed(NOW, b"Host: a\r\n\r\n");
+    assert!(matches!(s.poll_event(NOW), Some(ServerEvent::Request(_))));
+    assert!(matches!(s.poll_event(NOW), Some(ServerEvent::BodyEnd)));
+    s.send_page(NOW, Status::OK, "t", &[]);
+    let out = String::from_utf8_lossy(s.transmit()).into_owned();
+    assert!(out.contains("Connection: close\r\n"), "{out}");
+    assert_eq!(s.closing(), Closing::AfterFlush);
+    // A request read, its answer not begun: answered, then closed.
+    let mut s = requested(KEEP_ALIVE);
+    s.drain();
+    assert_eq!(s.closing(), Closing::Open);
+    // An answer under way: it finishes.
+    let mut s = requested(KEEP_ALIVE);
+    s.send_head(NOW, ResponseHead::new(Status::OK), BodyFraming::Length(2));
+    s.drain();
+    assert_eq!(s.closing(), Closing::Open);
+    s.send_data(NOW, b"ok");
+    assert!(matches!(s.poll_event(NOW), Some(ServerEvent::BodyEnd)));
+    s.end_response(NOW);
+    assert_eq!(s.closing(), Closing::AfterFlush);
+    // A closing connection stays closing.
+    let mut s = fresh();
+    s.feed(NOW, b"GARBAGE\r\n\r\n");
+    while s.poll_event(NOW).is_some() {}
+    s.drain();
+    assert_eq!(s.closing(), Closing::AfterFlush);
+}
+
+#[test]
+fn the_send_deadline_moves_with_each_write_that_takes_bytes() {
+    let mut s = requested(KEEP_ALIVE);
+    s.send_head(
+        at(0),
+        ResponseHead::new(Status::OK),
+        BodyFraming::Length(10),
+    );
+    s.send_data(at(0), b"0123456789");
+    assert_eq!(s.deadline(), secs(60), "send: 60 s");
+    s.flushed(at(20), 5);
+    assert_eq!(s.deadline(), secs(80), "progress restarts it");
+    s.flushed(at(30), 0);
+    assert_eq!(
+        s.deadline(),
+        secs(80),
+        "a write that took nothing is no progress"
+    );
+}
+
+#[test]
+fn a_hundred_continue_goes_out_only_when_the_body_is_wanted() {
+    let req = b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+    let mut s = requested(req);
+    assert!(s.transmit().is_empty(), "not before the application asks");
+    s.accept_body();
+    assert_eq!(s.transmit(), b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.accept_body();
+    assert_eq!(s.transmit().len(), 25, "once");
+    // Not once an answer began, and never to a client that did not ask.
+    let mut s = requested(req);
+    s.send_page(NOW, Status(413), "t", &[]);
+    let n = s.transmit().len();
+    s.accept_body();
+    assert_eq!(s.transmit().len(), n);
+    let mut s = requested(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n");
+    s.accept_body();
+    assert!(s.transmit().is_empty());
+}
+
+#[test]
+fn a_file_segment_counts_toward_the_body_sent() {
+    let mut s = requested(KEEP_ALIVE);
+    s.send_head(NOW, ResponseHead::new(Status::OK), BodyFraming::Length(100));
+    s.send_data(NOW, b"0123456789");
+    let seg = weaprous_core::node::FileSegment {
+        handle: 1,
+        offset: 10,
+        len: 90,
+    };
+    assert!(s.send_file(NOW, seg));
+    assert_eq!(s.body_sent(), 100);
+    assert_eq!(s.pending_len(), s.transmit().len() as u64 + 90);
+}

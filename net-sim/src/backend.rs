@@ -2,10 +2,16 @@
 //! `net-real` drives it) on host 0, and simulated HTTP clients on hosts 1..=N, under every fault
 //! of [`crate::engine`].
 //!
+//! The clients' requests are [`crate::workload`]'s: GET and HEAD of the site, and, as the
+//! scenario's [`Mix`] says, bodies, `Expect`, every method, respelled targets, symbolic links
+//! and broken framing.
+//!
 //! # Oracles
-//! * **Safety, after every event**: every completed response is the exact file or range (or the
-//!   exact status: 404, 416, 408) for the request it answers, in order on its connection
-//!   ([`crate::client`]); a `500` is allowed only as the answer to a disk read error, and a read
+//! * **Safety, after every event**: every completed response is exactly what the request must
+//!   get ([`crate::workload::backend_expect`]: the file or range, or the exact status) for the
+//!   request it answers, in order on its connection, one per request, with the close where
+//!   the answer must be the connection's last ([`crate::client`]); a `500` is allowed only as
+//!   the answer to a disk read error, and a read
 //!   error after the head must abort the connection, so a truncated body is never complete;
 //!   each machine's `check_invariants` holds; a deadline is never still due after its timeout.
 //! * **Liveness, after the heal**: within `converge_within_ms` every client has finished its

@@ -243,7 +243,8 @@ pub fn replay_in(world: World, sc: &BackendScenario) -> Result<String, String> {
 }
 
 /// Greedy shrinking of a saved failing scenario (delta debugging): tries, in turn, dropping
-/// each timed fault, switching off each random fault rate, and making the workload and network
+/// each timed fault, switching off each random fault rate and request family, and making the
+/// workload and network
 /// smaller, keeping every change after which the run still fails with an error that starts
 /// the same way (the same oracle). Stops when no single change keeps it failing. `log` hears
 /// each accepted step.
@@ -312,6 +313,27 @@ fn candidates(sc: &BackendScenario) -> Vec<BackendScenario> {
             _ => r.max_drift_ppm = 0,
         }
         out.push(c);
+    }
+    // Fewer request families.
+    let m = &sc.mix;
+    for (on, off) in [
+        (m.bodies, 0),
+        (m.expect_continue, 1),
+        (m.methods, 2),
+        (m.targets, 3),
+        (m.malformed, 4),
+    ] {
+        if on {
+            let mut c = sc.clone();
+            match off {
+                0 => c.mix.bodies = false,
+                1 => c.mix.expect_continue = false,
+                2 => c.mix.methods = false,
+                3 => c.mix.targets = false,
+                _ => c.mix.malformed = false,
+            }
+            out.push(c);
+        }
     }
     // Fewer clients: host numbers in the faults above the new count would name nobody, so
     // faults that do are dropped with them.

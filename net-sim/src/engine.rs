@@ -19,7 +19,7 @@
 //! to hear `on_writable` when an acknowledgement frees room. `fin` half-closes; `reset` aborts.
 //!
 //! # Fault model
-//! * **Latency**: per segment, with a heavy tail, plus a stable per-link extra ([`Latency`]).
+//! * **Latency**: per segment, with a heavy tail, plus a stable per-link extra ([`Latency`](crate::scenario::Latency)).
 //! * **Chunking**: arbitrary segment sizes down to one byte.
 //! * **Connect**: refused (RST at once) or timed out (no answer until `syn_timeout_ms`) at
 //!   random; refused when the peer does not accept; timed out when the peer is down or

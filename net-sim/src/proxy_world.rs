@@ -1,18 +1,38 @@
 //! The proxy world: the real proxy machines ([`ProxyConn`], one per client connection, with
-//! the shared [`ProxyNode`] of balancers) on host 0, three real static backends on hosts 1..=3,
-//! and simulated HTTP clients on the hosts after them, under every fault of [`crate::engine`].
+//! the shared [`ProxyNode`] of balancers) on host 0, three real static backends on hosts
+//! 1..=3, two scripted origins on hosts 4 and 5 ([`crate::origin`]: every answer shape HTTP
+//! allows), an origin of malformed answers on host 6, and simulated HTTP clients on the hosts
+//! after them, under every fault of [`crate::engine`].
+//!
+//! Routing: `/o/` goes to the origins, `/bad/` to the malformed one, anything else to the
+//! backends; the host `alt.example` (reached only by an absolute-form target's authority,
+//! since every client sends `Host: sim`) goes to the origins.
+//!
+//! # Workload
+//! The backend world's requests ([`crate::workload`], its answers adjusted for what the proxy
+//! decides itself: [`crate::workload::via_proxy`]), a quarter of them POSTs, and a third of
+//! them replaced by requests for the origins ([`crate::origin::request`]).
 //!
 //! # Oracles
-//! * **Safety, after every event**: every completed response is the exact file or range the
-//!   request asked for (all backends serve the same site), or one of the proxy's own 502/503/504
-//!   while faults are on; never another request's answer ([`crate::client`]). Each proxy
-//!   machine's invariants hold after every step (bounded buffers both ways: memory per exchange
-//!   stays bounded). A pooled upstream connection is handed out only while idle (nothing
-//!   unread on it, still open).
-//! * **At most once**: a quarter of the requests are POSTs whose target names the client's
-//!   attempt; across every backend (crashes included) each target arrives at most once.
+//! * **Safety, after every event**: every completed response is exactly what the request must
+//!   get (the file or range from a backend; the status, body, `X-Host` and request-body
+//!   digest an origin reports; a malformed answer refused or the client aborted, never a
+//!   short body presented as whole), or one of the proxy's own 502/503/504 while faults are
+//!   on; one response per request, never another request's ([`crate::client`]). Each proxy
+//!   machine's invariants hold after every step (bounded buffers both ways).
+//! * **Nothing owed in a pooled connection**: a second parser reads every byte the proxy
+//!   writes to each upstream stream and every byte it is handed from it; an upstream
+//!   connection released for reuse must be at a message boundary both ways, with nothing
+//!   unread. (It is handed out again only while idle: one that hears anything leaves the
+//!   pool.)
+//! * **At most once**: every request that may reach an upstream at most once (non-idempotent,
+//!   or with a body) names the client's attempt in its target; across every backend and
+//!   origin (crashes included) each such target arrives at most once.
 //! * **Liveness, after the heal**: within the bound every client has finished its plans and its
-//!   probe through the proxy, and no backend is still ejected past its backoff.
+//!   probe through the proxy, no upstream (the malformed origin aside) is still ejected past
+//!   its backoff, and every connection the workload opened is closed: the proxy's client and
+//!   upstream connections, its pool (idle connections close after [`POOL_IDLE`]), and the
+//!   upstream hosts' ends.
 
 use crate::backend::{BackendHost, BackendScenario, PostLedger};
 use crate::client::ClientHost;

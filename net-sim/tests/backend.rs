@@ -14,6 +14,7 @@ use weaprous_net_sim::check::{
 use weaprous_net_sim::coverage::Coverage;
 use weaprous_net_sim::scenario::{FaultAction, Timed};
 use weaprous_net_sim::trace::Keep;
+use weaprous_net_sim::workload::Mix;
 
 /// Saves the failing scenario (and its trace) under target/net-sim and panics with the
 /// command that replays it.
@@ -158,6 +159,7 @@ fn the_shrinker_strips_what_a_failure_does_not_need() {
     // A liveness bound nobody can meet fails every variant, so shrinking must remove every
     // fault and rate and bring the workload to its minimum.
     let mut sc = BackendScenario::generate(3, 8);
+    sc.mix = Mix::all();
     sc.faults.push(Timed {
         at_ms: 10,
         action: FaultAction::Crash { host: 0 },
@@ -169,6 +171,7 @@ fn the_shrinker_strips_what_a_failure_does_not_need() {
     assert!(run(&min, Keep::default()).is_err(), "still fails");
     assert!(min.faults.is_empty(), "{:?}", min.faults);
     assert_eq!(min.random.reset_ppm, 0);
+    assert_eq!(min.mix, Mix::default(), "every request family switched off");
     assert_eq!(min.clients, 1);
     assert_eq!(
         (min.conns_per_client, min.max_requests, min.max_depth),

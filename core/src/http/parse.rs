@@ -292,6 +292,7 @@ pub struct Parser {
     /// The scan holds a head or trailer section already returned; it is reset on the next call,
     /// not at once, because the returned event borrows its fields.
     scan_spent: bool,
+    /// Body bytes a chunked message announced so far (against the request body limit).
     body_seen: u64,
     /// For responses: the methods of requests still waiting for their final response.
     methods: VecDeque<Method>,
@@ -366,13 +367,6 @@ impl Parser {
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Head { .. }) && self.buffered() == 0
     }
-    /// True when the stream has failed, upgraded or closed: no more HTTP events will come.
-    pub fn is_finished(&self) -> bool {
-        matches!(
-            self.state,
-            State::Failed(_) | State::Upgraded | State::Closed
-        )
-    }
     /// After [`Event::Paused`]: the switch did not happen; parse the next request.
     pub fn resume(&mut self) {
         if matches!(self.state, State::Paused) {
@@ -398,10 +392,6 @@ impl Parser {
     /// request line if that line had been read: an error answer to a HEAD carries no body.
     pub fn failed_method(&self) -> Option<&Method> {
         self.failed_method.as_ref()
-    }
-    /// Body bytes of the current message so far (for chunked bodies: announced by chunk sizes).
-    pub fn body_bytes_seen(&self) -> u64 {
-        self.body_seen
     }
 
     fn offset(&self, i: usize) -> u64 {
@@ -462,7 +452,6 @@ impl Parser {
                 if self.buffered() > 0 {
                     let data = self.pos..self.buf.len();
                     self.pos = self.buf.len();
-                    self.body_seen += data.len() as u64;
                     Ok(EventRef::Data(&self.buf[data]))
                 } else if self.eof {
                     self.state = State::Closed;
@@ -521,7 +510,6 @@ impl Parser {
     #[inline]
     fn length_data(&mut self, remaining: u64) -> &[u8] {
         let (data, left) = self.take_up_to(remaining);
-        self.body_seen += data.len() as u64;
         self.state = if left == 0 {
             State::EndPending
         } else {

@@ -121,6 +121,8 @@ pub struct ServerConn {
     expect_continue: bool,
     /// The current request's body is chunked (its length is unknown until it ends).
     chunked_body: bool,
+    /// A graceful shutdown began: the exchange in progress is the last.
+    draining: bool,
     head_done_at: Instant,
     /// When the current wait began (header/idle/body) and when transmit last progressed.
     wait_since: Instant,
@@ -157,6 +159,7 @@ impl ServerConn {
             version: Version::HTTP_11,
             expect_continue: false,
             chunked_body: false,
+            draining: false,
             head_done_at: now.mono,
             wait_since: now.mono,
             send_since: now.mono,
@@ -193,6 +196,7 @@ impl ServerConn {
     }
     /// Graceful shutdown: the exchange in progress finishes, no further request is read.
     pub fn drain(&mut self) {
+        self.draining = true;
         self.keep_alive = false;
         let between_requests = self.req == Req::Idle && !self.head_started && !self.responding();
         if between_requests && self.closing == Closing::Open {
@@ -297,7 +301,8 @@ impl ServerConn {
                 self.wait_since = now.mono;
                 self.method = head.method.clone();
                 self.version = head.version;
-                self.keep_alive = wants_keep_alive(&head);
+                // A head that completes after a drain began is answered as the last.
+                self.keep_alive = wants_keep_alive(&head) && !self.draining;
                 self.client_done = !self.keep_alive;
                 self.body_sent = 0;
                 self.status = Status::OK;

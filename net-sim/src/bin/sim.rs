@@ -64,19 +64,19 @@ struct Args {
 const SCENARIOS: &[(&str, &str)] = &[
     (
         "backend-quiet",
-        "the static backend and 50 clients on a healthy network (keep-alive, pipelining, stalls)",
+        "the static backend and 50 clients on a healthy network, every request family on",
     ),
     (
         "backend-faults",
-        "the static backend and 100 clients under swarm-chosen faults, then heal and liveness",
+        "the static backend and 100 clients under swarm-chosen faults and request families",
     ),
     (
         "proxy-quiet",
-        "the proxy in front of three backends, 20 clients, a healthy network",
+        "the proxy before three backends and three scripted origins, 20 clients, healthy",
     ),
     (
         "proxy-faults",
-        "the proxy, three backends and 30 clients under swarm-chosen faults (backend crashes too)",
+        "the proxy, backends, origins and 30 clients under swarm-chosen faults and families",
     ),
 ];
 
