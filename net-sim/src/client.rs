@@ -583,9 +583,14 @@ impl ClientHost {
         loop {
             match a.parser.next_event() {
                 Ok(Event::Response(h)) if h.status.is_informational() => {
-                    if h.status.0 == 100 && a.held_body.is_some() && a.answered + 1 == a.sent {
-                        cx.cover("client.continue_then_body");
-                        continue_now = true;
+                    if h.status.0 == 100 && a.answered + 1 == a.sent {
+                        // The body goes now, before the events behind the 100 (the final
+                        // answer may already be in the same read).
+                        if let Some((body, _)) = a.held_body.take() {
+                            cx.cover("client.continue_then_body");
+                            a.out.extend_from_slice(&body);
+                            continue_now = true;
+                        }
                     }
                 }
                 Ok(Event::Response(h)) => {
@@ -682,7 +687,7 @@ impl ClientHost {
             }
         }
         if continue_now {
-            self.release_body(cx);
+            self.send_more(cx);
         }
         let Some(a) = self.active.as_mut() else {
             return;
