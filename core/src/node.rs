@@ -1,4 +1,4 @@
-//! The contract between a machine and its driver (DESIGN.md §3).
+//! The contract between a machine and its driver (ARCHITECTURE.md, "The node contract").
 //!
 //! A **connection machine** owns one TCP connection's protocol state. Its driver (`net-real`
 //! on sockets, `net-sim` on simulated streams) owns the socket, the clock and the disk, and

@@ -1,4 +1,5 @@
-//! The rules of http-rules.md sections A–E, one input each, fed whole.
+//! RFC 9112's message rules, one input each, fed whole: A the start line, B the fields, C the
+//! framing, D chunked bodies, E the connection (the letters label the cases).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! The heads the proxy forwards (http-rules.md F1-F8, F14).
+//! The heads the proxy forwards (RFC 9110 §7.6: hop-by-hop fields, Via, Max-Forwards; §7.8 Upgrade).
 
 use weaprous_core::http::parse::{Event, Parser};
 use weaprous_core::http::{Limits, RequestHead, ResponseHead, Status};

@@ -1,4 +1,4 @@
-//! DESIGN.md §2: core/ does no I/O, reads no clock, spawns nothing, uses no global RNG and no
+//! ARCHITECTURE.md, "The crates": core/ does no I/O, reads no clock, spawns nothing, uses no global RNG and no
 #![allow(clippy::disallowed_methods)] // tests read their fixtures from disk
 //! hash-ordered collections. clippy.toml catches calls; this test catches the rest by reading
 //! the source, so a rule break fails `cargo test` even where clippy is not run.

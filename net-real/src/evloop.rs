@@ -2,7 +2,7 @@
 //! inline from it.
 //!
 //! # Why not the smol executor here
-//! DESIGN.md §5 leaves the executor a choice to measure. Under `bench/load.sh` the shared
+//! The design left the executor a choice to measure. Under `bench/load.sh` the shared
 //! `smol::Executor` spent most of its time in the kernel: async-io re-arms a one-shot epoll
 //! registration before every wait (`epoll_ctl` per read), one thread at a time owns the
 //! reactor, and every other wake-up crosses threads through a futex. That is the overhead that

@@ -3,7 +3,7 @@
 //! Decision: operations run inline on the executor thread, as nginx does without `aio`. The
 //! files a web server serves are almost always in the page cache, where `stat`/`pread` of one
 //! 64 KiB chunk or a 1 MiB `sendfile` take microseconds, while a hop to `smol::unblock`'s
-//! thread pool adds two thread handoffs per operation. DESIGN.md §5 asks for file reads off the
+//! thread pool adds two thread handoffs per operation. The design first put file reads off the
 //! executor; this deviates for static files (the hop has not been measured here yet; a cold
 //! disk would stall one executor thread per read) and keeps `unblock` for what is slow by
 //! nature, such as durable-log syncs. Every operation is bounded (a chunk, or 1 MiB of

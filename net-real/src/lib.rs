@@ -2,7 +2,7 @@
 //!
 //! Runs `weaprous-core` connection machines on real sockets. This crate makes no
 //! protocol decision: it moves bytes, time, file results and signals into machines and carries
-//! out what they ask (DESIGN.md §5).
+//! out what they ask (ARCHITECTURE.md, "The real driver").
 //!
 //! * [`clock`]: the real clocks mapped onto core's [`weaprous_core::node::Now`].
 //! * [`evloop`]: the server's data path, one edge-triggered epoll loop per thread.

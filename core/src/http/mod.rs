@@ -8,7 +8,8 @@
 //! * [`client::ClientConn`]: the client side of one connection (what the proxy speaks upstream).
 //!
 //! Line endings are strict CRLF: a bare LF or CR anywhere in a head or in chunked framing is a 400
-//! (the strict choice of http-rules.md B16), so no peer can frame a message differently from us.
+//! (RFC 9112 §2.2 lets a recipient accept a bare LF; we take the strict choice), so no peer can
+//! frame a message differently from us.
 
 pub mod chars;
 pub mod client;

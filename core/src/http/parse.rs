@@ -15,7 +15,7 @@
 //! * Request framing follows RFC 9112 §6 strictly: Transfer-Encoding with Content-Length, several
 //!   Content-Length fields, a malformed Content-Length, a Transfer-Encoding that does not end in
 //!   `chunked`, obs-fold, whitespace before a colon and bare CR/LF are all errors: ambiguous
-//!   framing is refused, never repaired (http-rules.md §6).
+//!   framing is refused, never repaired (RFC 9112 §6.3, §11.2).
 //! * After a request that asks to switch protocols (CONNECT, or `Upgrade` listed in
 //!   `Connection`) ends, the parser returns [`Event::Paused`] until the owner calls
 //!   [`Parser::resume`] (the upgrade was declined) or takes the rest with [`Parser::take_rest`].

@@ -980,7 +980,7 @@ impl ProxyConn {
             return;
         };
         if !x.upgrade {
-            // A 101 the client did not ask for (http-rules.md F8).
+            // A 101 the client did not ask for (RFC 9110 §7.8: only an Upgrade request may get one).
             self.attempt_failed(now, Failure::Upstream(ClientError::Closed));
             return;
         }
