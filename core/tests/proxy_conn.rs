@@ -6,7 +6,8 @@ use weaprous_core::node::{ConnInput, Now};
 use weaprous_core::proxy::balance::Health;
 use weaprous_core::proxy::config::Config;
 use weaprous_core::proxy::conn::{
-    ProxyConn, ProxyInput, ProxyLog, ProxyNode, ProxyOutput, ProxyShared, UpInput, HIGH_WATER,
+    Outcome, ProxyConn, ProxyInput, ProxyLog, ProxyNode, ProxyOutput, ProxyShared, UpInput,
+    HIGH_WATER,
 };
 use weaprous_core::time::{Duration, Instant, UnixTime};
 
@@ -32,6 +33,10 @@ struct Harness {
     connects: Vec<String>,
     releases: Vec<bool>,
     logs: Vec<ProxyLog>,
+    /// Every health verdict reported to the node, in order.
+    reports: Vec<Outcome>,
+    /// How many AbortClient outputs were given (at most one may be).
+    aborts: usize,
     closed: Option<ProxyOutput>,
     deadline: Option<Instant>,
     /// The client stops reading.
@@ -57,6 +62,8 @@ impl Harness {
             connects: Vec::new(),
             releases: Vec::new(),
             logs: Vec::new(),
+            reports: Vec::new(),
+            aborts: 0,
             closed: None,
             deadline: None,
             client_stalled: false,
@@ -85,11 +92,17 @@ impl Harness {
                     route,
                     upstream,
                     outcome,
-                } => self.node.report(route, upstream, outcome, self.now.mono),
+                } => {
+                    self.reports.push(outcome);
+                    self.node.report(route, upstream, outcome, self.now.mono)
+                }
                 ProxyOutput::Connect { addr } => self.connects.push(addr),
                 ProxyOutput::Release { reuse } => self.releases.push(reuse),
                 ProxyOutput::Log(l) => self.logs.push(l),
-                c @ (ProxyOutput::CloseClient | ProxyOutput::AbortClient) => self.closed = Some(c),
+                c @ (ProxyOutput::CloseClient | ProxyOutput::AbortClient) => {
+                    self.aborts += usize::from(c == ProxyOutput::AbortClient);
+                    self.closed = Some(c)
+                }
                 ProxyOutput::Wait { deadline } => {
                     self.deadline = deadline;
                     let up = self.conn.up_transmit().len();
@@ -819,4 +832,240 @@ fn an_early_answer_to_a_head_already_sent_is_not_pooled() {
     assert!(h.sent_up().ends_with("abc"));
     h.upstream(OK);
     assert_eq!(h.releases, [true]);
+}
+
+#[test]
+fn a_bodiless_post_that_went_out_is_not_sent_again() {
+    let mut h = Harness::new(CONF);
+    h.client("POST /m HTTP/1.1\r\nHost: app2.local\r\n\r\n");
+    h.connected();
+    assert!(h.sent_up().starts_with("POST /m "));
+    h.input(ProxyInput::Up(UpInput::Eof));
+    assert!(h.got().starts_with("HTTP/1.1 502 "));
+    assert_eq!(h.connects.len(), 1, "not idempotent: no second attempt");
+    // The same as a PUT (idempotent, bodiless) goes to the next backend.
+    let mut h = Harness::new(CONF);
+    h.client("PUT /m HTTP/1.1\r\nHost: app2.local\r\n\r\n");
+    h.connected();
+    h.input(ProxyInput::Up(UpInput::Eof));
+    assert_eq!(h.connects.len(), 2);
+}
+
+#[test]
+fn a_last_request_whose_upstreams_are_all_down_gets_a_502_and_the_close() {
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\nConnection: close\r\n\r\n");
+    h.input(ProxyInput::Up(UpInput::ConnectFailed));
+    assert!(h.got().starts_with("HTTP/1.1 502 "));
+    assert_eq!(h.closed, Some(ProxyOutput::CloseClient));
+}
+
+#[test]
+fn a_last_request_closes_only_once_its_answer_is_relayed() {
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\nConnection: close\r\n\r\n");
+    h.connected();
+    assert_eq!(h.closed, None, "the answer is still to come");
+    h.upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab");
+    assert_eq!(h.closed, None, "half of it is relayed");
+    h.upstream(b"cd");
+    assert_eq!(h.closed, Some(ProxyOutput::CloseClient));
+    assert!(h.got().ends_with("abcd"));
+}
+
+#[test]
+fn an_aborted_connection_is_aborted_once() {
+    let mut h = answered_and_closing_to_a_stalled_client();
+    let d = h.deadline.expect("a send deadline");
+    h.advance(d.since(h.now.mono));
+    assert_eq!(h.closed, Some(ProxyOutput::AbortClient));
+    assert_eq!(h.aborts, 1);
+    h.input(ProxyInput::Client(ConnInput::Reset));
+    h.advance(Duration::from_secs(100));
+    assert_eq!(h.aborts, 1, "nothing more after the abort");
+    // Reset by the client while its last bytes wait: one abort too.
+    let mut h = answered_and_closing_to_a_stalled_client();
+    h.input(ProxyInput::Client(ConnInput::Reset));
+    h.input(ProxyInput::Client(ConnInput::Reset));
+    assert_eq!(h.aborts, 1);
+}
+
+#[test]
+fn a_chunked_request_body_goes_up_whole_with_its_last_chunk() {
+    let mut h = Harness::new(CONF);
+    h.client("POST /m HTTP/1.1\r\nHost: app1.local\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    h.connected();
+    let up = h.sent_up();
+    assert!(up.contains("Transfer-Encoding: chunked\r\n"), "{up}");
+    assert!(up.ends_with("\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), "{up}");
+    h.upstream(OK);
+    assert_eq!(h.releases, [true], "all of it went: reusable");
+}
+
+#[test]
+fn each_request_gets_its_own_request_id() {
+    let conf = "host \"a\" { proxy_set_header X-Request-Id $request_id; proxy_pass http://127.0.0.1:9000; }";
+    let mut h = Harness::new(conf);
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        h.client("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        h.connected();
+        let up = h.sent_up();
+        ids.push(
+            up.split("X-Request-Id: ")
+                .nth(1)
+                .unwrap()
+                .split("\r\n")
+                .next()
+                .unwrap()
+                .to_string(),
+        );
+        h.upstream(OK);
+    }
+    assert_ne!(ids[0], ids[1]);
+}
+
+#[test]
+fn answers_are_reframed_for_the_client_as_their_status_and_method_allow() {
+    // Close-delimited upstream answer: chunked to the client, every byte.
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    h.connected();
+    h.upstream(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nsome bytes");
+    h.input(ProxyInput::Up(UpInput::Eof));
+    let got = h.got();
+    assert!(got.contains("Transfer-Encoding: chunked\r\n"), "{got}");
+    assert!(got.ends_with("a\r\nsome bytes\r\n0\r\n\r\n"), "{got}");
+    assert!(h.closed.is_none(), "the client's connection stays");
+    // 204 and the answer to HEAD: no body, and no framing that promises one.
+    for (req, answer) in [
+        ("GET", &b"HTTP/1.1 204 No Content\r\n\r\n"[..]),
+        ("HEAD", b"HTTP/1.1 200 OK\r\nX-A: b\r\n\r\n"),
+    ] {
+        let mut h = Harness::new(CONF);
+        h.client(&format!("{req} / HTTP/1.1\r\nHost: app1.local\r\n\r\n"));
+        h.connected();
+        h.upstream(answer);
+        let got = h.got();
+        assert!(!got.contains("Transfer-Encoding"), "{req}: {got}");
+        assert!(got.ends_with("\r\n\r\n"), "{req}: {got}");
+        assert_eq!(h.releases, [true], "{req}");
+    }
+}
+
+#[test]
+fn health_verdicts_blame_an_upstream_only_for_its_own_failures() {
+    // A pooled connection that closes before any answer byte: stale, no verdict.
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    h.input(ProxyInput::Up(UpInput::Connected { reused: true }));
+    h.input(ProxyInput::Up(UpInput::Eof));
+    assert_eq!(h.reports, [Outcome::Abandoned]);
+    // A pooled connection that closes mid-answer: the upstream's failure.
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    h.input(ProxyInput::Up(UpInput::Connected { reused: true }));
+    h.upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc");
+    h.input(ProxyInput::Up(UpInput::Eof));
+    assert_eq!(h.reports, [Outcome::Failed]);
+    // A pooled connection that never answers: a timeout is the upstream's failure.
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    h.input(ProxyInput::Up(UpInput::Connected { reused: true }));
+    h.advance(Duration::from_secs(10));
+    assert_eq!(h.reports.first(), Some(&Outcome::Failed));
+    // A fresh connection that closes before answering: a failure.
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    h.connected();
+    h.input(ProxyInput::Up(UpInput::Eof));
+    assert_eq!(h.reports.first(), Some(&Outcome::Failed));
+}
+
+#[test]
+fn an_answer_that_began_is_not_asked_for_again() {
+    // Part of a head, then the close: some of an answer came, so it may have been acted on.
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app2.local\r\n\r\n");
+    h.connected();
+    h.upstream(b"HTTP/1.1 2");
+    h.input(ProxyInput::Up(UpInput::Eof));
+    assert!(h.got().starts_with("HTTP/1.1 502 "));
+    assert_eq!(h.connects.len(), 1);
+}
+
+#[test]
+fn a_malformed_request_is_logged() {
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\nContent-Length: 1, 2\r\n\r\n");
+    assert!(h.got().starts_with("HTTP/1.1 400 "));
+    let log = h.logs.last().expect("a log record");
+    assert_eq!((log.status, log.method.as_str()), (400, "-"));
+}
+
+fn tunnel() -> Harness {
+    let mut h = Harness::new(CONF);
+    h.client("GET /chat HTTP/1.1\r\nHost: app1.local\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n");
+    h.connected();
+    h.upstream(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+    );
+    assert!(h.got().starts_with("HTTP/1.1 101 "));
+    h
+}
+
+#[test]
+fn a_tunnel_lives_until_idle_and_reads_each_side_only_while_the_other_takes() {
+    let mut h = tunnel();
+    assert!(h.conn.wants_read_client() && h.conn.wants_read_up());
+    h.advance(Duration::from_secs(5));
+    assert_eq!(
+        h.closed, None,
+        "a timeout before the idle limit changes nothing"
+    );
+    // The upstream stops reading: the client is read until its bytes reach the mark.
+    h.upstream_stalled = true;
+    h.input(ProxyInput::Client(ConnInput::Data(&vec![
+        b'c';
+        HIGH_WATER - 1
+    ])));
+    assert!(h.conn.wants_read_client());
+    h.input(ProxyInput::Client(ConnInput::Data(b"c")));
+    assert!(!h.conn.wants_read_client());
+    // And the other way.
+    let mut h = tunnel();
+    h.client_stalled = true;
+    h.upstream(&vec![b'u'; HIGH_WATER - 1]);
+    assert!(h.conn.wants_read_up());
+    h.upstream(b"u");
+    assert!(!h.conn.wants_read_up());
+    // A client that takes nothing: the send deadline ends the tunnel.
+    let d = h.deadline.expect("a deadline");
+    h.advance(d.since(h.now.mono));
+    assert!(h.closed.is_some());
+}
+
+#[test]
+fn a_head_arriving_in_pieces_is_read_to_its_end() {
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app1.l");
+    assert!(h.conn.wants_read_client(), "part of a head: read on");
+    assert!(!h.conn.has_upstream());
+    h.client("ocal\r\n\r\n");
+    assert_eq!(h.connects.len(), 1);
+    assert!(h.conn.has_upstream());
+    h.connected();
+    h.upstream(OK);
+    assert!(!h.conn.has_upstream(), "given back with its exchange");
+    // A head larger than the high-water mark, where the head limit allows it.
+    let mut shared = ProxyShared::new(Config::parse(CONF).unwrap());
+    shared.limits.max_head = 2 * HIGH_WATER;
+    let shared = Arc::new(shared);
+    let mut conn = ProxyConn::new(shared, h.now, "192.0.2.9", 8);
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: app1.local\r\nX-Big: {}\r\n",
+        "b".repeat(HIGH_WATER)
+    );
+    conn.handle(h.now, ProxyInput::Client(ConnInput::Data(big.as_bytes())));
+    assert!(conn.wants_read_client(), "the head is not whole yet");
 }

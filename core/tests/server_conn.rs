@@ -469,3 +469,276 @@ fn a_file_segment_counts_toward_the_body_sent() {
     assert_eq!(s.body_sent(), 100);
     assert_eq!(s.pending_len(), s.transmit().len() as u64 + 90);
 }
+
+fn out(s: &ServerConn) -> String {
+    String::from_utf8_lossy(s.transmit()).into_owned()
+}
+
+#[test]
+fn a_head_answer_and_bodiless_statuses_carry_no_body() {
+    let mut s = requested(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n");
+    s.send_head(NOW, ResponseHead::new(Status::OK), BodyFraming::Length(5));
+    s.send_data(NOW, b"hello");
+    s.end_response(NOW);
+    let o = out(&s);
+    assert!(
+        o.contains("Content-Length: 5\r\n"),
+        "announced as GET would: {o}"
+    );
+    assert!(o.ends_with("\r\n\r\n"), "but not sent: {o}");
+    assert_eq!(s.closing(), Closing::Open, "and not short: no abort");
+    for status in [204, 304] {
+        let mut s = requested(KEEP_ALIVE);
+        s.send_head(
+            NOW,
+            ResponseHead::new(Status(status)),
+            BodyFraming::Length(5),
+        );
+        s.send_data(NOW, b"hello");
+        s.end_response(NOW);
+        let o = out(&s);
+        assert!(!o.contains("Content-Length") && !o.contains("hello"), "{o}");
+        assert_eq!(s.body_sent(), 0);
+    }
+}
+
+#[test]
+fn framing_and_connection_fields_follow_the_clients_version() {
+    // 1.1: chunked; kept alive with no Connection field.
+    let mut s = requested(KEEP_ALIVE);
+    s.send_head(NOW, ResponseHead::new(Status::OK), BodyFraming::Chunked);
+    s.send_data(NOW, b"abc");
+    s.end_response(NOW);
+    let o = out(&s);
+    assert!(o.contains("Transfer-Encoding: chunked\r\n"), "{o}");
+    assert!(!o.contains("Connection:"), "{o}");
+    assert!(o.ends_with("3\r\nabc\r\n0\r\n\r\n"), "{o}");
+    assert_eq!(s.closing(), Closing::Open);
+    // 1.0 with keep-alive: chunked is not theirs, so the body is close-delimited.
+    let mut s = requested(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    s.send_head(NOW, ResponseHead::new(Status::OK), BodyFraming::Chunked);
+    s.send_data(NOW, b"abc");
+    s.end_response(NOW);
+    let o = out(&s);
+    assert!(!o.contains("Transfer-Encoding"), "{o}");
+    assert!(
+        o.contains("Connection: close\r\n") && o.ends_with("\r\n\r\nabc"),
+        "{o}"
+    );
+    assert_eq!(s.closing(), Closing::AfterFlush, "the close ends the body");
+    // 1.0 with keep-alive and a length: kept alive, and told so.
+    let mut s = requested(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    s.send_head(NOW, ResponseHead::new(Status::OK), BodyFraming::Length(3));
+    s.send_data(NOW, b"abc");
+    s.end_response(NOW);
+    assert!(out(&s).contains("Connection: keep-alive\r\n"));
+    assert_eq!(s.closing(), Closing::Open);
+    // The application closing: it says so, and the connection ends behind the answer.
+    let mut s = requested(KEEP_ALIVE);
+    let mut head = ResponseHead::new(Status::OK);
+    head.headers.append("Connection", "close");
+    s.send_head(NOW, head, BodyFraming::Length(0));
+    s.end_response(NOW);
+    assert_eq!(out(&s).matches("Connection: close\r\n").count(), 1);
+    assert!(matches!(s.poll_event(NOW), Some(ServerEvent::BodyEnd)));
+    assert_eq!(s.closing(), Closing::AfterFlush);
+}
+
+#[test]
+fn the_date_field_follows_the_wall_clock() {
+    let date = |s: &ServerConn| {
+        let o = out(s);
+        let d = o
+            .split("Date: ")
+            .nth(1)
+            .unwrap()
+            .split("\r\n")
+            .next()
+            .unwrap()
+            .to_string();
+        d
+    };
+    let mut s = requested(b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(matches!(s.poll_event(at(0)), Some(ServerEvent::BodyEnd)));
+    s.send_page(at(0), Status::OK, "t", &[]);
+    let first = date(&s);
+    let n = s.transmit().len();
+    s.flushed(at(0), n);
+    assert!(matches!(s.poll_event(at(1)), Some(ServerEvent::Request(_))));
+    s.send_page(at(1), Status::OK, "t", &[]);
+    assert_ne!(date(&s), first, "a second later, another Date");
+}
+
+#[test]
+fn the_send_deadline_starts_when_bytes_begin_to_wait() {
+    // Idle for 30 s, then an answer: 60 s from the answer, not from the connection's start.
+    let mut s = fresh();
+    s.feed(at(30), KEEP_ALIVE);
+    assert!(matches!(
+        s.poll_event(at(30)),
+        Some(ServerEvent::Request(_))
+    ));
+    assert!(matches!(s.poll_event(at(30)), Some(ServerEvent::BodyEnd)));
+    s.send_head(
+        at(30),
+        ResponseHead::new(Status::OK),
+        BodyFraming::Length(4),
+    );
+    assert_eq!(s.deadline(), secs(90));
+    // More bytes behind bytes that wait do not restart it.
+    s.send_data(at(40), b"ab");
+    assert_eq!(s.deadline(), secs(90));
+    let n = s.transmit().len();
+    s.flushed(at(45), n);
+    s.send_data(at(50), b"cd");
+    assert_eq!(
+        s.deadline(),
+        secs(110),
+        "a new wait begins with the next bytes"
+    );
+    s.end_response(at(50));
+    let n = s.transmit().len();
+    s.flushed(at(51), n);
+    assert_eq!(
+        s.deadline(),
+        secs(110),
+        "nothing waits: idle since the answer ended"
+    );
+}
+
+#[test]
+fn a_file_segment_fits_in_the_body_and_comes_alone() {
+    let seg = |offset, len| weaprous_core::node::FileSegment {
+        handle: 1,
+        offset,
+        len,
+    };
+    let mut s = requested(KEEP_ALIVE);
+    s.send_head(
+        at(2),
+        ResponseHead::new(Status::OK),
+        BodyFraming::Length(10),
+    );
+    assert!(!s.send_file(at(2), seg(0, 11)), "longer than the body");
+    assert!(!s.send_file(at(2), seg(0, 0)), "empty");
+    assert_eq!(s.transmit_file(), None, "nothing while the head waits");
+    assert!(s.send_file(at(2), seg(0, 6)));
+    assert!(!s.send_file(at(2), seg(6, 4)), "one segment at a time");
+    assert_eq!(s.transmit_file(), None, "the head goes first");
+    let n = s.transmit().len();
+    s.flushed(at(3), n);
+    assert_eq!(s.transmit_file(), Some(seg(0, 6)));
+    s.flushed(at(4), 4);
+    assert_eq!(s.transmit_file(), Some(seg(4, 2)), "what is left of it");
+    assert_eq!(s.transmit_len(), 0);
+    s.abort();
+    assert_eq!(s.transmit_file(), None, "never after an abort");
+    // A chunked body takes no segment (its bytes must be framed).
+    let mut s = requested(KEEP_ALIVE);
+    s.send_head(NOW, ResponseHead::new(Status::OK), BodyFraming::Chunked);
+    assert!(!s.send_file(NOW, seg(0, 4)));
+    // A segment is a wait of its own: the send deadline starts with it when nothing else waits.
+    let mut s = requested(KEEP_ALIVE);
+    s.send_head(at(0), ResponseHead::new(Status::OK), BodyFraming::Length(4));
+    let n = s.transmit().len();
+    s.flushed(at(0), n);
+    assert!(s.send_file(at(10), seg(0, 4)));
+    assert_eq!(s.deadline(), secs(70));
+}
+
+#[test]
+fn a_body_ended_short_aborts_and_a_whole_one_does_not() {
+    let mut s = requested(KEEP_ALIVE);
+    s.send_head(NOW, ResponseHead::new(Status::OK), BodyFraming::Length(10));
+    s.send_data(NOW, b"short");
+    s.end_response(NOW);
+    assert_eq!(s.closing(), Closing::Abort, "never presented as whole");
+    let mut s = requested(KEEP_ALIVE);
+    s.send_head(NOW, ResponseHead::new(Status::OK), BodyFraming::Length(5));
+    s.send_data(NOW, b"whole");
+    assert_eq!(s.body_sent(), 5);
+    s.end_response(NOW);
+    assert_eq!(s.closing(), Closing::Open);
+}
+
+#[test]
+fn a_switch_of_protocols_carries_raw_bytes_only_after_the_101() {
+    let mut s = requested(
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\nearly",
+    );
+    s.send_raw(NOW, b"too soon");
+    assert!(s.transmit().is_empty(), "no raw bytes before the switch");
+    assert!(!s.is_tunnel());
+    let mut head = ResponseHead::new(Status::SWITCHING_PROTOCOLS);
+    head.headers.append("Upgrade", "websocket");
+    let rest = s.switch_protocols(at(5), head);
+    assert_eq!(rest, b"early");
+    assert!(s.is_tunnel());
+    assert!(!s.wants_read(), "the owner moves the bytes now");
+    assert_eq!(
+        s.deadline(),
+        secs(65),
+        "only the send deadline: the 101 waits"
+    );
+    let n = s.transmit().len();
+    s.flushed(at(6), n);
+    assert_eq!(s.deadline(), None, "nothing waits");
+    s.send_raw(at(7), b"frame");
+    assert_eq!(s.transmit(), b"frame");
+    assert_eq!(s.deadline(), secs(67));
+    s.send_raw(at(8), b"");
+    assert_eq!(s.transmit(), b"frame");
+}
+
+#[test]
+fn reading_stops_when_closing_at_eof_and_when_pipelined_bytes_pile_up() {
+    let limits = Timeouts {
+        max_pipelined: 64,
+        ..Timeouts::default()
+    };
+    let mut s = ServerConn::new(NOW, Limits::default(), limits);
+    assert!(s.wants_read());
+    s.feed(NOW, KEEP_ALIVE);
+    assert!(matches!(s.poll_event(NOW), Some(ServerEvent::Request(_))));
+    assert!(matches!(s.poll_event(NOW), Some(ServerEvent::BodyEnd)));
+    assert!(
+        s.wants_read(),
+        "a request in progress may have pipelined ones behind it"
+    );
+    s.feed(NOW, &[b'x'; 63]);
+    assert!(s.wants_read(), "below the limit");
+    s.feed(NOW, b"x");
+    assert!(!s.wants_read(), "at the limit, until the answer is done");
+    let mut s = fresh();
+    s.feed_eof();
+    assert!(!s.wants_read(), "after EOF");
+    let mut s = fresh();
+    s.drain();
+    assert!(!s.wants_read(), "when closing");
+}
+
+#[test]
+fn when_the_request_head_completed_is_remembered() {
+    let mut s = fresh();
+    s.feed(at(3), b"GET / HTTP/1.1\r\n");
+    s.feed(at(4), b"Host: a\r\n\r\n");
+    assert!(matches!(s.poll_event(at(5)), Some(ServerEvent::Request(_))));
+    assert_eq!(s.request_started_at(), at(5).mono);
+}
+
+#[test]
+fn a_closed_connection_with_nothing_left_to_send_has_no_deadline() {
+    let mut s = requested(CLOSE);
+    assert!(matches!(s.poll_event(NOW), Some(ServerEvent::BodyEnd)));
+    s.send_page(NOW, Status::OK, "t", &[]);
+    assert_eq!(s.closing(), Closing::AfterFlush);
+    assert_eq!(
+        s.deadline(),
+        secs(60),
+        "the last bytes have a send deadline"
+    );
+    let n = s.transmit().len();
+    s.flushed(NOW, n);
+    assert_eq!(s.deadline(), None);
+    assert_eq!(s.transmit_len(), 0);
+}

@@ -31,8 +31,9 @@
 //!   retried). Nothing of a refused response reaches the client.
 //! * Retries: an attempt that failed before any response byte is retried on another upstream
 //!   when no byte of the request was written, or when the request is idempotent and has no
-//!   body; a failure on a reused pooled connection before any response byte is retried once on
-//!   a fresh one. So a POST reaches a backend at most once unless none of it was sent. Body
+//!   body. A reused pooled connection that closes before any response byte was stale: no
+//!   verdict on its upstream, which may take the retry on a fresh connection. So a POST
+//!   reaches a backend at most once unless none of it was sent. Body
 //!   bytes already pulled from the client for an attempt that wrote nothing move to the next
 //!   attempt with the request ([`ClientConn::take_unsent`]), so a stale pooled connection
 //!   does not turn a POST into a 502.
@@ -303,7 +304,6 @@ struct Exchange {
     body_done: bool,
     tried: Vec<usize>,
     attempts: u32,
-    pooled_retry_used: bool,
     response_started: bool,
     started: Instant,
     connect_ns: u64,
@@ -674,9 +674,8 @@ impl ProxyConn {
             }
             ClientEvent::End => self.on_response_end(now),
             ClientEvent::Failed(e) => self.attempt_failed(now, Failure::Upstream(e)),
-            ClientEvent::Upgrade(rest) if self.tunnel.is_some() => {
-                self.http.send_raw(now, &rest);
-            }
+            // (After a 101 the tunnel takes the upstream's bytes: `step` never runs again, so an
+            // upgrade seen here is one nobody asked for.)
             ClientEvent::Closed | ClientEvent::Upgrade(_) => {
                 self.attempt_failed(now, Failure::Upstream(ClientError::Closed))
             }
@@ -745,7 +744,6 @@ impl ProxyConn {
             body_done: false,
             tried: Vec::new(),
             attempts: 0,
-            pooled_retry_used: false,
             response_started: false,
             started: now.mono,
             connect_ns: 0,
@@ -887,11 +885,9 @@ impl ProxyConn {
         let nothing_sent = flushed == 0 && (!x.body_pulled || unsent.is_some());
         x.unsent = unsent;
         let replayable = is_idempotent(&x.method) && x.framing == BodyFraming::None;
-        let pooled_retry = reused && !response_started && !x.pooled_retry_used && replayable;
-        let retry = !response_started && (nothing_sent || replayable || pooled_retry);
-        if pooled_retry {
-            x.pooled_retry_used = true;
-        }
+        // (A stale pooled connection is no failure of its upstream: it was not added to
+        // `tried`, so a replayable request may go to the same upstream on a fresh connection.)
+        let retry = !response_started && (nothing_sent || replayable);
         if retry {
             self.choose();
         } else {
