@@ -1069,3 +1069,15 @@ fn a_head_arriving_in_pieces_is_read_to_its_end() {
     conn.handle(h.now, ProxyInput::Client(ConnInput::Data(big.as_bytes())));
     assert!(conn.wants_read_client(), "the head is not whole yet");
 }
+
+#[test]
+fn the_proxys_own_pages_are_html_for_a_browser_and_text_otherwise() {
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\nAccept: text/html\r\n\r\n");
+    h.input(ProxyInput::Up(UpInput::ConnectFailed));
+    let got = h.got();
+    assert!(got.starts_with("HTTP/1.1 502 ") && got.contains("text/html"), "{got}");
+    h.client("GET / HTTP/1.1\r\nHost: nobody.local\r\n\r\n");
+    let got = h.got();
+    assert!(got.starts_with("HTTP/1.1 404 ") && got.contains("text/plain"), "{got}");
+}

@@ -416,7 +416,11 @@ impl BackendConn {
     /// A short generated response (errors, redirects, 405/501).
     fn simple(&mut self, now: Now, status: Status, extra: &[(&str, &str)]) {
         let server = self.cfg.server_name.clone();
-        self.http.send_page(now, status, &server, extra);
+        let html = self
+            .request
+            .as_ref()
+            .is_some_and(|r| crate::http::page::wants_html(&r.headers));
+        self.http.send_page(now, status, &server, extra, html);
         self.finish(now, false);
     }
 

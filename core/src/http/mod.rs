@@ -16,6 +16,7 @@ pub mod client;
 pub mod date;
 mod head;
 pub mod headers;
+pub mod page;
 pub mod parse;
 pub mod serialize;
 pub mod server;

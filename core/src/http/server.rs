@@ -406,10 +406,10 @@ impl ServerConn {
         } else {
             Method::Get
         };
+        // Plain text: a request that broke the protocol is no browser's.
         let mut head = ResponseHead::new(status);
-        head.headers
-            .append("Content-Type", "text/plain; charset=utf-8");
-        let body = format!("{} {}\n", status.0, status.reason());
+        let (content_type, body) = super::page::page(status, false);
+        head.headers.append("Content-Type", content_type);
         self.send_head(now, head, BodyFraming::Length(body.len() as u64));
         self.send_data(now, body.as_bytes());
         self.end_response(now);
@@ -590,21 +590,24 @@ impl ServerConn {
         self.file = None;
     }
 
-    /// Answers the current request with a short HTML page for `status` (errors, redirects),
-    /// with `Server` and the `extra` fields, and ends the response.
-    pub fn send_page(&mut self, now: Now, status: Status, server: &str, extra: &[(&str, &str)]) {
+    /// Answers the current request with a short page for `status` (errors, redirects): HTML
+    /// when `html` (a browser asked: [`super::page::wants_html`]), plain text otherwise, with
+    /// `Server` and the `extra` fields, and ends the response.
+    pub fn send_page(
+        &mut self,
+        now: Now,
+        status: Status,
+        server: &str,
+        extra: &[(&str, &str)],
+        html: bool,
+    ) {
         let mut head = ResponseHead::new(status);
         head.headers.append("Server", server);
-        head.headers
-            .append("Content-Type", "text/html; charset=utf-8");
+        let (content_type, body) = super::page::page(status, html);
+        head.headers.append("Content-Type", content_type);
         for (n, v) in extra {
             head.headers.append(n, v);
         }
-        let body = format!(
-            "<!doctype html>\n<html><head><title>{0} {1}</title></head><body><h1>{0} {1}</h1></body></html>\n",
-            status.0,
-            status.reason()
-        );
         self.send_head(now, head, BodyFraming::Length(body.len() as u64));
         self.send_data(now, body.as_bytes());
         self.end_response(now);

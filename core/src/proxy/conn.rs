@@ -336,6 +336,8 @@ pub struct ProxyConn {
     tunnel_exchange: Option<Exchange>,
     /// The route of the `Choose` awaiting its answer.
     choosing: Option<RouteId>,
+    /// The current request is a browser's: the proxy's own pages for it are HTML.
+    browser: bool,
 }
 
 /// A switched connection: client bytes for the upstream wait here; upstream bytes go to the
@@ -371,6 +373,7 @@ impl ProxyConn {
             tunnel: None,
             tunnel_exchange: None,
             choosing: None,
+            browser: false,
         }
     }
 
@@ -685,6 +688,7 @@ impl ProxyConn {
 
     fn start(&mut self, now: Now, head: RequestHead) {
         self.requests += 1;
+        self.browser = crate::http::page::wants_html(&head.headers);
         let host = request_host(&head).to_string();
         let method = head.method.clone();
         let target = head.target.as_str().to_string();
@@ -924,7 +928,8 @@ impl ProxyConn {
     }
 
     fn error_page(&mut self, now: Now, status: Status) {
-        self.http.send_page(now, status, "weaprous", &[]);
+        self.http
+            .send_page(now, status, "weaprous", &[], self.browser);
     }
 
     /// Lets go of the upstream without a verdict on its health (the exchange ended for
