@@ -85,8 +85,11 @@ fn serves_the_seed_mapping_with_types() {
         );
     }
     let log = b.wait_line("\"GET /css/styles.css\"");
+    // `2026-12-07T08:10:00.123Z 127.0.0.1:PORT "GET /css/styles.css" 200 6 0.123ms`
+    let fields: Vec<&str> = log.split(' ').collect();
+    assert!(is_rfc3339_utc(fields[0]), "a timestamp first: {log}");
     assert!(
-        log.starts_with("127.0.0.1:") && log.contains(" 200 6 "),
+        fields[1].starts_with("127.0.0.1:") && log.contains("\" 200 6 "),
         "access log line: {log}"
     );
 }
@@ -466,4 +469,40 @@ fn a_request_whose_body_breaks_after_its_answer_gets_exactly_one_response() {
     assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
     // The server is fine for the next client.
     assert_eq!(get(b.port, "/").status(), 200);
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+fn is_rfc3339_utc(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 24
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            4 | 7 => c == b'-',
+            10 => c == b'T',
+            13 | 16 => c == b':',
+            19 => c == b'.',
+            23 => c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+#[test]
+fn error_pages_are_html_for_browsers_and_text_for_the_rest() {
+    let site = site();
+    let b = start(&site);
+    let r = request(
+        b.port,
+        "GET /nope.html HTTP/1.1\r\nHost: t\r\nAccept: text/html,*/*\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(String::from_utf8_lossy(&r.body).contains("<h1>404 Not Found</h1>"));
+    let r = get(b.port, "/nope.html");
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("text/plain; charset=utf-8")
+    );
+    assert!(r.body.starts_with(b"404 Not Found\n"));
 }

@@ -133,6 +133,12 @@ fn routes_by_host_and_balances_round_robin() {
         log.contains("upstream=127.0.0.1:") && log.contains("first_byte="),
         "{log}"
     );
+    assert!(
+        log.split(' ')
+            .next()
+            .is_some_and(|t| t.len() == 24 && t.ends_with('Z')),
+        "an RFC 3339 UTC timestamp first: {log}"
+    );
 }
 
 #[test]
@@ -161,6 +167,11 @@ fn a_killed_backend_fails_over_then_502() {
     drop(a);
     let r = get_host(p.port, "h", "/");
     assert_eq!(r.status(), 502, "every backend down: 502 at once");
+    let log = p.wait_line(" 502 ");
+    assert!(
+        log.contains("error=\"connect refused\""),
+        "why, in the log: {log}"
+    );
 }
 
 /// Reads a request head line by line: the head, and its Content-Length (0 when absent).

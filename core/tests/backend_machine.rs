@@ -454,11 +454,20 @@ fn error_pages_are_html_for_a_browser_and_text_otherwise() {
     h.send(b"GET /nope.txt HTTP/1.1\r\nHost: a\r\nAccept: text/html,*/*;q=0.8\r\n\r\n");
     let w = h.wire();
     assert!(w.starts_with("HTTP/1.1 404 "), "{w}");
-    assert!(w.contains("Content-Type: text/html; charset=utf-8\r\n"), "{w}");
+    assert!(
+        w.contains("Content-Type: text/html; charset=utf-8\r\n"),
+        "{w}"
+    );
     assert!(w.contains("<h1>404 Not Found</h1>"), "{w}");
     let mut h = Harness::new(64 * 1024);
     h.send(b"GET /nope.txt HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n");
     let w = h.wire();
-    assert!(w.contains("Content-Type: text/plain; charset=utf-8\r\n"), "{w}");
-    assert!(w.ends_with("\r\n\r\n404 Not Found\nThere is no page at this address.\n"), "{w}");
+    assert!(
+        w.contains("Content-Type: text/plain; charset=utf-8\r\n"),
+        "{w}"
+    );
+    assert!(
+        w.ends_with("\r\n\r\n404 Not Found\nThere is no page at this address.\n"),
+        "{w}"
+    );
 }

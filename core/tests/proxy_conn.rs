@@ -1076,8 +1076,47 @@ fn the_proxys_own_pages_are_html_for_a_browser_and_text_otherwise() {
     h.client("GET / HTTP/1.1\r\nHost: app1.local\r\nAccept: text/html\r\n\r\n");
     h.input(ProxyInput::Up(UpInput::ConnectFailed));
     let got = h.got();
-    assert!(got.starts_with("HTTP/1.1 502 ") && got.contains("text/html"), "{got}");
+    assert!(
+        got.starts_with("HTTP/1.1 502 ") && got.contains("text/html"),
+        "{got}"
+    );
     h.client("GET / HTTP/1.1\r\nHost: nobody.local\r\n\r\n");
     let got = h.got();
-    assert!(got.starts_with("HTTP/1.1 404 ") && got.contains("text/plain"), "{got}");
+    assert!(
+        got.starts_with("HTTP/1.1 404 ") && got.contains("text/plain"),
+        "{got}"
+    );
+}
+
+#[test]
+fn a_gateway_error_says_why_in_its_log_record() {
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    h.input(ProxyInput::Up(UpInput::ConnectFailed));
+    assert_eq!(h.logs[0].status, 502);
+    assert_eq!(h.logs[0].error.as_deref(), Some("connect refused"));
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    h.connected();
+    h.upstream(b"HTTP/1.1 2000 OK\r\n\r\n");
+    assert_eq!(
+        h.logs[0].error.as_deref(),
+        Some("malformed response (bad_status)")
+    );
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    h.connected();
+    h.advance(Duration::from_secs(10));
+    assert_eq!(h.logs[0].status, 504);
+    assert_eq!(h.logs[0].error.as_deref(), Some("timed out"));
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    h.advance(Duration::from_secs(2));
+    assert_eq!(h.logs[0].error.as_deref(), Some("connect timed out"));
+    // An answer relayed whole has none.
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    h.connected();
+    h.upstream(OK);
+    assert_eq!(h.logs[0].error, None);
 }

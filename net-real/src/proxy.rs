@@ -531,11 +531,21 @@ fn connect_nonblocking(target: SocketAddr) -> io::Result<TcpStream> {
     }
 }
 
+/// One access-log line (see `crate::server::timestamp` for its first field): the client, the
+/// request, the host, status, body bytes, the upstream and attempts, the timings, and for a
+/// failure why (`error="connect refused"`), one line per request in the spirit of nginx's
+/// `log_format`, split by spaces for awk.
 fn log_line(peer: SocketAddr, l: &ProxyLog) {
+    let error = l
+        .error
+        .as_ref()
+        .map(|e| format!(" error=\"{e}\""))
+        .unwrap_or_default();
     let mut out = io::stdout().lock();
     let _ = writeln!(
         out,
-        "{} \"{} {}\" host={} {} {} upstream={} tries={} connect={:.3}ms first_byte={:.3}ms total={:.3}ms{}",
+        "{} {} \"{} {}\" host={} {} {} upstream={} tries={} connect={:.3}ms first_byte={:.3}ms total={:.3}ms{}{error}",
+        crate::server::timestamp(),
         peer,
         l.method,
         l.target,

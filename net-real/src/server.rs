@@ -44,12 +44,23 @@ where
     crate::evloop::serve(opts, make)
 }
 
-/// One access-log line: client, request, status, bytes, duration.
+/// The time an access-log line starts with: now, RFC 3339 in UTC with milliseconds
+/// (`2026-12-07T08:10:00.123Z`). UTC, so lines from several processes and machines sort
+/// together whatever their time zones.
+pub(crate) fn timestamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    weaprous_core::http::date::rfc3339_utc(now.as_secs(), now.subsec_millis())
+}
+
+/// One access-log line: time, client, request, status, bytes, duration.
 pub(crate) fn log_line(peer: SocketAddr, l: &AccessLog) {
     let mut out = io::stdout().lock();
     let _ = writeln!(
         out,
-        "{} \"{} {}\" {} {} {:.3}ms{}",
+        "{} {} \"{} {}\" {} {} {:.3}ms{}",
+        timestamp(),
         peer,
         l.method,
         l.target,

@@ -1,4 +1,5 @@
-//! IMF-fixdate (RFC 9110 §5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`.
+//! IMF-fixdate (RFC 9110 §5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`; and RFC 3339 timestamps for
+//! logs.
 //!
 //! Only IMF-fixdate is parsed; the two obsolete formats are rare and a conditional header we
 //! cannot read is ignored, which is always safe (a full response instead of a 304).
@@ -32,6 +33,21 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let doy = (153 * mp + 2) / 5 + d as i64 - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
+}
+
+/// Formats a wall-clock instant as RFC 3339 in UTC with milliseconds,
+/// `2026-12-07T08:10:00.123Z`: the timestamp that starts every access-log line.
+pub fn rfc3339_utc(secs: u64, millis: u32) -> String {
+    let secs = secs as i64;
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        millis.min(999)
+    )
 }
 
 /// Formats `t` as IMF-fixdate. A year of four digits (every real date) is written digit by
@@ -118,6 +134,19 @@ pub fn parse(s: &[u8]) -> Option<UnixTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_in_utc_with_milliseconds() {
+        assert_eq!(super::rfc3339_utc(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            super::rfc3339_utc(784_111_777, 5),
+            "1994-11-06T08:49:37.005Z"
+        );
+        assert_eq!(
+            super::rfc3339_utc(1_796_628_599, 999),
+            "2026-12-07T07:29:59.999Z"
+        );
+    }
 
     #[test]
     fn rfc_example_round_trips() {

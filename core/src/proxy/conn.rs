@@ -220,6 +220,9 @@ pub struct ProxyLog {
     pub first_byte_ns: u64,
     pub duration_ns: u64,
     pub aborted: bool,
+    /// Why the last failed attempt with an upstream failed, if one did: for a 502 or 504, why
+    /// there is no answer; for an answer that came on a later attempt, why it took more.
+    pub error: Option<String>,
 }
 
 impl ProxyLog {
@@ -237,6 +240,7 @@ impl ProxyLog {
             first_byte_ns: 0,
             duration_ns: 0,
             aborted: false,
+            error: None,
         }
     }
 }
@@ -314,6 +318,8 @@ struct Exchange {
     gave_up: Status,
     /// The client asked to switch protocols (a 101 from the upstream is then a tunnel).
     upgrade: bool,
+    /// Why the last attempt failed, for the log.
+    error: Option<String>,
 }
 
 /// See the module docs.
@@ -444,7 +450,7 @@ impl ProxyConn {
                 .map(|t| t.0)
                 .unwrap_or(Duration::from_secs(5));
             if now.mono >= since + limit {
-                self.attempt_failed(now, Failure::Connect);
+                self.attempt_failed(now, Failure::ConnectTimedOut);
             }
         }
         if let Up::Active { conn, .. } = &mut self.up {
@@ -503,10 +509,16 @@ impl ProxyConn {
             }
             None => {
                 self.up = Up::None;
-                let status = self
-                    .exchange
-                    .as_ref()
-                    .map_or(Status::BAD_GATEWAY, |x| x.gave_up);
+                let status = match self.exchange.as_mut() {
+                    Some(x) => {
+                        if x.error.is_none() {
+                            // Every upstream was out of rotation before any attempt.
+                            x.error = Some("no live upstream".into());
+                        }
+                        x.gave_up
+                    }
+                    None => Status::BAD_GATEWAY,
+                };
                 self.synthesize(now, status);
             }
         }
@@ -554,7 +566,7 @@ impl ProxyConn {
             }
             UpInput::ConnectFailed => {
                 if matches!(self.up, Up::Connecting { .. }) {
-                    self.attempt_failed(now, Failure::Connect);
+                    self.attempt_failed(now, Failure::ConnectRefused);
                 }
             }
             UpInput::Data(b) => {
@@ -756,6 +768,7 @@ impl ProxyConn {
             status: 0,
             gave_up: Status::BAD_GATEWAY,
             upgrade,
+            error: None,
         });
         self.choose();
     }
@@ -876,6 +889,7 @@ impl ProxyConn {
             Failure::Upstream(ClientError::TimedOut) => Status::GATEWAY_TIMEOUT,
             _ => Status::BAD_GATEWAY,
         };
+        x.error = Some(why.describe());
         if x.response_started {
             // Part of the answer already went out: it must not look complete.
             self.http.abort();
@@ -972,6 +986,7 @@ impl ProxyConn {
             first_byte_ns: x.first_byte_ns,
             duration_ns: now.mono.since(x.started).as_nanos() as u64,
             aborted,
+            error: x.error.clone(),
         }));
     }
 
@@ -982,7 +997,7 @@ impl ProxyConn {
         };
         if !x.upgrade {
             // A 101 the client did not ask for (RFC 9110 §7.8: only an Upgrade request may get one).
-            self.attempt_failed(now, Failure::Upstream(ClientError::Closed));
+            self.attempt_failed(now, Failure::UnaskedUpgrade);
             return;
         }
         x.status = 101;
@@ -1173,6 +1188,24 @@ impl ProxyConn {
 
 #[derive(Copy, Clone, Debug)]
 enum Failure {
-    Connect,
+    ConnectRefused,
+    ConnectTimedOut,
     Upstream(ClientError),
+    UnaskedUpgrade,
+}
+
+impl Failure {
+    /// What an access-log line says of it.
+    fn describe(self) -> String {
+        match self {
+            Failure::ConnectRefused => "connect refused".into(),
+            Failure::ConnectTimedOut => "connect timed out".into(),
+            Failure::Upstream(ClientError::TimedOut) => "timed out".into(),
+            Failure::Upstream(ClientError::Closed) => "closed or reset".into(),
+            Failure::Upstream(ClientError::Malformed(e)) => {
+                format!("malformed response ({})", e.kind.name())
+            }
+            Failure::UnaskedUpgrade => "malformed response (unasked 101)".into(),
+        }
+    }
 }
