@@ -1,19 +1,55 @@
-//! `stack` starts the processes, and SIGTERM stops all of them.
+//! `stack` as a person runs it: it starts the processes, says so once they listen, wires the
+//! proxy to them whatever the ports, stops everything on SIGTERM, and when a child fails or
+//! dies stops the rest and says which.
 
 mod common;
 
-use common::{get, Server};
+use common::{get, request, Server};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn site_args() -> Vec<String> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    vec![
+        "--www".into(),
+        format!("{root}/../www"),
+        "--static".into(),
+        format!("{root}/../static"),
+    ]
+}
+
+/// Starts stack with `args` and waits for its "Ctrl-C stops everything" line; every line it
+/// printed before is returned too, in order.
+fn start(args: &[String]) -> (Server, Vec<String>) {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let stack =
+        Server::start_waiting_for(env!("CARGO_BIN_EXE_stack"), &args, "backend listening on");
+    let mut seen = vec![stack.wait_line("proxy listening on")];
+    loop {
+        let l = stack
+            .lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("stack announces itself");
+        let done = l.contains("Ctrl-C stops everything");
+        seen.push(l);
+        if done {
+            return (stack, seen);
+        }
+    }
+}
 
 #[test]
 fn stack_starts_the_backend_and_the_proxy_and_stops_everything_on_sigterm() {
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (port, proxy_port) = (free(), free());
+    let (port, proxy_port) = (free_port(), free_port());
     let dir = common::TempDir::new("stack");
     let conf = dir.path().join("proxy.conf");
     std::fs::write(
@@ -21,33 +57,22 @@ fn stack_starts_the_backend_and_the_proxy_and_stops_everything_on_sigterm() {
         format!("host \"app1.local\" {{ proxy_pass http://127.0.0.1:{port}; }}\n"),
     )
     .unwrap();
-    let root = env!("CARGO_MANIFEST_DIR");
-    let www = format!("{root}/../www");
-    let st = format!("{root}/../static");
-    let mut stack = Server::start_waiting_for(
-        env!("CARGO_BIN_EXE_stack"),
-        &[
-            "--ip",
-            "127.0.0.1",
-            "--backend-port",
-            &port.to_string(),
-            "--www",
-            &www,
-            "--static",
-            &st,
-            "--proxy-port",
-            &proxy_port.to_string(),
-            "--config",
-            conf.to_str().unwrap(),
-        ],
-        "backend listening on",
-    );
-    stack.wait_line("proxy listening on");
+    let mut args = vec![
+        "--ip".into(),
+        "127.0.0.1".into(),
+        "--backend-port".into(),
+        port.to_string(),
+        "--proxy-port".into(),
+        proxy_port.to_string(),
+        "--config".into(),
+        conf.to_str().unwrap().into(),
+    ];
+    args.extend(site_args());
+    let (mut stack, _) = start(&args);
     let r = get(port, "/");
     assert_eq!(r.status(), 200);
     assert!(String::from_utf8_lossy(&r.body).contains("weaprous"));
-    assert_eq!(get(port, "/css/styles.css").status(), 200);
-    let via = common::request(
+    let via = request(
         proxy_port,
         "GET /css/styles.css HTTP/1.1\r\nHost: app1.local\r\nConnection: close\r\n\r\n",
     );
@@ -57,6 +82,18 @@ fn stack_starts_the_backend_and_the_proxy_and_stops_everything_on_sigterm() {
         "the proxy routes app1.local to the backend"
     );
     assert_eq!(via.header("via").as_deref(), Some("1.1 weaprous"));
+    // The given configuration is used as it is: it routes nothing else.
+    let other = request(
+        proxy_port,
+        "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(other.status(), 404);
+    // Each child's lines come through, named.
+    let log = stack.wait_line("\"GET /css/styles.css\"");
+    assert!(
+        log.starts_with("backend | 20") || log.starts_with("proxy   | 20"),
+        "{log}"
+    );
     stack.signal("-TERM");
     let status = stack.child.wait().unwrap();
     assert!(status.success(), "stack exit {status}");
@@ -67,5 +104,183 @@ fn stack_starts_the_backend_and_the_proxy_and_stops_everything_on_sigterm() {
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", proxy_port)).is_err(),
         "the proxy stopped too"
+    );
+}
+
+#[test]
+fn without_a_config_the_proxy_reaches_the_backend_stack_started_on_any_port() {
+    let (port, proxy_port) = (free_port(), free_port());
+    let mut args = vec![
+        "--backend-port".into(),
+        port.to_string(),
+        "--proxy-port".into(),
+        proxy_port.to_string(),
+    ];
+    args.extend(site_args());
+    let (stack, seen) = start(&args);
+    // The URLs come after both children listen.
+    let listening = seen
+        .iter()
+        .rposition(|l| l.contains("listening on"))
+        .unwrap();
+    let url = seen
+        .iter()
+        .position(|l| l.starts_with("stack: the site"))
+        .unwrap();
+    assert!(url > listening, "{seen:?}");
+    assert!(
+        seen[url].contains(&format!("http://localhost:{proxy_port}/")),
+        "{seen:?}"
+    );
+    for host in [
+        "localhost",
+        &format!("localhost:{proxy_port}"),
+        "127.0.0.1",
+        "app1.local",
+    ] {
+        let r = request(
+            proxy_port,
+            &format!(
+                "GET / HTTP/1.1\r\nHost: {host}\r\nAccept: text/html\r\nConnection: close\r\n\r\n"
+            ),
+        );
+        assert_eq!(r.status(), 200, "{host}");
+        assert!(
+            String::from_utf8_lossy(&r.body).contains("weaprous"),
+            "{host}"
+        );
+    }
+    // Killed outright, stack still takes its children with it.
+    let pid = stack.child.id();
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    drop(stack);
+    for c in children.split_whitespace() {
+        let gone = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            std::fs::read_to_string(format!("/proc/{c}/stat")).map_or(true, |s| {
+                s.split(") ").nth(1).is_some_and(|r| r.starts_with('Z'))
+            })
+        });
+        assert!(gone, "child {c} outlived its stack");
+    }
+}
+
+/// Runs stack to its end (it must end by itself within the timeout): its exit status and
+/// every line it wrote on stdout and stderr.
+fn run_to_end(args: &[String]) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stack"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for r in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(r).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+    }
+    drop(tx);
+    let mut out = String::new();
+    while let Ok(l) = rx.recv_timeout(Duration::from_secs(20)) {
+        out.push_str(&l);
+        out.push('\n');
+    }
+    let status = child.wait().unwrap();
+    (status, out)
+}
+
+#[test]
+fn a_child_that_cannot_start_stops_the_stack_with_its_name_and_status() {
+    // The backend's port is taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let proxy_port = free_port();
+    let mut args = vec![
+        "--backend-port".into(),
+        port.to_string(),
+        "--proxy-port".into(),
+        proxy_port.to_string(),
+    ];
+    args.extend(site_args());
+    let (status, out) = run_to_end(&args);
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("stack: backend exited (exit status: 1) before it was listening"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("Ctrl-C stops everything"),
+        "never announced: {out}"
+    );
+    assert!(!out.contains("No such process"), "{out}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", proxy_port)).is_err(),
+        "the proxy was stopped"
+    );
+    // The proxy's configuration does not parse.
+    let dir = common::TempDir::new("stack-bad");
+    let conf = dir.path().join("proxy.conf");
+    std::fs::write(&conf, "host {").unwrap();
+    let mut args = vec![
+        "--backend-port".into(),
+        free_port().to_string(),
+        "--proxy-port".into(),
+        free_port().to_string(),
+        "--config".into(),
+        conf.to_str().unwrap().into(),
+    ];
+    args.extend(site_args());
+    let (status, out) = run_to_end(&args);
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("stack: proxy exited (exit status: 1)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("proxy   | proxy: "),
+        "the proxy's own words: {out}"
+    );
+}
+
+#[test]
+fn a_child_that_dies_stops_the_stack_with_its_name_and_status() {
+    let (port, proxy_port) = (free_port(), free_port());
+    let mut args = vec![
+        "--backend-port".into(),
+        port.to_string(),
+        "--proxy-port".into(),
+        proxy_port.to_string(),
+    ];
+    args.extend(site_args());
+    let (mut stack, _) = start(&args);
+    // The children are the stack process's children; kill the backend outright.
+    let pid = stack.child.id();
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let backend = children
+        .split_whitespace()
+        .find(|c| {
+            std::fs::read_to_string(format!("/proc/{c}/cmdline"))
+                .is_ok_and(|cmd| cmd.contains("backend"))
+        })
+        .expect("the backend child");
+    assert!(Command::new("kill")
+        .args(["-KILL", backend])
+        .status()
+        .unwrap()
+        .success());
+    let line = stack.wait_line("stack: backend exited");
+    assert!(line.contains("signal: 9"), "{line}");
+    let status = stack.child.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", proxy_port)).is_err(),
+        "the proxy was stopped"
     );
 }

@@ -1,12 +1,27 @@
-//! `stack`: starts every weaprous process as a child, prints the URLs, and stops them all on
-//! Ctrl-C (SIGINT) or SIGTERM. Today that is the `backend` and the `proxy` (routing by
-//! `config/proxy.conf`); the chat app joins them with its issue.
+//! `stack`: starts every weaprous process as a child, prints the URLs once they all listen,
+//! and stops them all on Ctrl-C (SIGINT) or SIGTERM. Today that is the `backend` and the
+//! `proxy`; the chat app joins them with its issue.
+//!
+//! Decisions (foreman's, where it has one):
+//! * Each child's output comes through stack, every line prefixed with the child's name
+//!   (`backend | ...`), so one terminal shows who said what.
+//! * The URLs and "Ctrl-C stops everything" are printed only once every child has said it is
+//!   listening.
+//! * A child that fails to start or dies stops the others: stack prints (on stdout, with the
+//!   rest of the log) which child and its exit status, and exits 1. Ctrl-C or SIGTERM stop them all and stack exits 0 when they
+//!   stopped cleanly.
+//! * Without `--config`, the proxy's routes are written from stack's own flags, so they point
+//!   at the processes it started whatever their ports: every host (`localhost`, `127.0.0.1`,
+//!   `app1.local`, ...) reaches the backend. A `--config` given is used as it is.
 //!
 //! Each child is this same executable run as `stack child NAME ARGS...`, so `cargo run --bin
 //! stack` needs no other binary to have been built.
 
 use clap::Parser;
-use std::process::{Child, Command};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{channel, Sender};
+use std::time::Duration;
 
 #[derive(Parser, Debug)]
 #[command(version, about = "start the whole weaprous system")]
@@ -17,21 +32,120 @@ struct Args {
     /// Port of the static-file backend.
     #[arg(long, default_value_t = 9000)]
     backend_port: u16,
+    /// Root for HTML pages.
     #[arg(long, default_value = "www")]
     www: String,
+    /// Root for every other file.
     #[arg(long = "static", default_value = "static")]
     static_dir: String,
     /// Port of the reverse proxy.
     #[arg(long, default_value_t = 8080)]
     proxy_port: u16,
-    /// The proxy's routes.
-    #[arg(long, default_value = "config/proxy.conf")]
-    config: String,
+    /// The proxy's routes, used as they are (default: routes written from these flags, every
+    /// host to the backend started here).
+    #[arg(long)]
+    config: Option<String>,
+}
+
+/// What the children's output threads report.
+enum Said {
+    /// A line the child printed (stdout or stderr).
+    Line(&'static str, String),
+    /// The child said it listens.
+    Listening(&'static str),
+}
+
+/// Forwards `from`'s lines to stack's stdout as `NAME | line`, and tells `tx` about them.
+fn relay(name: &'static str, from: impl Read + Send + 'static, tx: Sender<Said>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            let listening = line.starts_with(&format!("{name} listening on "));
+            if tx.send(Said::Line(name, line)).is_err() {
+                break;
+            }
+            if listening {
+                let _ = tx.send(Said::Listening(name));
+            }
+        }
+    });
+}
+
+struct Proc {
+    name: &'static str,
+    child: Child,
+    listening: bool,
+}
+
+fn spawn(name: &'static str, args: &[String], tx: &Sender<Said>) -> Result<Proc, String> {
+    let me = std::env::current_exe().unwrap_or_else(|_| "stack".into());
+    let mut child = Command::new(me)
+        .args(["child", name])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {name}: {e}"))?;
+    if let Some(out) = child.stdout.take() {
+        relay(name, out, tx.clone());
+    }
+    if let Some(err) = child.stderr.take() {
+        relay(name, err, tx.clone());
+    }
+    Ok(Proc {
+        name,
+        child,
+        listening: false,
+    })
+}
+
+/// The proxy's routes when none were given: every host to the backend at `upstream`.
+fn generated_config(upstream: &str) -> String {
+    format!(
+        "# Written by stack from its flags: every host reaches the backend it started.\n\
+         proxy_connect_timeout 5s;\n\
+         proxy_read_timeout 60s;\n\
+         host \"app1.local\" {{ proxy_pass http://{upstream}; }}\n\
+         default {{ proxy_pass http://{upstream}; }}\n"
+    )
+}
+
+/// The first child that has exited, with its status.
+fn exited(procs: &mut [Proc]) -> Option<(&'static str, ExitStatus)> {
+    procs.iter_mut().find_map(|p| match p.child.try_wait() {
+        Ok(Some(status)) => Some((p.name, status)),
+        _ => None,
+    })
+}
+
+/// Asks every child still running to stop, and waits for each.
+fn stop_all(procs: &mut [Proc]) -> bool {
+    for p in procs.iter_mut() {
+        if matches!(p.child.try_wait(), Ok(None)) {
+            // SIGTERM, so each child drains its connections.
+            let _ = weaprous_net_real::shutdown::ask_to_stop(p.child.id());
+        }
+    }
+    let mut clean = true;
+    for p in procs.iter_mut() {
+        match p.child.wait() {
+            Ok(s) => {
+                println!("stack: {} stopped ({s})", p.name);
+                clean &= s.success();
+            }
+            Err(e) => {
+                eprintln!("stack: {}: {e}", p.name);
+                clean = false;
+            }
+        }
+    }
+    clean
 }
 
 fn main() {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if argv.get(1).is_some_and(|a| a == "child") {
+        // A stack that dies, even by SIGKILL, takes its children with it.
+        weaprous_net_real::shutdown::stop_with_parent();
         match argv.get(2).and_then(|n| n.to_str()) {
             Some("backend") => weaprous_apps::cmd::backend::main_with(argv[2..].iter().cloned()),
             Some("proxy") => weaprous_apps::cmd::proxy::main_with(argv[2..].iter().cloned()),
@@ -42,85 +156,150 @@ fn main() {
         }
     }
     let args = Args::parse();
+    std::process::exit(run(args));
+}
+
+fn run(args: Args) -> i32 {
     // Watched before anything starts, so Ctrl-C at any point stops the children too.
     let terminate = weaprous_net_real::shutdown::terminate_signal();
-    let me = std::env::current_exe().unwrap_or_else(|_| "stack".into());
-    let mut children: Vec<(&str, Child)> = Vec::new();
-    let backend = Command::new(&me)
-        .args(["child", "backend"])
-        .args([
-            "--server-ip",
-            &args.ip,
-            "--server-port",
-            &args.backend_port.to_string(),
-        ])
-        .args(["--www", &args.www, "--static", &args.static_dir])
-        .spawn();
-    match backend {
-        Ok(c) => children.push(("backend", c)),
-        Err(e) => {
-            eprintln!("stack: cannot start backend ({e})");
-            std::process::exit(1);
+    let (tx, rx) = channel();
+    let upstream_ip = match args.ip.as_str() {
+        "0.0.0.0" => "127.0.0.1",
+        "::" => "::1",
+        ip => ip,
+    };
+    let upstream = if upstream_ip.contains(':') {
+        format!("[{upstream_ip}]:{}", args.backend_port)
+    } else {
+        format!("{upstream_ip}:{}", args.backend_port)
+    };
+    let generated =
+        std::env::temp_dir().join(format!("weaprous-stack-{}.conf", std::process::id()));
+    let config = match &args.config {
+        Some(c) => c.clone(),
+        None => {
+            if let Err(e) = std::fs::write(&generated, generated_config(&upstream)) {
+                eprintln!(
+                    "stack: cannot write the proxy's routes to {}: {e}",
+                    generated.display()
+                );
+                return 1;
+            }
+            generated.to_string_lossy().into_owned()
+        }
+    };
+    let children: [(&'static str, Vec<String>); 2] = [
+        (
+            "backend",
+            vec![
+                "--server-ip".into(),
+                args.ip.clone(),
+                "--server-port".into(),
+                args.backend_port.to_string(),
+                "--www".into(),
+                args.www.clone(),
+                "--static".into(),
+                args.static_dir.clone(),
+            ],
+        ),
+        (
+            "proxy",
+            vec![
+                "--server-ip".into(),
+                args.ip.clone(),
+                "--server-port".into(),
+                args.proxy_port.to_string(),
+                "--config".into(),
+                config.clone(),
+            ],
+        ),
+    ];
+    let mut procs = Vec::new();
+    for (name, child_args) in &children {
+        match spawn(name, child_args, &tx) {
+            Ok(p) => procs.push(p),
+            Err(e) => {
+                println!("stack: {e}; stopping the others");
+                stop_all(&mut procs);
+                return 1;
+            }
         }
     }
-    let proxy = Command::new(&me)
-        .args(["child", "proxy"])
-        .args([
-            "--server-ip",
-            &args.ip,
-            "--server-port",
-            &args.proxy_port.to_string(),
-        ])
-        .args(["--config", &args.config])
-        .spawn();
-    match proxy {
-        Ok(c) => children.push(("proxy", c)),
-        Err(e) => eprintln!("stack: cannot start the proxy ({e}); the backend runs alone"),
+    drop(tx);
+    // The signal, watched on a thread of its own, becomes one more message.
+    let (sig_tx, sig_rx) = channel();
+    std::thread::spawn(move || {
+        let got = smol::block_on(async {
+            match terminate {
+                Ok(t) => t.recv().await.is_ok(),
+                Err(_) => false,
+            }
+        });
+        if got {
+            let _ = sig_tx.send(());
+        }
+    });
+    let mut announced = false;
+    let code = loop {
+        // A child's lines, a child's exit, or the signal: whichever comes first.
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(Said::Line(name, line)) => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{name:<7} | {line}");
+            }
+            Ok(Said::Listening(name)) => {
+                if let Some(p) = procs.iter_mut().find(|p| p.name == name) {
+                    p.listening = true;
+                }
+                if !announced && procs.iter().all(|p| p.listening) {
+                    announced = true;
+                    announce(&args, &config);
+                }
+            }
+            Err(_) => {}
+        }
+        if sig_rx.try_recv().is_ok() {
+            println!("stack: stopping everything");
+            break if stop_all(&mut procs) { 0 } else { 1 };
+        }
+        if let Some((name, status)) = exited(&mut procs) {
+            // Let its last words through before saying what happened.
+            while let Ok(Said::Line(n, line)) = rx.recv_timeout(Duration::from_millis(50)) {
+                println!("{n:<7} | {line}");
+            }
+            let when = if announced {
+                ""
+            } else {
+                " before it was listening"
+            };
+            println!("stack: {name} exited ({status}){when}; stopping the others");
+            stop_all(&mut procs);
+            break 1;
+        }
+    };
+    if args.config.is_none() {
+        let _ = std::fs::remove_file(&generated);
     }
+    code
+}
+
+/// The URLs, once every child listens.
+fn announce(args: &Args, config: &str) {
+    let host = match args.ip.as_str() {
+        "0.0.0.0" | "127.0.0.1" => "localhost",
+        ip => ip,
+    };
     println!(
-        "stack: backend (static files)  http://{}:{}/",
-        args.ip, args.backend_port
+        "stack: the site, through the proxy     http://{host}:{}/",
+        args.proxy_port
     );
     println!(
-        "stack: proxy (routes in {})  http://{}:{}/  e.g. curl -H 'Host: app1.local' http://{}:{}/",
-        args.config, args.ip, args.proxy_port, args.ip, args.proxy_port
+        "stack: proxy routes in {config}; a named host: curl -H 'Host: app1.local' http://{host}:{}/",
+        args.proxy_port
+    );
+    println!(
+        "stack: backend (static files) alone    http://{host}:{}/",
+        args.backend_port
     );
     println!("stack: Ctrl-C stops everything");
-    let watch = smol::block_on(async {
-        futures_lite::future::or(
-            async {
-                match terminate {
-                    Ok(t) => t.recv().await.map(|_| None),
-                    Err(e) => Err(e),
-                }
-            },
-            async {
-                // A child that dies on its own ends the stack too.
-                loop {
-                    for (name, c) in children.iter_mut() {
-                        if let Ok(Some(status)) = c.try_wait() {
-                            return Ok(Some((name.to_string(), status)));
-                        }
-                    }
-                    async_io::Timer::after(std::time::Duration::from_millis(200)).await;
-                }
-            },
-        )
-        .await
-    });
-    if let Ok(Some((name, status))) = &watch {
-        eprintln!("stack: {name} exited ({status}); stopping the rest");
-    }
-    for (_, c) in children.iter_mut() {
-        // SIGTERM so each child drains its connections; std only offers SIGKILL.
-        let _ = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status();
-    }
-    for (name, mut c) in children {
-        match c.wait() {
-            Ok(s) => println!("stack: {name} stopped ({s})"),
-            Err(e) => eprintln!("stack: {name}: {e}"),
-        }
-    }
 }
