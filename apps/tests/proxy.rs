@@ -511,3 +511,21 @@ fn an_absolute_form_target_is_routed_by_its_authority() {
     );
     assert_eq!(r.status(), 400, "userinfo in the authority");
 }
+
+#[test]
+fn check_warns_of_a_file_that_routes_nothing_and_counts_in_english() {
+    let conf = temp_conf("empty", "proxy_read_timeout 5s;\n");
+    let (ok, out, err) = check(&conf);
+    assert!(ok, "a warning, not an error");
+    assert!(
+        err.contains(&format!(
+            "{conf}:1:1: warning: no host block and no default"
+        )),
+        "{err}"
+    );
+    assert!(out.contains("syntax is ok (0 hosts)"), "{out}");
+    let conf = temp_conf("one", "host a { proxy_pass http://127.0.0.1:1; }\n");
+    let (ok, out, err) = check(&conf);
+    assert!(ok && err.is_empty(), "{err}");
+    assert!(out.contains("syntax is ok (1 host)"), "{out}");
+}

@@ -70,10 +70,11 @@ fn the_shipped_file_routes_as_documented() {
             .unwrap();
     let c = Config::parse(&text).unwrap();
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // The entry point reaches the backend until the chat app (:8000) exists.
     for h in ["localhost:8080", "127.0.0.1:8080", "LOCALHOST:8080"] {
         assert_eq!(
             c.route(h).unwrap().location("/").upstreams,
-            vec![up("127.0.0.1", 8000)],
+            vec![up("127.0.0.1", 9000)],
             "{h}"
         );
     }
@@ -328,4 +329,17 @@ fn a_colon_without_a_port_is_refused_not_read_as_no_port() {
         let e = error(&format!("host {bad} {{ proxy_pass http://x:1; }}"));
         assert!(e.contains("not a host name"), "{bad}: {e}");
     }
+}
+
+#[test]
+fn a_file_that_routes_nothing_is_warned_about() {
+    let c = Config::parse("proxy_read_timeout 5s;").unwrap();
+    assert_eq!(c.warnings.len(), 1);
+    assert!(c.warnings[0]
+        .message
+        .contains("no host block and no default"));
+    assert!(Config::parse("default { proxy_pass http://127.0.0.1:1; }")
+        .unwrap()
+        .warnings
+        .is_empty());
 }

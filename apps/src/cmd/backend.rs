@@ -25,7 +25,8 @@ pub struct Args {
     /// Root for every other file (css, js, images, ...).
     #[arg(long = "static", default_value = "static")]
     static_dir: PathBuf,
-    /// Executor threads (default: one per core).
+    /// Worker threads, each an event loop with its own listening socket (default: one per
+    /// core).
     #[arg(long)]
     threads: Option<usize>,
     /// Do not print an access-log line per request.

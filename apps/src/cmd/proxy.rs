@@ -34,7 +34,8 @@ pub struct Args {
     /// Validate the configuration, print the routing table and exit.
     #[arg(long)]
     check: bool,
-    /// Executor threads (default: one per core).
+    /// Worker threads, each an event loop with its own listening socket (default: one per
+    /// core).
     #[arg(long)]
     threads: Option<usize>,
     /// Do not print an access-log line per request.
@@ -69,10 +70,11 @@ where
     };
     if args.check {
         print!("{}", config.table());
+        let n = config.hosts.len();
         println!(
-            "{}: syntax is ok ({} hosts{})",
+            "{}: syntax is ok ({n} host{}{})",
             args.config.display(),
-            config.hosts.len(),
+            if n == 1 { "" } else { "s" },
             if config.default.is_some() {
                 " and a default"
             } else {
@@ -115,7 +117,8 @@ fn serve(args: Args, config: Config) -> Result<(), String> {
                 let hosts = config.hosts.len();
                 *current.lock().unwrap_or_else(|p| p.into_inner()) = context(config, access_log);
                 // On stdout, beside the access log, so whoever watches the log sees it.
-                println!("proxy: reloaded {} ({hosts} hosts)", path.display());
+                let s = if hosts == 1 { "" } else { "s" };
+                println!("proxy: reloaded {} ({hosts} host{s})", path.display());
             }
             Err(e) => println!("proxy: reload refused, keeping the running routes: {e}"),
         }

@@ -222,10 +222,14 @@ impl Config {
             warnings: Vec::new(),
         };
         let config = p.file()?;
-        Ok(Config {
-            warnings: p.warnings,
-            ..config
-        })
+        let mut warnings = p.warnings;
+        if config.hosts.is_empty() && config.default.is_none() {
+            warnings.push(Diagnostic {
+                pos: Pos { line: 1, col: 1 },
+                message: "no host block and no default: every request will be answered 404".into(),
+            });
+        }
+        Ok(Config { warnings, ..config })
     }
 
     /// The host block for a `Host` header value: `name:port` first, then the bare name, then
