@@ -382,3 +382,17 @@ fn a_dead_connection_is_not_read_and_unread_bytes_are_counted() {
     ));
     assert!(!c.wants_read());
 }
+
+#[test]
+fn an_idle_live_connection_is_still_read_to_hear_its_close() {
+    let mut c = conn();
+    ask(&mut c, "GET / HTTP/1.1\r\nHost: b\r\n\r\n");
+    answer(&mut c, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    assert!(
+        c.is_idle() && c.wants_read(),
+        "idle: what comes is the upstream's close"
+    );
+    c.feed_eof();
+    assert_eq!(c.poll_event(at(2)), Some(ClientEvent::Closed));
+    assert!(!c.wants_read());
+}

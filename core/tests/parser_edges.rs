@@ -301,3 +301,35 @@ fn idle_means_between_messages_with_nothing_buffered() {
     assert!(matches!(p.next_event(), Ok(Event::NeedData)));
     assert!(!p.is_idle(), "a body is owed");
 }
+
+#[test]
+fn error_offsets_hold_when_consumed_bytes_are_dropped_with_some_still_unread() {
+    // Many requests with the start of a bad one behind them: reading them consumes most of
+    // the buffer while some of it is still unread, so the next feed compacts around it.
+    let ok = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let bad = "GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n";
+    let mut fresh = Parser::request(Limits::default());
+    fresh.feed(bad.as_bytes());
+    let at = fresh.next_event().unwrap_err().offset;
+    let mut p = Parser::request(Limits::default());
+    let batch = ok.repeat(200);
+    p.feed(batch.as_bytes());
+    p.feed(&bad.as_bytes()[..10]);
+    while !matches!(p.next_event(), Ok(Event::NeedData)) {}
+    p.feed(&bad.as_bytes()[10..]);
+    let e = p.next_event().unwrap_err();
+    assert_eq!(e.offset, batch.len() as u64 + at);
+}
+
+#[test]
+fn a_bad_byte_after_a_chunk_size_names_the_part_it_broke() {
+    let l = Limits::default();
+    let k = |ext: &str| {
+        chunked_body(&l, &format!("5{ext}\r\nhello\r\n0\r\n\r\n"))
+            .unwrap_err()
+            .kind
+    };
+    assert_eq!(k("x"), ErrorKind::BadChunkSize);
+    assert_eq!(k(";a b"), ErrorKind::BadChunkExtension);
+    assert_eq!(k(";a=\"x\"y"), ErrorKind::BadChunkExtension);
+}

@@ -1120,3 +1120,15 @@ fn a_gateway_error_says_why_in_its_log_record() {
     h.upstream(OK);
     assert_eq!(h.logs[0].error, None);
 }
+
+#[test]
+fn a_last_request_answered_by_the_proxy_says_close_at_once() {
+    // The client is not reading: the close is known as soon as the 502 is queued, not only
+    // when its bytes leave.
+    let mut h = Harness::new(CONF);
+    h.client_stalled = true;
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\nConnection: close\r\n\r\n");
+    h.input(ProxyInput::Up(UpInput::ConnectFailed));
+    assert!(h.conn.client_transmit().starts_with(b"HTTP/1.1 502 "));
+    assert_eq!(h.closed, Some(ProxyOutput::CloseClient));
+}

@@ -741,3 +741,14 @@ fn a_closed_connection_with_nothing_left_to_send_has_no_deadline() {
     assert_eq!(s.deadline(), None);
     assert_eq!(s.transmit_len(), 0);
 }
+
+#[test]
+fn what_waits_to_be_sent_is_counted_after_a_partial_write() {
+    let mut s = requested(KEEP_ALIVE);
+    s.send_head(NOW, ResponseHead::new(Status::OK), BodyFraming::Length(100));
+    s.send_data(NOW, &[b'x'; 100]);
+    let total = s.transmit().len();
+    s.flushed(NOW, 30);
+    assert_eq!(s.transmit_len(), total - 30);
+    assert_eq!(s.transmit_len(), s.transmit().len());
+}

@@ -280,14 +280,10 @@ impl ServerConn {
         if self.closing != Closing::Open {
             return None;
         }
+        // A request read whole waits for its answer: the next one is read only from the next
+        // cycle, which the answer's end (or the body's, after an early answer) starts.
         if self.req == Req::Done {
-            if self.resp != Resp::Done {
-                return None;
-            }
-            self.start_next_cycle(now);
-            if self.closing != Closing::Open {
-                return None;
-            }
+            return None;
         }
         let ev = match self.parser.next_event() {
             Ok(ev) => ev,
@@ -342,10 +338,9 @@ impl ServerConn {
                 self.parser.resume();
                 self.poll_event(now)
             }
+            // (Only between requests: no answer is under way.)
             Event::Closed => {
-                if self.resp == Resp::NotStarted || self.resp == Resp::Done {
-                    self.closing = Closing::AfterFlush;
-                }
+                self.closing = Closing::AfterFlush;
                 None
             }
             Event::NeedData => {
@@ -713,7 +708,8 @@ impl ServerConn {
             // aborted: a peer that stops reading cannot hold it open forever.
             Closing::AfterFlush => return send,
             Closing::Abort => return None,
-            Closing::Open if self.tunnel => return send,
+            // (After a switch of protocols both request and answer are done: only the send
+            // deadline remains, below.)
             Closing::Open => {}
         }
         let client = match (self.req, self.head_started) {
