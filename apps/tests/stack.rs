@@ -17,14 +17,30 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn site_args() -> Vec<String> {
+/// stack's arguments: the two ports, the repository's site, and `extra`.
+fn stack_args(port: u16, proxy_port: u16, extra: &[&str]) -> Vec<String> {
     let root = env!("CARGO_MANIFEST_DIR");
-    vec![
+    let mut args = vec![
+        "--backend-port".into(),
+        port.to_string(),
+        "--proxy-port".into(),
+        proxy_port.to_string(),
         "--www".into(),
         format!("{root}/../www"),
         "--static".into(),
         format!("{root}/../static"),
-    ]
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+/// The process ids of `pid`'s children.
+fn children_of(pid: u32) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Starts stack with `args` and waits for its "Ctrl-C stops everything" line; every line it
@@ -57,17 +73,11 @@ fn stack_starts_the_backend_and_the_proxy_and_stops_everything_on_sigterm() {
         format!("host \"app1.local\" {{ proxy_pass http://127.0.0.1:{port}; }}\n"),
     )
     .unwrap();
-    let mut args = vec![
-        "--ip".into(),
-        "127.0.0.1".into(),
-        "--backend-port".into(),
-        port.to_string(),
-        "--proxy-port".into(),
-        proxy_port.to_string(),
-        "--config".into(),
-        conf.to_str().unwrap().into(),
-    ];
-    args.extend(site_args());
+    let args = stack_args(
+        port,
+        proxy_port,
+        &["--ip", "127.0.0.1", "--config", conf.to_str().unwrap()],
+    );
     let (mut stack, _) = start(&args);
     let r = get(port, "/");
     assert_eq!(r.status(), 200);
@@ -110,14 +120,7 @@ fn stack_starts_the_backend_and_the_proxy_and_stops_everything_on_sigterm() {
 #[test]
 fn without_a_config_the_proxy_reaches_the_backend_stack_started_on_any_port() {
     let (port, proxy_port) = (free_port(), free_port());
-    let mut args = vec![
-        "--backend-port".into(),
-        port.to_string(),
-        "--proxy-port".into(),
-        proxy_port.to_string(),
-    ];
-    args.extend(site_args());
-    let (stack, seen) = start(&args);
+    let (stack, seen) = start(&stack_args(port, proxy_port, &[]));
     // The URLs come after both children listen.
     let listening = seen
         .iter()
@@ -151,10 +154,9 @@ fn without_a_config_the_proxy_reaches_the_backend_stack_started_on_any_port() {
         );
     }
     // Killed outright, stack still takes its children with it.
-    let pid = stack.child.id();
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let children = children_of(stack.child.id());
     drop(stack);
-    for c in children.split_whitespace() {
+    for c in children {
         let gone = (0..200).any(|_| {
             std::thread::sleep(Duration::from_millis(50));
             std::fs::read_to_string(format!("/proc/{c}/stat")).map_or(true, |s| {
@@ -202,14 +204,7 @@ fn a_child_that_cannot_start_stops_the_stack_with_its_name_and_status() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let proxy_port = free_port();
-    let mut args = vec![
-        "--backend-port".into(),
-        port.to_string(),
-        "--proxy-port".into(),
-        proxy_port.to_string(),
-    ];
-    args.extend(site_args());
-    let (status, out) = run_to_end(&args);
+    let (status, out) = run_to_end(&stack_args(port, proxy_port, &[]));
     assert_eq!(status.code(), Some(1), "{out}");
     assert!(
         out.contains("stack: backend exited (exit status: 1) before it was listening"),
@@ -228,15 +223,11 @@ fn a_child_that_cannot_start_stops_the_stack_with_its_name_and_status() {
     let dir = common::TempDir::new("stack-bad");
     let conf = dir.path().join("proxy.conf");
     std::fs::write(&conf, "host {").unwrap();
-    let mut args = vec![
-        "--backend-port".into(),
-        free_port().to_string(),
-        "--proxy-port".into(),
-        free_port().to_string(),
-        "--config".into(),
-        conf.to_str().unwrap().into(),
-    ];
-    args.extend(site_args());
+    let args = stack_args(
+        free_port(),
+        free_port(),
+        &["--config", conf.to_str().unwrap()],
+    );
     let (status, out) = run_to_end(&args);
     assert_eq!(status.code(), Some(1), "{out}");
     assert!(
@@ -252,26 +243,17 @@ fn a_child_that_cannot_start_stops_the_stack_with_its_name_and_status() {
 #[test]
 fn a_child_that_dies_stops_the_stack_with_its_name_and_status() {
     let (port, proxy_port) = (free_port(), free_port());
-    let mut args = vec![
-        "--backend-port".into(),
-        port.to_string(),
-        "--proxy-port".into(),
-        proxy_port.to_string(),
-    ];
-    args.extend(site_args());
-    let (mut stack, _) = start(&args);
+    let (mut stack, _) = start(&stack_args(port, proxy_port, &[]));
     // The children are the stack process's children; kill the backend outright.
-    let pid = stack.child.id();
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
-    let backend = children
-        .split_whitespace()
+    let backend = children_of(stack.child.id())
+        .into_iter()
         .find(|c| {
             std::fs::read_to_string(format!("/proc/{c}/cmdline"))
                 .is_ok_and(|cmd| cmd.contains("backend"))
         })
         .expect("the backend child");
     assert!(Command::new("kill")
-        .args(["-KILL", backend])
+        .args(["-KILL", &backend])
         .status()
         .unwrap()
         .success());

@@ -446,9 +446,7 @@ fn respell(r: &mut fastrand::Rng, path: &str) -> String {
                     "/y/%2E.",
                     "/",
                 ];
-                let at = insertion_point(r, &p);
-                let d = dots[r.usize(..dots.len())];
-                format!("{}{d}{}", &p[..at], &p[at..])
+                insert_one(r, &p, &dots)
             }
             3 => format!("{p}?q=1&r=%2F"),
             4 => format!("http://sim{}{p}", if r.bool() { ":80" } else { "" }),
@@ -467,9 +465,7 @@ fn respell(r: &mut fastrand::Rng, path: &str) -> String {
                     "/%5c",
                     "/%ff",
                 ];
-                let at = insertion_point(r, &p);
-                let b = broken[r.usize(..broken.len())];
-                format!("{}{b}{}", &p[..at], &p[at..])
+                insert_one(r, &p, &broken)
             }
         };
         if p.starts_with("http://") {
@@ -479,15 +475,17 @@ fn respell(r: &mut fastrand::Rng, path: &str) -> String {
     p
 }
 
-/// A byte offset of `p` just before one of its `/` (or its end), outside any query.
-fn insertion_point(r: &mut fastrand::Rng, p: &str) -> usize {
+/// `p` with one of `pieces` put just before one of its `/` (or at the end of its path).
+fn insert_one(r: &mut fastrand::Rng, p: &str, pieces: &[&str]) -> String {
     let end = p.find('?').unwrap_or(p.len());
     let slashes: Vec<usize> = p[..end]
         .match_indices('/')
         .map(|(i, _)| i)
         .chain([end])
         .collect();
-    slashes[r.usize(..slashes.len())]
+    let at = slashes[r.usize(..slashes.len())];
+    let piece = pieces[r.usize(..pieces.len())];
+    format!("{}{piece}{}", &p[..at], &p[at..])
 }
 
 fn chunked(r: &mut fastrand::Rng) -> Framing {
