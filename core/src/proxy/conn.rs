@@ -594,7 +594,9 @@ impl ProxyConn {
                 break;
             }
         }
-        if !self.finished && self.exchange.is_none() && matches!(self.up, Up::None) {
+        // (No exchange means no upstream either, `check_invariants` holds it; a tunnel, whose
+        // upstream outlives its exchange, never comes here.)
+        if !self.finished && self.exchange.is_none() {
             match self.http.closing() {
                 Closing::AfterFlush => {
                     self.finished = true;
