@@ -35,7 +35,7 @@
 //!   stops accepting, tells its connections to drain, and returns when they are done or the
 //!   grace period ends.
 //!
-//! [`run`] is the loop; a [`Handler`] is what a kind of server does with its connections.
+//! `run` is the loop; a `Handler` is what a kind of server does with its connections.
 //! [`serve`] runs single-socket machines ([`weaprous_core::node::Connection`], the backend's)
 //! with the node contract carried out exactly as the machine docs say: drain `poll_output`,
 //! write `transmit` (then `transmit_file`), feed reads only while `wants_read`, and pass

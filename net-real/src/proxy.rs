@@ -72,7 +72,7 @@ impl ProxyContext {
 /// The context new connections take; replaced on reload.
 pub type Current = Arc<Mutex<Arc<ProxyContext>>>;
 
-/// Serves the proxy until SIGINT/SIGTERM, then drains (see [`evloop::run`]).
+/// Serves the proxy until SIGINT/SIGTERM, then drains (see `evloop::run`).
 pub fn serve_proxy(opts: ServeOptions, current: Current) -> io::Result<()> {
     let ids = Arc::new(AtomicU64::new(0));
     let access_log = opts.access_log;
