@@ -396,3 +396,33 @@ fn an_idle_live_connection_is_still_read_to_hear_its_close() {
     assert_eq!(c.poll_event(at(2)), Some(ClientEvent::Closed));
     assert!(!c.wants_read());
 }
+
+#[test]
+fn a_reset_fails_a_close_delimited_answer_and_a_close_ends_it() {
+    let mut c = conn();
+    ask(&mut c, "GET / HTTP/1.1\r\nHost: b\r\n\r\n");
+    c.feed(at(1), b"HTTP/1.1 200 OK\r\n\r\nhalf");
+    c.feed_reset();
+    let events: Vec<_> = std::iter::from_fn(|| c.poll_event(at(1))).collect();
+    assert!(
+        matches!(
+            events.last(),
+            Some(ClientEvent::Failed(ClientError::Closed))
+        ),
+        "{events:?}"
+    );
+    assert!(!events.contains(&ClientEvent::End));
+    let mut c = conn();
+    ask(&mut c, "GET / HTTP/1.1\r\nHost: b\r\n\r\n");
+    c.feed(at(1), b"HTTP/1.1 200 OK\r\n\r\nall");
+    c.feed_eof();
+    let events: Vec<_> = std::iter::from_fn(|| c.poll_event(at(1))).collect();
+    assert_eq!(events.last(), Some(&ClientEvent::End));
+    // Bytes that arrived before a reset still count: a whole answer stays whole.
+    let mut c = conn();
+    ask(&mut c, "GET / HTTP/1.1\r\nHost: b\r\n\r\n");
+    c.feed(at(1), b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    c.feed_reset();
+    let events: Vec<_> = std::iter::from_fn(|| c.poll_event(at(1))).collect();
+    assert!(events.contains(&ClientEvent::End), "{events:?}");
+}

@@ -1132,3 +1132,35 @@ fn a_last_request_answered_by_the_proxy_says_close_at_once() {
     assert!(h.conn.client_transmit().starts_with(b"HTTP/1.1 502 "));
     assert_eq!(h.closed, Some(ProxyOutput::CloseClient));
 }
+
+/// Found by the simulator (proxy-faults, seed 33): a reset cut a close-delimited answer short
+/// and the proxy took it for the answer's end, giving the client a short body as whole. Only a
+/// clean close ends such a body; a reset aborts the client.
+#[test]
+fn a_reset_is_no_end_of_a_close_delimited_answer() {
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    h.connected();
+    h.upstream(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nsome of it");
+    assert!(h.got().contains("some of it"));
+    h.input(ProxyInput::Up(UpInput::Reset));
+    assert_eq!(h.closed, Some(ProxyOutput::AbortClient));
+    assert!(!h.got().contains("0\r\n\r\n"), "no last chunk");
+    assert!(h.logs.last().unwrap().aborted);
+    // A clean close ends it.
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    h.connected();
+    h.upstream(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it");
+    h.input(ProxyInput::Up(UpInput::Eof));
+    assert!(h.got().ends_with("all of it\r\n0\r\n\r\n"));
+    assert_eq!(h.closed, None);
+    // A reset after a whole answer with a length changes nothing.
+    let mut h = Harness::new(CONF);
+    h.client("GET / HTTP/1.1\r\nHost: app1.local\r\n\r\n");
+    h.connected();
+    h.upstream(OK);
+    h.input(ProxyInput::Up(UpInput::Reset));
+    assert!(h.got().ends_with("hi"));
+    assert_eq!(h.closed, None);
+}

@@ -112,6 +112,8 @@ struct Side {
     client_eof: bool,
     up_rx: VecDeque<Vec<u8>>,
     up_eof: bool,
+    /// The upstream's end (`up_eof`) was a reset, not a clean close.
+    up_reset: bool,
     close_after_flush: bool,
 }
 
@@ -275,7 +277,13 @@ impl ProxyHost {
                     continue;
                 }
                 if std::mem::take(&mut side.up_eof) {
-                    side.machine.handle(now, ProxyInput::Up(UpInput::Eof));
+                    // A reset is no clean close: it ends no close-delimited body.
+                    let input = if std::mem::take(&mut side.up_reset) {
+                        UpInput::Reset
+                    } else {
+                        UpInput::Eof
+                    };
+                    side.machine.handle(now, ProxyInput::Up(input));
                     continue;
                 }
             }
@@ -346,6 +354,7 @@ impl ProxyHost {
                             }
                             side.up_rx.clear();
                             side.up_eof = false;
+                            side.up_reset = false;
                             if reuse && cx.room(u) > 0 {
                                 self.pool.entry(addr).or_default().push((u, now.mono));
                             } else {
@@ -497,6 +506,7 @@ impl Node for ProxyHost {
                 client_eof: false,
                 up_rx: VecDeque::new(),
                 up_eof: false,
+                up_reset: false,
                 close_after_flush: false,
             },
         );
@@ -562,7 +572,10 @@ impl Node for ProxyHost {
                 .handle(cx.now(), ProxyInput::Client(ConnInput::Reset));
             self.drive(cx, st);
             self.finish(cx, st);
-        } else if let Some(s) = self.upstream_event(cx, st, |side| side.up_eof = true) {
+        } else if let Some(s) = self.upstream_event(cx, st, |side| {
+            side.up_eof = true;
+            side.up_reset = true;
+        }) {
             cx.cover("proxy.upstream_reset");
             self.drive(cx, s);
         }

@@ -1,7 +1,8 @@
-//! Every saved failing scenario in `net-sim/regressions/` replays and passes.
+//! Every saved failing scenario in `net-sim/regressions/` replays and passes (in the proxy world
+//! when its file name starts with `proxy-`, else in the backend world).
 
 use weaprous_net_sim::backend::BackendScenario;
-use weaprous_net_sim::check::replay;
+use weaprous_net_sim::check::{replay_in, World};
 
 #[test]
 fn saved_failing_scenarios_now_pass() {
@@ -14,7 +15,14 @@ fn saved_failing_scenarios_now_pass() {
         }
         let text = std::fs::read_to_string(&path).expect("read");
         let sc: BackendScenario = serde_json::from_str(&text).expect("a scenario");
-        if let Err(f) = replay(&sc) {
+        // The file's name says its world.
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let world = if name.starts_with("proxy-") {
+            World::Proxy
+        } else {
+            World::Backend
+        };
+        if let Err(f) = replay_in(world, &sc) {
             panic!("{}: {f}", path.display());
         }
         n += 1;

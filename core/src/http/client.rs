@@ -14,7 +14,7 @@
 //! | complete response, keep-alive on both sides, length-framed | `End` | yes |
 //! | `Connection: close` (either side), HTTP/1.0 without keep-alive, close-delimited body | `End` | no |
 //! | malformed or ambiguous response (the smuggling vectors, in the response direction) | `Failed(Malformed)` | no |
-//! | the upstream closes or resets before the response ended | `Failed(Closed)` | no |
+//! | the upstream closes or resets before the response ended (a reset ends nothing, not even a close-delimited body) | `Failed(Closed)` | no |
 //! | no response byte for the read timeout while one is awaited | `Failed(TimedOut)` (from `on_timeout`) | no |
 //! | `101` to a request that asked to upgrade | `Response`, then `Upgrade(rest)` | no (a tunnel now) |
 //!
@@ -105,6 +105,8 @@ pub struct ClientConn {
     keep_alive: bool,
     /// The connection can carry nothing more (failed, closed, upgraded).
     dead: bool,
+    /// The connection was reset: once the bytes before it are read, it is gone.
+    reset: bool,
     request_flushed: u64,
     /// When the last response byte arrived, or the wait for one began.
     read_since: Instant,
@@ -123,6 +125,7 @@ impl ClientConn {
             response_started: false,
             keep_alive: true,
             dead: false,
+            reset: false,
             request_flushed: 0,
             read_since: now.mono,
             send_since: now.mono,
@@ -253,9 +256,15 @@ impl ClientConn {
         }
         self.parser.feed(bytes);
     }
-    /// The upstream closed its side (or the connection was reset: the owner feeds EOF too).
+    /// The upstream closed its side cleanly (FIN): the end of a close-delimited body.
     pub fn feed_eof(&mut self) {
         self.parser.feed_eof();
+    }
+    /// The connection was reset (RST): what arrived before still counts, but nothing is
+    /// complete for want of more bytes, not even a close-delimited body, which only a clean
+    /// close ends (a reset may have cut it anywhere).
+    pub fn feed_reset(&mut self) {
+        self.reset = true;
     }
 
     /// The next event, if any. See the module docs.
@@ -313,6 +322,16 @@ impl ClientConn {
                 }
             }
             // A response parser yields no requests and never pauses.
+            // Everything that arrived before a reset is read; then the connection is gone.
+            Ok(Event::NeedData) if self.reset => {
+                self.dead = true;
+                if self.in_exchange {
+                    self.in_exchange = false;
+                    Some(ClientEvent::Failed(ClientError::Closed))
+                } else {
+                    Some(ClientEvent::Closed)
+                }
+            }
             Ok(Event::NeedData | Event::Paused | Event::Request(_)) => None,
             Err(e) => {
                 let was = self.in_exchange;

@@ -574,9 +574,14 @@ impl ProxyConn {
                     conn.feed(now, b);
                 }
             }
-            UpInput::Eof | UpInput::Reset => {
+            UpInput::Eof => {
                 if let Up::Active { conn, .. } = &mut self.up {
                     conn.feed_eof();
+                }
+            }
+            UpInput::Reset => {
+                if let Up::Active { conn, .. } = &mut self.up {
+                    conn.feed_reset();
                 }
             }
             UpInput::Flushed(n) => {
