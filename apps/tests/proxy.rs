@@ -529,3 +529,52 @@ fn check_warns_of_a_file_that_routes_nothing_and_counts_in_english() {
     assert!(ok && err.is_empty(), "{err}");
     assert!(out.contains("syntax is ok (1 host)"), "{out}");
 }
+
+/// An upstream whose close-delimited answer is cut short by a reset: the client must not get
+/// it framed as whole (the proxy re-chunks it, so whole means its last chunk).
+#[test]
+fn a_close_delimited_answer_cut_by_a_reset_never_looks_whole() {
+    let dir = TempDir::new("proxy-reset");
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (relayed, cut) = mpsc::channel::<()>();
+    let upstream = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        // Read a byte of the request and leave the rest unread: closing with unread bytes
+        // makes the kernel reset the connection instead of closing it cleanly.
+        let mut one = [0u8; 1];
+        s.read_exact(&mut one).unwrap();
+        s.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nthe first part")
+            .unwrap();
+        // Cut only once the client has the first part (so the proxy read it before the reset).
+        let _ = cut.recv_timeout(Duration::from_secs(20));
+        drop(s);
+    });
+    let p = proxy(
+        &format!("host h {{ proxy_pass http://127.0.0.1:{port}; }}\n"),
+        &dir,
+    );
+    let mut c = p.connect();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: h\r\nX-Pad: unread bytes\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut told = false;
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+        if !told && String::from_utf8_lossy(&got).contains("the first part") {
+            told = true;
+            relayed.send(()).unwrap();
+        }
+    }
+    upstream.join().unwrap();
+    let got = String::from_utf8_lossy(&got).into_owned();
+    assert!(told, "the first part was relayed: {got:?}");
+    assert!(
+        !got.ends_with("0\r\n\r\n"),
+        "a short body framed as whole: {got:?}"
+    );
+}
