@@ -330,7 +330,13 @@ fn a_second_server_on_a_taken_port_fails_instead_of_sharing_it() {
     let www = site.path().join("www");
     let st = site.path().join("static");
     let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_backend"))
-        .args(["--server-ip", "127.0.0.1", "--server-port"])
+        .args([
+            "--server-ip",
+            "127.0.0.1",
+            "--threads",
+            common::TEST_THREADS,
+        ])
+        .arg("--server-port")
         .arg(first.port.to_string())
         .arg("--www")
         .arg(&www)

@@ -87,6 +87,8 @@ fn proxy(conf: &str, dir: &TempDir) -> Server {
             "127.0.0.1",
             "--server-port",
             "0",
+            "--threads",
+            common::TEST_THREADS,
             "--config",
             path.to_str().unwrap(),
         ],

@@ -53,6 +53,8 @@ enum Said {
     Line(&'static str, String),
     /// The child said it listens.
     Listening(&'static str),
+    /// One of the child's output streams ended: everything it wrote there has been sent.
+    Closed(&'static str),
 }
 
 /// Forwards `from`'s lines to stack's stdout as `NAME | line`, and tells `tx` about them.
@@ -67,6 +69,7 @@ fn relay(name: &'static str, from: impl Read + Send + 'static, tx: Sender<Said>)
                 let _ = tx.send(Said::Listening(name));
             }
         }
+        let _ = tx.send(Said::Closed(name));
     });
 }
 
@@ -74,6 +77,8 @@ struct Proc {
     name: &'static str,
     child: Child,
     listening: bool,
+    /// Output streams not yet at their end (stdout and stderr).
+    open_streams: u8,
 }
 
 fn spawn(name: &'static str, args: &[String], tx: &Sender<Said>) -> Result<Proc, String> {
@@ -95,6 +100,7 @@ fn spawn(name: &'static str, args: &[String], tx: &Sender<Said>) -> Result<Proc,
         name,
         child,
         listening: false,
+        open_streams: 2,
     })
 }
 
@@ -242,30 +248,23 @@ fn run(args: Args) -> i32 {
     let mut announced = false;
     let code = loop {
         // A child's lines, a child's exit, or the signal: whichever comes first.
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(Said::Line(name, line)) => {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{name:<7} | {line}");
-            }
-            Ok(Said::Listening(name)) => {
-                if let Some(p) = procs.iter_mut().find(|p| p.name == name) {
-                    p.listening = true;
-                }
-                if !announced && procs.iter().all(|p| p.listening) {
-                    announced = true;
-                    announce(&args, &config);
-                }
-            }
-            Err(_) => {}
+        if let Ok(said) = rx.recv_timeout(Duration::from_millis(100)) {
+            heard(said, &mut procs, &mut announced, &args, &config);
         }
         if sig_rx.try_recv().is_ok() {
             println!("stack: stopping everything");
             break if stop_all(&mut procs) { 0 } else { 1 };
         }
         if let Some((name, status)) = exited(&mut procs) {
-            // Let its last words through before saying what happened.
-            while let Ok(Said::Line(n, line)) = rx.recv_timeout(Duration::from_millis(50)) {
-                println!("{n:<7} | {line}");
+            // Its last words first: everything it wrote before its streams ended. The
+            // deadline only guards against a grandchild that kept a stream open.
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            while procs.iter().any(|p| p.name == name && p.open_streams > 0) {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok(said) => heard(said, &mut procs, &mut announced, &args, &config),
+                    Err(_) => break,
+                }
             }
             let when = if announced {
                 ""
@@ -281,6 +280,31 @@ fn run(args: Args) -> i32 {
         let _ = std::fs::remove_file(&generated);
     }
     code
+}
+
+/// Acts on one report of the output threads: prints a line, notes a listener (announcing the
+/// URLs once all listen), or counts a stream's end.
+fn heard(said: Said, procs: &mut [Proc], announced: &mut bool, args: &Args, config: &str) {
+    match said {
+        Said::Line(name, line) => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{name:<7} | {line}");
+        }
+        Said::Listening(name) => {
+            if let Some(p) = procs.iter_mut().find(|p| p.name == name) {
+                p.listening = true;
+            }
+            if !*announced && procs.iter().all(|p| p.listening) {
+                *announced = true;
+                announce(args, config);
+            }
+        }
+        Said::Closed(name) => {
+            if let Some(p) = procs.iter_mut().find(|p| p.name == name) {
+                p.open_streams = p.open_streams.saturating_sub(1);
+            }
+        }
+    }
 }
 
 /// The URLs, once every child listens.

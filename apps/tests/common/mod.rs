@@ -137,6 +137,10 @@ impl Server {
     }
 }
 
+/// Worker threads of every server a test starts: explicit and small, so a test behaves the
+/// same on a 2-core machine and on a 64-core one.
+pub const TEST_THREADS: &str = "2";
+
 /// The real backend on a free loopback port, serving `www` (HTML) and `static_dir`.
 pub fn start_backend(www: &Path, static_dir: &Path, access_log: bool) -> Server {
     let (www, st) = (www.to_str().unwrap(), static_dir.to_str().unwrap());
@@ -145,6 +149,8 @@ pub fn start_backend(www: &Path, static_dir: &Path, access_log: bool) -> Server 
         "127.0.0.1",
         "--server-port",
         "0",
+        "--threads",
+        TEST_THREADS,
         "--www",
         www,
         "--static",
