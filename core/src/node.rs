@@ -26,9 +26,20 @@
 //! driver decides where blocking reads run. A machine has at most one file operation outstanding.
 //! Node machines that keep state across restarts use the durable-log effects ([`LogOp`],
 //! [`LogReply`]) the same way.
+//!
+//! A connection machine that belongs to a node ([`machine`]) also talks to it: it emits
+//! [`ConnOutput::ToNode`] and receives [`ConnInput::FromNode`], both typed by the machine
+//! ([`Connection::ToNode`], [`Connection::FromNode`]; `Infallible` for a machine that needs no
+//! node, as the static backend's connection needs none).
+
+pub mod commit;
+pub mod lines;
+pub mod machine;
+pub mod timers;
 
 use crate::time::{Instant, UnixTime};
 use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
 
 /// The two clocks a machine may need: monotonic (deadlines) and wall (`Date` headers).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,9 +48,9 @@ pub struct Now {
     pub wall: UnixTime,
 }
 
-/// An input to a connection machine.
+/// An input to a connection machine; `M` is what its node sends it.
 #[derive(Debug)]
-pub enum ConnInput<'a> {
+pub enum ConnInput<'a, M = Infallible> {
     /// Bytes from the peer, split arbitrarily.
     Data(&'a [u8]),
     /// The peer will send nothing more (FIN).
@@ -55,11 +66,13 @@ pub enum ConnInput<'a> {
     Flushed(usize),
     /// The server is shutting down: finish the exchange in progress, then close.
     Drain,
+    /// A message from the node ([`machine`]).
+    FromNode(M),
 }
 
-/// An effect a connection machine asks its driver to carry out.
+/// An effect a connection machine asks its driver to carry out; `M` is what it sends its node.
 #[derive(Debug, PartialEq, Eq)]
-pub enum ConnOutput {
+pub enum ConnOutput<M = Infallible> {
     /// Carry out a file operation and answer with [`ConnInput::File`].
     File(FileOp),
     /// One access-log record (also what oracles observe).
@@ -68,6 +81,9 @@ pub enum ConnOutput {
     Close,
     /// Reset the connection now; unsent bytes are dropped.
     Abort,
+    /// A message to the node ([`machine`]), delivered in order after this connection's
+    /// earlier ones.
+    ToNode(M),
     /// Nothing more until the next input, or until `deadline`.
     Wait { deadline: Option<Instant> },
 }
@@ -187,8 +203,12 @@ pub struct AccessLog {
 
 /// A connection machine. See the module docs for the contract.
 pub trait Connection {
-    fn handle(&mut self, now: Now, input: ConnInput<'_>);
-    fn poll_output(&mut self) -> ConnOutput;
+    /// What this machine sends its node (`Infallible` when it has none).
+    type ToNode;
+    /// What its node sends it.
+    type FromNode;
+    fn handle(&mut self, now: Now, input: ConnInput<'_, Self::FromNode>);
+    fn poll_output(&mut self) -> ConnOutput<Self::ToNode>;
     fn transmit(&self) -> &[u8];
     /// A file range to send once `transmit` is empty. If reading the file fails, the driver
     /// answers with [`ConnInput::File`] carrying `FileReply::Read(Err(..))`.

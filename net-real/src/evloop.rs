@@ -49,6 +49,7 @@ use rustix::event::{eventfd, EventfdFlags};
 use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::convert::Infallible;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
@@ -683,7 +684,7 @@ impl Sock {
 /// [`crate::server::serve`] calls.
 pub fn serve<C, F>(opts: ServeOptions, make: F) -> io::Result<()>
 where
-    C: Connection + 'static,
+    C: Connection<ToNode = Infallible> + 'static,
     F: Fn(Now) -> C + Send + Sync + 'static,
 {
     let make = Arc::new(make);
@@ -724,7 +725,7 @@ struct ServerHandler<C, F> {
     access_log: bool,
 }
 
-impl<C: Connection, F: Fn(Now) -> C> Handler for ServerHandler<C, F> {
+impl<C: Connection<ToNode = Infallible>, F: Fn(Now) -> C> Handler for ServerHandler<C, F> {
     fn accepted(&mut self, io: &mut Io, stream: TcpStream, peer: SocketAddr) {
         let conn = (self.make)(io.now);
         let key = self.slots.insert(
@@ -789,7 +790,7 @@ impl<C: Connection, F: Fn(Now) -> C> Handler for ServerHandler<C, F> {
     }
 }
 
-impl<C: Connection, F> ServerHandler<C, F> {
+impl<C: Connection<ToNode = Infallible>, F> ServerHandler<C, F> {
     /// Carries out what the machine asks until it can do nothing more without a new event.
     fn drive(&mut self, io: &mut Io, key: Key) {
         let Some(slot) = self.slots.get_mut(key) else {
@@ -820,7 +821,12 @@ impl<C: Connection, F> ServerHandler<C, F> {
 
 /// One round of the node contract for `slot`: outputs, writes, reads, until the machine waits
 /// on something the loop does not have yet.
-fn step<C: Connection>(slot: &mut Slot<C>, scratch: &mut [u8], access_log: bool, now: Now) -> Fate {
+fn step<C: Connection<ToNode = Infallible>>(
+    slot: &mut Slot<C>,
+    scratch: &mut [u8],
+    access_log: bool,
+    now: Now,
+) -> Fate {
     loop {
         let deadline = loop {
             match slot.conn.poll_output() {
@@ -839,6 +845,7 @@ fn step<C: Connection>(slot: &mut Slot<C>, scratch: &mut [u8], access_log: bool,
                     let _ = slot.sock.stream.shutdown(Shutdown::Both);
                     return Fate::Closed;
                 }
+                ConnOutput::ToNode(never) => match never {},
                 ConnOutput::Wait { deadline } => break deadline,
             }
         };
@@ -923,7 +930,11 @@ fn step<C: Connection>(slot: &mut Slot<C>, scratch: &mut [u8], access_log: bool,
 }
 
 /// The connection broke under a write: tell the machine, keep its last log lines, close.
-fn reset<C: Connection>(slot: &mut Slot<C>, access_log: bool, now: Now) -> Fate {
+fn reset<C: Connection<ToNode = Infallible>>(
+    slot: &mut Slot<C>,
+    access_log: bool,
+    now: Now,
+) -> Fate {
     slot.conn.handle(now, ConnInput::Reset);
     while let ConnOutput::Log(l) = slot.conn.poll_output() {
         if access_log {

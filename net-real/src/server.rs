@@ -38,7 +38,7 @@ impl ServeOptions {
 /// Each connection's machine comes from `make` and runs as [`crate::evloop`] says.
 pub fn serve<C, F>(opts: ServeOptions, make: F) -> io::Result<()>
 where
-    C: Connection + 'static,
+    C: Connection<ToNode = std::convert::Infallible> + 'static,
     F: Fn(Now) -> C + Send + Sync + 'static,
 {
     crate::evloop::serve(opts, make)

@@ -22,20 +22,20 @@
 
 use crate::client::{ClientHost, ClientReq, ConnPlan, Expect};
 use crate::coverage::Coverage;
-use crate::deadlines::Deadlines;
 use crate::disk::Disk;
-use crate::engine::{Cx, Node, Sim, StreamId};
+use crate::engine::{host_addr, Cx, Node, Sim, StreamId, DEFAULT_PORT};
+use crate::host::{MachineHost, Observer};
 use crate::rng;
 use crate::scenario::{FaultAction, HostId, Latency, NetConfig, Phases, RandomFaults, Timed};
 use crate::trace::Keep;
 use crate::workload::{self, Mix};
 use std::any::Any;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use weaprous_core::backend::node::BackendNode;
 use weaprous_core::backend::{BackendConfig, BackendConn};
-use weaprous_core::buggify::Buggify;
 use weaprous_core::http::Method;
-use weaprous_core::node::{ConnInput, ConnOutput, Connection, FileOp, FileReply, FsError};
+use weaprous_core::node::AccessLog;
 use weaprous_core::time::{Duration, Instant};
 
 const SERVER: HostId = 0;
@@ -228,280 +228,58 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// The server end of one connection.
-struct ServerSide {
-    machine: BackendConn,
-    rx: VecDeque<Vec<u8>>,
-    rx_eof: bool,
-    close_after_flush: bool,
-}
-
-/// Host 0: the backend, one machine per accepted stream.
-pub struct BackendHost {
-    /// Counts the POST targets that reached this backend, shared with the world so the count
-    /// survives a crash of the host.
-    posts: Option<PostLedger>,
-    cfg: Arc<BackendConfig>,
-    sides: BTreeMap<StreamId, ServerSide>,
-    deadlines: Deadlines,
-}
+/// Host 0: the backend node ([`BackendNode`]) on the generic host, one [`BackendConn`] per
+/// accepted stream.
+pub type BackendHost = MachineHost<BackendNode>;
 
 /// How often each POST target reached a backend (shared by the world's backends).
 pub type PostLedger = std::rc::Rc<std::cell::RefCell<BTreeMap<String, u32>>>;
 
-impl BackendHost {
-    /// A backend that records the POST targets it receives in `ledger`.
-    pub fn with_ledger(ledger: PostLedger) -> Self {
-        BackendHost {
-            posts: Some(ledger),
-            ..Self::new()
+/// A backend node on `host`, listening on the engine's default port; the POST targets it
+/// receives go to `ledger` when there is one.
+pub fn backend_host(host: HostId, seed: u64, ledger: Option<PostLedger>) -> BackendHost {
+    let mut cfg = BackendConfig::new("/www", "/static");
+    cfg.limits.max_body = workload::BODY_LIMIT;
+    let node = BackendNode::new(host_addr(host, DEFAULT_PORT), Arc::new(cfg));
+    MachineHost::new(
+        node,
+        seed ^ host as u64,
+        Box::new(BackendWatch { posts: ledger }),
+    )
+}
+
+/// What the backend world watches of its backends.
+struct BackendWatch {
+    /// Counts the POST targets that reached a backend, shared with the world so the count
+    /// survives a crash of the host.
+    posts: Option<PostLedger>,
+}
+
+impl Observer<BackendNode> for BackendWatch {
+    fn access(&mut self, cx: &mut Cx, s: StreamId, l: &AccessLog) {
+        if let (Some(ledger), true) = (&self.posts, workload::is_once(&l.target)) {
+            *ledger.borrow_mut().entry(l.target.clone()).or_default() += 1;
         }
-    }
-    pub fn new() -> Self {
-        BackendHost {
-            posts: None,
-            cfg: Arc::new({
-                let mut cfg = BackendConfig::new("/www", "/static");
-                cfg.limits.max_body = workload::BODY_LIMIT;
-                cfg
-            }),
-            sides: BTreeMap::new(),
-            deadlines: Deadlines::default(),
+        let (status, bytes, aborted) = (l.status, l.bytes, l.aborted);
+        if status == 500 {
+            cx.cover("backend.answered_500");
         }
+        if aborted {
+            cx.cover("backend.aborted_response");
+        }
+        cx.trace(30, s, status as u64, || {
+            format!("stream {s} log {} {} {status} {bytes}", l.method, l.target)
+        });
     }
-    pub fn connections(&self) -> usize {
-        self.sides.len()
-    }
-    /// The open connections, for failure reports.
-    pub fn describe(&self) -> String {
-        self.sides
+    fn stepped(&mut self, cx: &mut Cx, _s: StreamId, conn: &BackendConn) {
+        if conn
+            .buggify()
+            .fired()
             .iter()
-            .map(|(s, side)| {
-                format!(
-                    "stream {s}: wants_read {} rx {} eof {} close {} deadline {:?} transmit {} file {:?}",
-                    side.machine.wants_read(),
-                    side.rx.len(),
-                    side.rx_eof,
-                    side.close_after_flush,
-                    self.deadlines.get(*s),
-                    side.machine.transmit().len(),
-                    side.machine.transmit_file()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn finish(&mut self, s: StreamId) {
-        self.sides.remove(&s);
-        self.deadlines.set(s, None);
-    }
-
-    /// Feeds waiting bytes, drains outputs, and puts transmit bytes on the wire as the window
-    /// allows: what `net-real`'s connection task does.
-    fn drive(&mut self, cx: &mut Cx, s: StreamId) {
-        loop {
-            let now = cx.now();
-            let Some(side) = self.sides.get_mut(&s) else {
-                return;
-            };
-            if side.machine.wants_read() {
-                if let Some(bytes) = side.rx.pop_front() {
-                    side.machine.handle(now, ConnInput::Data(&bytes));
-                    continue;
-                }
-                if side.rx_eof {
-                    side.rx_eof = false;
-                    side.machine.handle(now, ConnInput::Eof);
-                    continue;
-                }
-            }
-            let deadline = loop {
-                match side.machine.poll_output() {
-                    ConnOutput::File(op) => cx.disk(s, op),
-                    ConnOutput::Log(l) => {
-                        if let (Some(ledger), true) = (&self.posts, workload::is_once(&l.target)) {
-                            *ledger.borrow_mut().entry(l.target.clone()).or_default() += 1;
-                        }
-                        let (status, bytes, aborted) = (l.status, l.bytes, l.aborted);
-                        if status == 500 {
-                            cx.cover("backend.answered_500");
-                        }
-                        if aborted {
-                            cx.cover("backend.aborted_response");
-                        }
-                        cx.trace(30, s, status as u64, || {
-                            format!("stream {s} log {} {} {status} {bytes}", l.method, l.target)
-                        });
-                    }
-                    ConnOutput::Close => side.close_after_flush = true,
-                    ConnOutput::Abort => {
-                        cx.reset(s);
-                        self.finish(s);
-                        return;
-                    }
-                    ConnOutput::Wait { deadline } => break deadline,
-                }
-            };
-            side.machine.check_invariants();
-            if side
-                .machine
-                .buggify()
-                .fired()
-                .iter()
-                .any(|(site, _)| *site == "backend.tiny_first_read")
-            {
-                cx.cover("buggify.backend.tiny_first_read");
-            }
-            self.deadlines.set(s, deadline);
-            let room = cx.room(s);
-            let pending = side.machine.transmit().len();
-            // File segments are "sent from the disk" like sendfile: read, then put on the wire.
-            let from_file = match side.machine.transmit_file() {
-                Some(seg) if pending == 0 && room > 0 => {
-                    let len = (seg.len as usize).min(room);
-                    let op = FileOp::Read {
-                        handle: seg.handle,
-                        offset: seg.offset,
-                        len,
-                    };
-                    match cx.disk_now(op) {
-                        Some(FileReply::Read(Ok(bytes))) if !bytes.is_empty() => Some(bytes),
-                        _ => {
-                            cx.cover("backend.read_error_after_head");
-                            side.machine
-                                .handle(now, ConnInput::File(FileReply::Read(Err(FsError::Io))));
-                            continue;
-                        }
-                    }
-                }
-                _ => None,
-            };
-            if from_file.is_some() || (pending > 0 && room > 0) {
-                let bytes = from_file
-                    .unwrap_or_else(|| side.machine.transmit()[..pending.min(room)].to_vec());
-                side.machine.handle(now, ConnInput::Flushed(bytes.len()));
-                cx.write(s, &bytes);
-                continue;
-            }
-            let more = pending > 0 || side.machine.transmit_file().is_some();
-            if more {
-                cx.want_writable(s);
-            } else if side.close_after_flush {
-                cx.fin(s);
-                self.finish(s);
-            }
-            return;
+            .any(|(site, _)| *site == "backend.tiny_first_read")
+        {
+            cx.cover("buggify.backend.tiny_first_read");
         }
-    }
-
-    fn arm(&self, cx: &mut Cx) {
-        cx.set_timer(self.deadlines.first());
-    }
-}
-
-impl Default for BackendHost {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Node for BackendHost {
-    fn accepts(&self) -> bool {
-        true
-    }
-    fn on_accept(&mut self, cx: &mut Cx, s: StreamId) {
-        let f = cx.faults().clone();
-        let buggify = if f.buggify_activate_ppm > 0 {
-            let machine_seed = cx.machine_seed();
-            Buggify::seeded(
-                cx.run_seed(),
-                machine_seed,
-                f.buggify_activate_ppm,
-                f.buggify_fire_ppm,
-            )
-        } else {
-            Buggify::off()
-        };
-        let machine = BackendConn::with_buggify(self.cfg.clone(), cx.now(), buggify);
-        self.sides.insert(
-            s,
-            ServerSide {
-                machine,
-                rx: VecDeque::new(),
-                rx_eof: false,
-                close_after_flush: false,
-            },
-        );
-        self.drive(cx, s);
-        self.arm(cx);
-    }
-    fn on_data(&mut self, cx: &mut Cx, s: StreamId, bytes: Vec<u8>) {
-        if let Some(side) = self.sides.get_mut(&s) {
-            side.rx.push_back(bytes);
-            self.drive(cx, s);
-        }
-        self.arm(cx);
-    }
-    fn on_eof(&mut self, cx: &mut Cx, s: StreamId) {
-        if let Some(side) = self.sides.get_mut(&s) {
-            side.rx_eof = true;
-            self.drive(cx, s);
-        }
-        self.arm(cx);
-    }
-    fn on_reset(&mut self, cx: &mut Cx, s: StreamId) {
-        if let Some(side) = self.sides.get_mut(&s) {
-            cx.cover("backend.peer_reset");
-            side.machine.handle(cx.now(), ConnInput::Reset);
-            // The machine closes its file; nothing else it says matters any more.
-            loop {
-                match side.machine.poll_output() {
-                    ConnOutput::File(op) => {
-                        cx.disk_now(op);
-                    }
-                    ConnOutput::Wait { .. } => break,
-                    _ => {}
-                }
-            }
-            self.finish(s);
-        }
-        self.arm(cx);
-    }
-    fn on_writable(&mut self, cx: &mut Cx, s: StreamId) {
-        self.drive(cx, s);
-        self.arm(cx);
-    }
-    fn on_timer(&mut self, cx: &mut Cx) {
-        let now = cx.now();
-        let due = self.deadlines.due(now.mono);
-        for s in due {
-            if let Some(side) = self.sides.get_mut(&s) {
-                cx.cover("backend.deadline_fired");
-                side.machine.handle(now, ConnInput::Timeout);
-                self.drive(cx, s);
-                if let Some(spin) = self.deadlines.still_due(s, now.mono) {
-                    cx.fail(spin);
-                }
-            }
-        }
-        self.arm(cx);
-    }
-    fn on_disk(&mut self, cx: &mut Cx, tag: u64, reply: FileReply) {
-        let s = tag;
-        if let Some(side) = self.sides.get_mut(&s) {
-            side.machine.handle(cx.now(), ConnInput::File(reply));
-            self.drive(cx, s);
-        } else if let FileReply::Opened(Ok(meta)) = reply {
-            // The connection went away while the open was in flight: close what it opened.
-            cx.disk_now(FileOp::Close {
-                handle: meta.handle,
-            });
-        }
-        self.arm(cx);
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 
@@ -575,7 +353,7 @@ pub fn build(sc: &BackendScenario, keep: Keep) -> Sim {
     let sc2 = sc.clone();
     let factory = Box::new(move |host: HostId, _disk: &Disk| -> Box<dyn Node> {
         if host == SERVER {
-            Box::new(BackendHost::new())
+            Box::new(backend_host(SERVER, sc2.seed, None))
         } else if host <= sc2.clients {
             Box::new(client(&sc2, &site, &paths, host))
         } else {

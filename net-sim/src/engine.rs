@@ -49,6 +49,27 @@ use weaprous_core::time::{Duration, Instant};
 
 pub type StreamId = u64;
 
+/// The port of [`Cx::connect`]: a world whose hosts listen on one port each needs no other.
+pub const DEFAULT_PORT: u16 = 80;
+
+/// The address by which other hosts reach `port` of `host` (10.x.y.z, one per host).
+pub fn host_addr(host: HostId, port: u16) -> std::net::SocketAddr {
+    let h = host as u32 + 1;
+    std::net::SocketAddr::from(([10, (h >> 16) as u8, (h >> 8) as u8, h as u8], port))
+}
+
+/// The host of an address made by [`host_addr`].
+pub fn addr_host(addr: std::net::SocketAddr) -> Option<HostId> {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) => {
+            let [a, b, c, d] = ip.octets();
+            let h = u32::from_be_bytes([0, b, c, d]);
+            (a == 10 && h > 0).then(|| (h - 1) as HostId)
+        }
+        std::net::IpAddr::V6(_) => None,
+    }
+}
+
 /// Why a connect failed.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ConnectError {
@@ -64,6 +85,11 @@ pub trait Node: Any {
     /// Whether connects to this host are accepted (else refused).
     fn accepts(&self) -> bool {
         false
+    }
+    /// Whether connects to `port` of this host are accepted (else refused); by default,
+    /// [`Node::accepts`] for every port.
+    fn accepts_on(&self, _port: u16) -> bool {
+        self.accepts()
     }
     fn on_accept(&mut self, _cx: &mut Cx, _s: StreamId) {}
     fn on_connected(&mut self, _cx: &mut Cx, _s: StreamId) {}
@@ -125,7 +151,9 @@ enum Ev {
         host: HostId,
         epoch: u32,
         tag: u64,
-        reply: LogReply,
+        /// The answer, or the sync still to carry out when the event comes (a sync takes
+        /// effect when it completes, so a crash before then loses what it would have saved).
+        reply: Result<LogReply, LogOp>,
     },
     Writable {
         stream: StreamId,
@@ -202,6 +230,8 @@ pub struct Core {
     disk_rng: fastrand::Rng,
     hosts: Vec<HostState>,
     streams: BTreeMap<StreamId, [End; 2]>,
+    /// The port each stream was opened to, when not [`DEFAULT_PORT`].
+    ports: BTreeMap<StreamId, u16>,
     blocked: BTreeSet<(HostId, HostId)>,
     clogged: BTreeMap<(HostId, HostId), Instant>,
     held: BTreeMap<(HostId, HostId), VecDeque<HeldSeg>>,
@@ -229,6 +259,10 @@ impl Cx<'_> {
     }
     pub fn host(&self) -> HostId {
         self.host
+    }
+    /// How many hosts the world has.
+    pub fn hosts(&self) -> usize {
+        self.core.hosts.len()
     }
     /// This host's own seeded RNG.
     pub fn rng(&mut self) -> &mut fastrand::Rng {
@@ -266,8 +300,22 @@ impl Cx<'_> {
             self.core.failure = Some(msg);
         }
     }
+    /// Connects to host `to` on [`DEFAULT_PORT`].
     pub fn connect(&mut self, to: HostId) -> StreamId {
-        self.core.connect(self.host, to)
+        self.core.connect(self.host, to, DEFAULT_PORT)
+    }
+    /// Connects to `port` of host `to`.
+    pub fn connect_port(&mut self, to: HostId, port: u16) -> StreamId {
+        self.core.connect(self.host, to, port)
+    }
+    /// The port that stream `s` was opened to.
+    pub fn port(&self, s: StreamId) -> u16 {
+        self.core.ports.get(&s).copied().unwrap_or(DEFAULT_PORT)
+    }
+    /// The host at the other end of `s`.
+    pub fn peer(&self, s: StreamId) -> Option<HostId> {
+        let (i, ends) = self.core.end_of(s, self.host)?;
+        Some(ends[1 - i].host)
     }
     /// Bytes this host may write on `s` now (0 when the stream is not writable).
     pub fn room(&self, s: StreamId) -> usize {
@@ -336,12 +384,16 @@ impl Cx<'_> {
         }
     }
     /// Starts a durable-log operation; its reply arrives later through `on_log` with `tag`.
-    /// (The disk's state changes now: a crash before the reply still finds an append there,
-    /// unsynced, as a write the kernel accepted would be.)
+    /// An append or a read changes or reads the disk now (a crash before the reply still finds
+    /// an append there, unsynced, as a write the kernel accepted would be); a sync takes effect
+    /// only when it completes, just before its reply, so a crash in between loses it.
     pub fn log(&mut self, tag: u64, op: LogOp) {
         let h = self.host;
         let core = &mut *self.core;
-        let reply = core.hosts[h].disk.run_log(&op, &mut core.disk_rng);
+        let reply = match op {
+            LogOp::Sync { .. } => Err(op),
+            op => Ok(core.hosts[h].disk.run_log(&op, &mut core.disk_rng)),
+        };
         let lat = Duration::from_micros(core.disk_rng.u64(1..=2_000));
         let epoch = core.hosts[h].epoch;
         core.at(
@@ -405,9 +457,12 @@ impl Core {
         Some((i, ends))
     }
 
-    fn connect(&mut self, from: HostId, to: HostId) -> StreamId {
+    fn connect(&mut self, from: HostId, to: HostId, port: u16) -> StreamId {
         self.next_stream += 1;
         let s = self.next_stream;
+        if port != DEFAULT_PORT {
+            self.ports.insert(s, port);
+        }
         let end = |host, epoch| End {
             host,
             epoch,
@@ -615,6 +670,7 @@ impl Sim {
             disk_rng: rng::stream(seed, rng::DISK),
             hosts,
             streams: BTreeMap::new(),
+            ports: BTreeMap::new(),
             blocked: BTreeSet::new(),
             clogged: BTreeMap::new(),
             held: BTreeMap::new(),
@@ -828,6 +884,10 @@ impl Sim {
                 self.core.trace.record(now, 15, host as u64, tag, || {
                     format!("h{host} log reply {tag}")
                 });
+                let reply = reply.unwrap_or_else(|sync| {
+                    let core = &mut self.core;
+                    core.hosts[host].disk.run_log(&sync, &mut core.disk_rng)
+                });
                 self.call(host, |n, cx| n.on_log(cx, tag, reply));
             }
             Ev::Writable { stream, end } => {
@@ -912,7 +972,13 @@ impl Sim {
         }
         match seg {
             Seg::Syn => {
-                let accepts = self.nodes[dst].as_ref().is_some_and(|n| n.accepts());
+                let port = self
+                    .core
+                    .ports
+                    .get(&stream)
+                    .copied()
+                    .unwrap_or(DEFAULT_PORT);
+                let accepts = self.nodes[dst].as_ref().is_some_and(|n| n.accepts_on(port));
                 let ends = self.core.streams.get_mut(&stream).expect("stream");
                 ends[to].epoch = self.core.hosts[dst].epoch;
                 if !accepts {

@@ -11,6 +11,8 @@
 //! * [`rng`]: independent seeded random streams.
 //! * [`trace`]: the trace hash, its readable tail, and divergence search.
 //! * [`coverage`]: "sometimes" counters.
+//! * [`host`]: the generic host: a node machine and its connection machines, driven as the
+//!   node contract says; worlds observe it.
 //! * [`deadlines`]: a host's connection deadlines behind its one timer, and the spin check.
 //! * [`client`]: the simulated HTTP client (requests, and the oracle that checks answers).
 //! * [`workload`]: what the clients send to the static backend, and what it must answer.
@@ -27,6 +29,7 @@ pub mod coverage;
 pub mod deadlines;
 pub mod disk;
 pub mod engine;
+pub mod host;
 pub mod origin;
 pub mod proxy_world;
 pub mod rng;

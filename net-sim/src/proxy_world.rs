@@ -34,7 +34,7 @@
 //!   upstream connections, its pool (idle connections close after [`POOL_IDLE`]), and the
 //!   upstream hosts' ends.
 
-use crate::backend::{BackendHost, BackendScenario, PostLedger};
+use crate::backend::{backend_host, BackendHost, BackendScenario, PostLedger};
 use crate::client::ClientHost;
 use crate::coverage::Coverage;
 use crate::deadlines::Deadlines;
@@ -649,7 +649,7 @@ fn build_with_ledger(sc: &BackendScenario, keep: Keep) -> (Sim, PostLedger) {
         if host == PROXY {
             Box::new(ProxyHost::new(seed))
         } else if host <= BACKENDS {
-            Box::new(BackendHost::with_ledger(server_ledger.clone()))
+            Box::new(backend_host(host, seed, Some(server_ledger.clone())))
         } else if host < FIRST_CLIENT {
             Box::new(OriginHost::new(server_ledger.clone()))
         } else {

@@ -24,6 +24,7 @@
 //! the connection: a short body is never presented as complete.
 
 pub mod mime;
+pub mod node;
 pub mod range;
 
 use crate::buggify::Buggify;
@@ -449,6 +450,9 @@ fn file_name(clean: &CleanPath) -> &str {
 }
 
 impl Connection for BackendConn {
+    type ToNode = std::convert::Infallible;
+    type FromNode = std::convert::Infallible;
+
     fn handle(&mut self, now: Now, input: ConnInput<'_>) {
         if self.finished {
             // Only the flush of what was queued before Close still matters, and its deadline.
@@ -492,6 +496,7 @@ impl Connection for BackendConn {
                 }
             }
             ConnInput::File(FileReply::Read(result)) => self.on_read(now, result),
+            ConnInput::FromNode(never) => match never {},
         }
         if self.http.closing() == Closing::Abort {
             // Reset by the peer, or aborted by the HTTP layer itself (a send deadline, a bad

@@ -1,0 +1,522 @@
+//! A small line-protocol node that exercises every capability of the node contract, for the
+//! drivers' tests (the simulator's and the real sockets'): two or more listeners, messages
+//! from connections to the node and fanned out from the node to many connections, node
+//! timers, outgoing connections that retry with backoff, off-loop work, entropy, and
+//! durable-log appends answered only after the sync that covers them (group commit).
+//!
+//! # Protocol
+//! Every line ends in `\n` and is at most [`MAX_LINE`] bytes (a longer one closes the
+//! connection). On a new connection the node's machine first says `HELLO <listener>` (or
+//! `HELLO dial` on a connection the node opened). Then, one answer line per request line:
+//!
+//! | request | answer |
+//! |---|---|
+//! | `SUB` | `SUBSCRIBED`; every later `PUB` reaches this connection as `MSG <text>` |
+//! | `PUB <text>` | `PUBLISHED <n>`, after `MSG <text>` went to the `n` subscribers |
+//! | `AFTER <ms>` | `TICK`, once a node timer `ms` later fired |
+//! | `HASH <text>` | `HASHED <hex>`, computed off the loop ([`NodeMachine::run_job`]) |
+//! | `TOKEN` | `TOKEN <32 hex digits>` from the driver's entropy |
+//! | `LOG <text>` | `LOGGED <n>` once the record is synced (`n`: records committed so far), or `LOGFAIL` |
+//! | `DIAL <addr>` | `DIALED <attempts>` once a connection to `addr` opened, or `GAVEUP <attempts>` |
+//! | anything else | `ERR unknown` |
+//!
+//! A connection whose unsent answers pass [`MAX_QUEUED`] bytes (a subscriber that does not
+//! read) is closed: the node never waits on a slow connection.
+
+use super::commit::GroupCommit;
+use super::machine::{
+    ConnId, Entropy, ListenerId, NewConn, NodeInput, NodeMachine, NodeOutput, Scope, Token,
+};
+use super::timers::Timers;
+use super::{ConnInput, ConnOutput, Connection, LogOp, LogReply, Now};
+use crate::time::Duration;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The longest request line.
+pub const MAX_LINE: usize = 1024;
+/// Unsent bytes a connection may hold before it is closed.
+pub const MAX_QUEUED: usize = 64 * 1024;
+/// The log the node appends to.
+pub const LOG: &str = "lines";
+/// Connect attempts before `GAVEUP`.
+pub const DIAL_ATTEMPTS: u32 = 5;
+/// The first retry's delay; each later one doubles, plus up to half again of jitter.
+pub const DIAL_BACKOFF: Duration = Duration::from_millis(100);
+const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a connection tells the node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Up {
+    Subscribe,
+    Publish(String),
+    After(u64),
+    Hash(String),
+    Token,
+    Log(String),
+    Dial(String),
+}
+
+/// What the node tells a connection: one line to send.
+pub type Down = Arc<str>;
+
+/// How a connection's machine starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Spawn {
+    Accepted(ListenerId),
+    Dialed,
+}
+
+/// What observers see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Listening(ListenerId, SocketAddr),
+    /// Records found in the log at start.
+    Recovered(u64),
+    Published {
+        subscribers: usize,
+    },
+    Dialed {
+        attempts: u32,
+    },
+    GaveUp {
+        attempts: u32,
+    },
+    /// A record was answered as durable.
+    Committed {
+        record: u64,
+    },
+}
+
+/// One connection of the line protocol.
+pub struct LineConn {
+    inbuf: Vec<u8>,
+    transmit: Vec<u8>,
+    out: VecDeque<ConnOutput<Up>>,
+    /// Close once `transmit` is flushed (the peer closed its side).
+    closing: bool,
+    finished: bool,
+}
+
+impl LineConn {
+    pub fn new(spawn: &Spawn) -> Self {
+        let hello = match spawn {
+            Spawn::Accepted(l) => format!("HELLO {l}\n"),
+            Spawn::Dialed => "HELLO dial\n".to_string(),
+        };
+        LineConn {
+            inbuf: Vec::new(),
+            transmit: hello.into_bytes(),
+            out: VecDeque::new(),
+            closing: false,
+            finished: false,
+        }
+    }
+
+    fn say(&mut self, line: &str) {
+        if self.finished {
+            return;
+        }
+        if self.transmit.len() + line.len() + 1 > MAX_QUEUED {
+            // A peer that does not read: close it rather than hold its answers.
+            self.finished = true;
+            self.transmit.clear();
+            self.out.push_back(ConnOutput::Abort);
+            return;
+        }
+        self.transmit.extend_from_slice(line.as_bytes());
+        self.transmit.push(b'\n');
+    }
+
+    fn request(&mut self, line: &str) {
+        let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let up = match word {
+            "SUB" => Up::Subscribe,
+            "PUB" => Up::Publish(rest.to_string()),
+            "AFTER" => match rest.parse() {
+                Ok(ms) => Up::After(ms),
+                Err(_) => return self.say("ERR bad number"),
+            },
+            "HASH" => Up::Hash(rest.to_string()),
+            "TOKEN" => Up::Token,
+            "LOG" => Up::Log(rest.to_string()),
+            "DIAL" => Up::Dial(rest.to_string()),
+            _ => return self.say("ERR unknown"),
+        };
+        self.out.push_back(ConnOutput::ToNode(up));
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        self.inbuf.extend_from_slice(bytes);
+        while let Some(end) = self.inbuf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.inbuf.drain(..=end).collect();
+            let text = String::from_utf8_lossy(&line[..end]).trim_end().to_string();
+            self.request(&text);
+            if self.finished {
+                return;
+            }
+        }
+        if self.inbuf.len() > MAX_LINE {
+            self.say("ERR line too long");
+            self.inbuf.clear();
+            self.closing = true;
+        }
+    }
+}
+
+impl Connection for LineConn {
+    type ToNode = Up;
+    type FromNode = Down;
+
+    fn handle(&mut self, _now: Now, input: ConnInput<'_, Down>) {
+        match input {
+            ConnInput::Data(b) if !self.finished && !self.closing => self.feed(b),
+            ConnInput::Eof => self.closing = true,
+            ConnInput::Reset => {
+                self.finished = true;
+                self.transmit.clear();
+            }
+            ConnInput::Drain => self.closing = true,
+            ConnInput::Flushed(n) => {
+                self.transmit.drain(..n.min(self.transmit.len()));
+            }
+            ConnInput::FromNode(line) => self.say(&line),
+            _ => {}
+        }
+    }
+
+    fn poll_output(&mut self) -> ConnOutput<Up> {
+        if let Some(o) = self.out.pop_front() {
+            return o;
+        }
+        if self.closing && !self.finished && self.transmit.is_empty() {
+            self.finished = true;
+            return ConnOutput::Close;
+        }
+        ConnOutput::Wait { deadline: None }
+    }
+
+    fn transmit(&self) -> &[u8] {
+        &self.transmit
+    }
+
+    fn wants_read(&self) -> bool {
+        !self.finished && !self.closing
+    }
+
+    fn may_leave_unread(&self) -> bool {
+        false
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// `AFTER` of connection `conn`, its `n`th.
+    After { conn: ConnId, n: u64 },
+    /// The next attempt of dial `token`.
+    Redial(Token),
+}
+
+struct Dial {
+    conn: ConnId,
+    addr: SocketAddr,
+    attempts: u32,
+}
+
+/// The node of the line protocol (module docs).
+pub struct LineNode {
+    addrs: Vec<SocketAddr>,
+    rng: fastrand::Rng,
+    out: VecDeque<NodeOutput<LineNode>>,
+    timers: Timers<Timer>,
+    subscribers: BTreeSet<ConnId>,
+    next_token: Token,
+    next_after: u64,
+    jobs: BTreeMap<Token, ConnId>,
+    dials: BTreeMap<Token, Dial>,
+    /// Log appends by token, waiting for their sync.
+    commit: GroupCommit<Token>,
+    appends: BTreeMap<Token, ConnId>,
+    read_token: Option<Token>,
+    records: u64,
+    draining: bool,
+}
+
+impl LineNode {
+    /// A node listening on each of `addrs` (listener ids are their indexes).
+    pub fn new(addrs: Vec<SocketAddr>, seed: u64) -> Self {
+        LineNode {
+            addrs,
+            rng: fastrand::Rng::with_seed(seed),
+            out: VecDeque::new(),
+            timers: Timers::default(),
+            subscribers: BTreeSet::new(),
+            next_token: 0,
+            next_after: 0,
+            jobs: BTreeMap::new(),
+            dials: BTreeMap::new(),
+            commit: GroupCommit::new(LOG),
+            appends: BTreeMap::new(),
+            read_token: None,
+            records: 0,
+            draining: false,
+        }
+    }
+
+    /// Syncs issued so far (appends per sync shows the group commit at work).
+    pub fn syncs(&self) -> u64 {
+        self.commit.syncs
+    }
+
+    fn token(&mut self) -> Token {
+        self.next_token += 1;
+        self.next_token
+    }
+
+    fn tell(&mut self, conn: ConnId, line: impl Into<Arc<str>>) {
+        self.out.push_back(NodeOutput::ToConn {
+            conn,
+            msg: line.into(),
+        });
+    }
+
+    fn dial(&mut self, token: Token) {
+        if let Some(d) = self.dials.get_mut(&token) {
+            d.attempts += 1;
+            let addr = d.addr;
+            self.out.push_back(NodeOutput::Connect {
+                token,
+                addr,
+                timeout: DIAL_TIMEOUT,
+                spawn: Spawn::Dialed,
+            });
+        }
+    }
+
+    fn on_message(&mut self, now: Now, conn: ConnId, up: Up, entropy: &mut dyn Entropy) {
+        match up {
+            Up::Subscribe => {
+                self.subscribers.insert(conn);
+                self.tell(conn, "SUBSCRIBED");
+            }
+            Up::Publish(text) => {
+                let line: Arc<str> = format!("MSG {text}").into();
+                for &s in &self.subscribers {
+                    self.out.push_back(NodeOutput::ToConn {
+                        conn: s,
+                        msg: line.clone(),
+                    });
+                }
+                let n = self.subscribers.len();
+                self.out
+                    .push_back(NodeOutput::Event(Event::Published { subscribers: n }));
+                self.tell(conn, format!("PUBLISHED {n}"));
+            }
+            Up::After(ms) => {
+                self.next_after += 1;
+                let key = Timer::After {
+                    conn,
+                    n: self.next_after,
+                };
+                self.timers.set(key, now.mono + Duration::from_millis(ms));
+            }
+            Up::Hash(text) => {
+                let token = self.token();
+                self.jobs.insert(token, conn);
+                self.out.push_back(NodeOutput::Job { token, job: text });
+            }
+            Up::Token => {
+                let mut secret = [0u8; 16];
+                entropy.fill(&mut secret);
+                let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+                self.tell(conn, format!("TOKEN {hex}"));
+            }
+            Up::Log(text) => {
+                if self.draining {
+                    return self.tell(conn, "LOGFAIL");
+                }
+                let token = self.token();
+                self.appends.insert(token, conn);
+                let mut record = text.into_bytes();
+                record.push(b'\n');
+                self.out.push_back(NodeOutput::Log {
+                    token,
+                    op: LogOp::Append {
+                        log: LOG.into(),
+                        bytes: record,
+                    },
+                });
+                if let Some(op) = self.commit.commit(token) {
+                    self.out.push_back(NodeOutput::Log { token: 0, op });
+                }
+            }
+            Up::Dial(addr) => match addr.parse() {
+                Ok(addr) => {
+                    let token = self.token();
+                    self.dials.insert(
+                        token,
+                        Dial {
+                            conn,
+                            addr,
+                            attempts: 0,
+                        },
+                    );
+                    self.dial(token);
+                }
+                Err(_) => self.tell(conn, "ERR bad address"),
+            },
+        }
+    }
+
+    fn log_reply(&mut self, token: Token, reply: LogReply) {
+        match reply {
+            LogReply::Contents(Ok(bytes)) if Some(token) == self.read_token => {
+                self.records = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+                self.out
+                    .push_back(NodeOutput::Event(Event::Recovered(self.records)));
+            }
+            LogReply::Contents(_) => {}
+            LogReply::Appended(result) => self.commit.appended(token, result),
+            LogReply::Synced(result) => {
+                let (done, next) = self.commit.synced(result);
+                if let Some(op) = next {
+                    self.out.push_back(NodeOutput::Log { token: 0, op });
+                }
+                for (waiter, result) in done {
+                    let Some(conn) = self.appends.remove(&waiter) else {
+                        continue;
+                    };
+                    match result {
+                        Ok(()) => {
+                            self.records += 1;
+                            let record = self.records;
+                            self.out
+                                .push_back(NodeOutput::Event(Event::Committed { record }));
+                            self.tell(conn, format!("LOGGED {record}"));
+                        }
+                        Err(_) => self.tell(conn, "LOGFAIL"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl NodeMachine for LineNode {
+    type Conn = LineConn;
+    type Spawn = Spawn;
+    type Job = String;
+    type JobDone = u64;
+    type Command = ();
+    type Event = Event;
+
+    const SCOPE: Scope = Scope::Process;
+
+    fn spawn(spawn: &Spawn, _now: Now, _conn: NewConn) -> LineConn {
+        LineConn::new(spawn)
+    }
+
+    /// A deliberately slow hash (FNV-1a, many rounds), standing in for a password hash.
+    fn run_job(text: String) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for _ in 0..10_000 {
+            for &b in text.as_bytes() {
+                h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+            }
+            h = h.rotate_left(5);
+        }
+        h
+    }
+
+    fn handle(&mut self, now: Now, input: NodeInput<Self>, entropy: &mut dyn Entropy) {
+        match input {
+            NodeInput::Start => {
+                for (i, addr) in self.addrs.clone().into_iter().enumerate() {
+                    let listener = i as ListenerId;
+                    self.out.push_back(NodeOutput::Listen {
+                        listener,
+                        addr,
+                        spawn: Spawn::Accepted(listener),
+                    });
+                }
+                let token = self.token();
+                self.read_token = Some(token);
+                self.out.push_back(NodeOutput::Log {
+                    token,
+                    op: LogOp::Read { log: LOG.into() },
+                });
+            }
+            NodeInput::Listening { listener, result } => match result {
+                Ok(addr) => self
+                    .out
+                    .push_back(NodeOutput::Event(Event::Listening(listener, addr))),
+                Err(e) => self.out.push_back(NodeOutput::Exit {
+                    reason: format!(
+                        "cannot listen on {}: {}",
+                        self.addrs[listener as usize], e.0
+                    ),
+                }),
+            },
+            NodeInput::FromConn { conn, msg } => self.on_message(now, conn, msg, entropy),
+            NodeInput::Closed { conn } => {
+                self.subscribers.remove(&conn);
+            }
+            NodeInput::Connected { token, .. } => {
+                if let Some(d) = self.dials.remove(&token) {
+                    let attempts = d.attempts;
+                    self.out
+                        .push_back(NodeOutput::Event(Event::Dialed { attempts }));
+                    self.tell(d.conn, format!("DIALED {attempts}"));
+                }
+            }
+            NodeInput::ConnectFailed { token, error: _e } => {
+                let Some(d) = self.dials.get(&token) else {
+                    return;
+                };
+                if d.attempts >= DIAL_ATTEMPTS || self.draining {
+                    let (conn, attempts) = (d.conn, d.attempts);
+                    self.dials.remove(&token);
+                    self.out
+                        .push_back(NodeOutput::Event(Event::GaveUp { attempts }));
+                    self.tell(conn, format!("GAVEUP {attempts}"));
+                    return;
+                }
+                let base = DIAL_BACKOFF * 2u32.pow(d.attempts - 1);
+                let jitter = self.rng.u64(..=base.as_millis() as u64 / 2);
+                let at = now.mono + base + Duration::from_millis(jitter);
+                self.timers.set(Timer::Redial(token), at);
+            }
+            NodeInput::Log { token, reply } => self.log_reply(token, reply),
+            NodeInput::JobDone { token, done } => {
+                if let Some(conn) = self.jobs.remove(&token) {
+                    self.tell(conn, format!("HASHED {done:016x}"));
+                }
+            }
+            NodeInput::Timeout => {
+                while let Some(t) = self.timers.pop_due(now.mono) {
+                    match t {
+                        Timer::After { conn, .. } => self.tell(conn, "TICK"),
+                        Timer::Redial(token) => self.dial(token),
+                    }
+                }
+            }
+            NodeInput::Command(()) => {}
+            NodeInput::Drain => self.draining = true,
+        }
+    }
+
+    fn poll_output(&mut self) -> NodeOutput<Self> {
+        self.out.pop_front().unwrap_or(NodeOutput::Wait {
+            deadline: self.timers.next(),
+        })
+    }
+
+    fn check_invariants(&self) {
+        self.timers.check_invariants();
+        assert!(
+            self.commit.waiting() == self.appends.len(),
+            "every waiting append belongs to a connection"
+        );
+    }
+}
