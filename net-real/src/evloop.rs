@@ -59,10 +59,17 @@ use std::time::Duration;
 use weaprous_core::node::{ConnInput, ConnOutput, Connection, FileReply, FsError, Now};
 use weaprous_core::time::Instant;
 
-const LISTENER: u64 = 0;
-const WAKE: u64 = 1;
+const WAKE: u64 = 0;
+/// The worker's mailbox ([`Wake`]), when it has one.
+const MAIL: u64 = 1;
+/// Listener `i` of a worker has token `FIRST_LISTENER + i`.
+const FIRST_LISTENER: u64 = 2;
+/// Generations are 24 bits ([`Io::generation`]).
+pub(crate) const GENERATION_MASK: u32 = 0xFF_FFFF;
+/// Listeners a process may have.
+pub(crate) const MAX_LISTENERS: usize = 16;
 /// Handler tokens start here.
-const FIRST_TOKEN: u64 = 2;
+const FIRST_TOKEN: u64 = FIRST_LISTENER + MAX_LISTENERS as u64;
 const SCRATCH: usize = 64 * 1024;
 /// Connections taken per wake-up of a worker's own listener (it stays readable while more wait).
 const ACCEPT_BATCH: usize = 16;
@@ -74,9 +81,82 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 const LINGER: Duration = Duration::from_secs(2);
 
 /// What every worker shares: the drain signal.
-struct Shared {
+pub(crate) struct Shared {
     wake: OwnedFd,
     draining: AtomicBool,
+}
+
+impl Shared {
+    /// Starts the graceful shutdown of every worker (as SIGTERM does).
+    pub fn stop(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
+    }
+}
+
+/// A wake-up another thread can give a worker: an eventfd in the worker's epoll set, written
+/// at most once per burst (the first letter after the worker last looked sets `pending`; the
+/// rest find it set and write nothing).
+pub(crate) struct Wake {
+    fd: OwnedFd,
+    pending: AtomicBool,
+}
+
+impl Wake {
+    pub fn new() -> io::Result<Wake> {
+        Ok(Wake {
+            fd: eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?,
+            pending: AtomicBool::new(false),
+        })
+    }
+    /// Wakes the worker unless a wake-up is already pending.
+    pub fn notify(&self) {
+        if !self.pending.swap(true, Ordering::AcqRel) {
+            let _ = rustix::io::write(&self.fd, &1u64.to_ne_bytes());
+        }
+    }
+    /// The worker is about to look at what was sent: later senders wake it again.
+    fn clear(&self) {
+        let mut buf = [0u8; 8];
+        let _ = rustix::io::read(&self.fd, &mut buf);
+        self.pending.store(false, Ordering::Release);
+    }
+}
+
+/// The OS's random source, lent to node machines as their [`Entropy`].
+pub(crate) struct OsEntropy;
+
+impl weaprous_core::node::machine::Entropy for OsEntropy {
+    fn fill(&mut self, buf: &mut [u8]) {
+        let mut done = 0;
+        while done < buf.len() {
+            match rustix::rand::getrandom(&mut buf[done..], rustix::rand::GetRandomFlags::empty()) {
+                Ok(n) => done += n,
+                Err(rustix::io::Errno::INTR) => {}
+                // No kernel randomness (a kernel older than 3.17): nothing safe to fall back to.
+                Err(e) => panic!("getrandom failed: {e}"),
+            }
+        }
+    }
+}
+
+/// Starts a non-blocking connect to `addr`: the socket becomes writable when it is done, and
+/// [`connect_result`] then says how it went.
+pub(crate) fn connect_start(addr: SocketAddr) -> io::Result<TcpStream> {
+    let fd = tcp_socket(addr)?;
+    sockopt::set_tcp_nodelay(&fd, true)?;
+    match rustix::net::connect(&fd, &addr) {
+        Ok(()) | Err(rustix::io::Errno::INPROGRESS) => Ok(TcpStream::from(fd)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// How a connect started by [`connect_start`] ended, once its socket is writable.
+pub(crate) fn connect_result(stream: &TcpStream) -> io::Result<()> {
+    match sockopt::socket_error(stream)? {
+        Ok(()) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A key for a connection's socket or timer: its slot index and the slot's generation (so an
@@ -103,6 +183,7 @@ impl Key {
 /// What a worker thread owns besides its connections, lent to the handler with every event.
 pub(crate) struct Io {
     ep: OwnedFd,
+    shared: Arc<Shared>,
     timers: BinaryHeap<Reverse<(Instant, Key)>>,
     /// Read once per wake-up of the loop: everything handled in one batch sees this instant.
     pub now: Now,
@@ -112,9 +193,10 @@ pub(crate) struct Io {
 }
 
 impl Io {
-    /// A fresh generation for a new connection's [`Key`].
+    /// A fresh generation for a new connection's [`Key`]: 24 bits, so that a key fits in a
+    /// node's connection id beside the worker's number (see `crate::node`).
     pub fn generation(&mut self) -> u32 {
-        self.next_generation = self.next_generation.wrapping_add(1);
+        self.next_generation = (self.next_generation + 1) & GENERATION_MASK;
         self.next_generation
     }
     /// Adds `fd` to the epoll set, edge-triggered for reading and writing, under `key`.
@@ -132,12 +214,21 @@ impl Io {
     pub fn arm(&mut self, key: Key, at: Instant) {
         self.timers.push(Reverse((at, key)));
     }
+    /// Starts the graceful shutdown of the whole process.
+    pub fn stop_all(&self) {
+        self.shared.stop();
+    }
 }
 
 /// What a kind of server does with its connections; [`run`] does the rest.
 pub(crate) trait Handler {
-    /// A connection was accepted (non-blocking, `TCP_NODELAY` inherited from the listener).
-    fn accepted(&mut self, io: &mut Io, stream: TcpStream, peer: SocketAddr);
+    /// A connection was accepted on listener `listener` (the index of its group in
+    /// [`run_groups`]; non-blocking, `TCP_NODELAY` inherited from the listener).
+    fn accepted(&mut self, io: &mut Io, listener: usize, stream: TcpStream, peer: SocketAddr);
+    /// The worker's mailbox was written to (see [`Wake`]).
+    fn mail(&mut self, _io: &mut Io) {}
+    /// The worker starts, before its first wait.
+    fn started(&mut self, _io: &mut Io) {}
     /// A socket registered under `key` became ready (`flags` as epoll reported them).
     fn ready(&mut self, io: &mut Io, key: Key, flags: EventFlags);
     /// Whether a timer armed for `key` at `at` still matters (stale ones are dropped unfired).
@@ -159,23 +250,60 @@ where
     M: Fn() -> H + Send + Sync + 'static,
 {
     let threads = opts.threads.max(1);
-    let (local, listeners) = bind_group(opts.addr, threads)?;
+    let group = bind_group(opts.addr, threads)?;
+    run_groups(
+        opts,
+        vec![group],
+        (0..threads).map(|_| None).collect(),
+        move |_| make(),
+    )
+}
+
+/// The shared part of [`run`]: runs `make(i)`'s handler on worker `i`, which accepts on its
+/// own socket of each of `groups` (from [`bind_group`], `opts.threads` sockets each; at most
+/// [`MAX_LISTENERS`] groups) and is woken by `mail[i]` when other threads have letters for it.
+/// Prints `<name> listening on <addr>` for each group once every worker runs.
+pub(crate) fn run_groups<H, M>(
+    opts: &ServeOptions,
+    groups: Vec<(SocketAddr, Vec<TcpListener>)>,
+    mail: Vec<Option<Arc<Wake>>>,
+    make: M,
+) -> io::Result<()>
+where
+    H: Handler,
+    M: Fn(usize) -> H + Send + Sync + 'static,
+{
+    let threads = opts.threads.max(1);
+    if groups.len() > MAX_LISTENERS {
+        return Err(io::Error::other(format!(
+            "at most {MAX_LISTENERS} listeners per process"
+        )));
+    }
     // Before the workers start and before "listening": see `crate::shutdown`.
     let terminate = crate::shutdown::terminate_signal();
     let shared = Arc::new(Shared {
         wake: eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?,
         draining: AtomicBool::new(false),
     });
+    let locals: Vec<SocketAddr> = groups.iter().map(|(a, _)| *a).collect();
+    let mut per_worker: Vec<Vec<TcpListener>> = (0..threads).map(|_| Vec::new()).collect();
+    for (_, listeners) in groups {
+        for (w, l) in listeners.into_iter().enumerate().take(threads) {
+            per_worker[w].push(l);
+        }
+    }
     let make = Arc::new(make);
     let mut workers = Vec::new();
-    for listener in listeners {
-        let ep = worker_epoll(&listener, &shared)?;
+    for ((i, listeners), wake) in per_worker.into_iter().enumerate().zip(mail) {
+        let ep = worker_epoll(&listeners, wake.as_deref(), &shared)?;
         let (shared, make, grace) = (shared.clone(), make.clone(), opts.grace);
         workers.push(std::thread::spawn(move || {
-            Worker::new(ep, listener, shared, grace).run(&mut make())
+            Worker::new(ep, listeners, wake, shared, grace).run(&mut make(i))
         }));
     }
-    println!("{} listening on {}", opts.name, local);
+    for local in locals {
+        println!("{} listening on {}", opts.name, local);
+    }
     let _ = io::stdout().flush();
 
     let signal = match terminate {
@@ -185,8 +313,7 @@ where
     match signal {
         Ok(sig) => {
             eprintln!("{}: signal {sig}, draining connections", opts.name);
-            shared.draining.store(true, Ordering::SeqCst);
-            let _ = rustix::io::write(&shared.wake, &1u64.to_ne_bytes());
+            shared.stop();
         }
         Err(e) => eprintln!(
             "{}: cannot watch signals ({e}); running until killed",
@@ -208,7 +335,7 @@ where
 
 /// `n` listening sockets on `addr`, one per worker (see the module docs), and the address they
 /// listen on (the port the system chose when `addr` asked for port 0).
-fn bind_group(addr: SocketAddr, n: usize) -> io::Result<(SocketAddr, Vec<TcpListener>)> {
+pub(crate) fn bind_group(addr: SocketAddr, n: usize) -> io::Result<(SocketAddr, Vec<TcpListener>)> {
     // Fails, as any bind would, when something already holds the address; only then is the
     // address taken by the group (the probe is not listening, so it leaves nothing behind).
     let local = TcpListener::bind(addr)?.local_addr()?;
@@ -276,10 +403,26 @@ pub(crate) fn tcp_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
     )?)
 }
 
-/// A worker's epoll set: its listener and the drain eventfd (every worker woken once).
-fn worker_epoll(listener: &TcpListener, shared: &Shared) -> io::Result<OwnedFd> {
+/// A worker's epoll set: its listeners, its mailbox's wake-up if any, and the drain eventfd
+/// (every worker woken once).
+fn worker_epoll(
+    listeners: &[TcpListener],
+    mail: Option<&Wake>,
+    shared: &Shared,
+) -> io::Result<OwnedFd> {
     let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
-    epoll::add(&ep, listener, EventData::new_u64(LISTENER), EventFlags::IN)?;
+    for (i, l) in listeners.iter().enumerate() {
+        let token = FIRST_LISTENER + i as u64;
+        epoll::add(&ep, l, EventData::new_u64(token), EventFlags::IN)?;
+    }
+    if let Some(w) = mail {
+        epoll::add(
+            &ep,
+            &w.fd,
+            EventData::new_u64(MAIL),
+            EventFlags::IN | EventFlags::ET,
+        )?;
+    }
     epoll::add(
         &ep,
         &shared.wake,
@@ -292,7 +435,8 @@ fn worker_epoll(listener: &TcpListener, shared: &Shared) -> io::Result<OwnedFd> 
 /// One worker thread's loop state.
 struct Worker {
     io: Io,
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
+    mail: Option<Arc<Wake>>,
     shared: Arc<Shared>,
     grace: Duration,
     accepting: bool,
@@ -301,11 +445,19 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(ep: OwnedFd, listener: TcpListener, shared: Arc<Shared>, grace: Duration) -> Self {
+    fn new(
+        ep: OwnedFd,
+        listeners: Vec<TcpListener>,
+        mail: Option<Arc<Wake>>,
+        shared: Arc<Shared>,
+        grace: Duration,
+    ) -> Self {
         Worker {
-            listener,
+            listeners,
+            mail,
             io: Io {
                 ep,
+                shared: shared.clone(),
                 timers: BinaryHeap::new(),
                 now: clock::now(),
                 scratch: vec![0u8; SCRATCH],
@@ -322,6 +474,7 @@ impl Worker {
     /// Runs until drained; `true` when the grace period ended with connections still open.
     fn run(&mut self, handler: &mut impl Handler) -> bool {
         let mut events: Vec<Event> = Vec::with_capacity(256);
+        handler.started(&mut self.io);
         loop {
             self.io.now = clock::now();
             if let Some(at) = self.accept_resume {
@@ -363,8 +516,14 @@ impl Worker {
             for ev in events.iter() {
                 let flags = ev.flags;
                 match ev.data.u64() {
-                    LISTENER => self.accept(handler),
                     WAKE => self.start_drain(handler),
+                    MAIL => {
+                        if let Some(w) = &self.mail {
+                            w.clear();
+                        }
+                        handler.mail(&mut self.io);
+                    }
+                    t if t < FIRST_TOKEN => self.accept(handler, (t - FIRST_LISTENER) as usize),
                     t => handler.ready(&mut self.io, Key::from_token(t), flags),
                 }
             }
@@ -398,13 +557,13 @@ impl Worker {
         }
     }
 
-    fn accept(&mut self, handler: &mut impl Handler) {
-        if !self.accepting {
+    fn accept(&mut self, handler: &mut impl Handler, listener: usize) {
+        if !self.accepting || listener >= self.listeners.len() {
             return;
         }
         for _ in 0..ACCEPT_BATCH {
             let accepted = rustix::net::acceptfrom_with(
-                &self.listener,
+                &self.listeners[listener],
                 SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
             );
             match accepted {
@@ -412,7 +571,7 @@ impl Worker {
                     let peer = addr
                         .and_then(|a| SocketAddr::try_from(a).ok())
                         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-                    handler.accepted(&mut self.io, TcpStream::from(fd), peer);
+                    handler.accepted(&mut self.io, listener, TcpStream::from(fd), peer);
                 }
                 Err(rustix::io::Errno::AGAIN) => return,
                 // The client gave up before we took it.
@@ -420,7 +579,7 @@ impl Worker {
                 Err(e) => {
                     eprintln!("accept failed: {e}");
                     // Pause instead of spinning on a listener that stays readable.
-                    if epoll::delete(&self.io.ep, &self.listener).is_ok() {
+                    if epoll::delete(&self.io.ep, &self.listeners[listener]).is_ok() {
                         self.accept_resume = Some(self.io.now.mono + ACCEPT_BACKOFF);
                     }
                     return;
@@ -433,12 +592,14 @@ impl Worker {
         if !self.accepting {
             return Ok(());
         }
-        epoll::add(
-            &self.io.ep,
-            &self.listener,
-            EventData::new_u64(LISTENER),
-            EventFlags::IN,
-        )?;
+        for (i, l) in self.listeners.iter().enumerate() {
+            let token = FIRST_LISTENER + i as u64;
+            // Those that were never taken out are there already.
+            match epoll::add(&self.io.ep, l, EventData::new_u64(token), EventFlags::IN) {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         Ok(())
     }
 
@@ -449,8 +610,10 @@ impl Worker {
         self.accepting = false;
         // Closing this worker's listener: the kernel sends new connections to the others
         // while they still listen; all stop together here.
-        let _ = epoll::delete(&self.io.ep, &self.listener);
-        let _ = rustix::net::shutdown(&self.listener, rustix::net::Shutdown::Read);
+        for l in &self.listeners {
+            let _ = epoll::delete(&self.io.ep, l);
+            let _ = rustix::net::shutdown(l, rustix::net::Shutdown::Read);
+        }
         self.accept_resume = None;
         self.draining_until = Some(Instant(self.io.now.mono.0 + self.grace.as_nanos() as u64));
         handler.drain(&mut self.io);
@@ -510,6 +673,18 @@ impl<T> Slab<T> {
     }
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+    /// The index the next [`Slab::insert`] will use.
+    pub fn next_index(&self) -> u32 {
+        self.free.last().copied().unwrap_or(self.slots.len() as u32)
+    }
+    /// Puts back a value just taken out with [`Slab::remove`], under the same key.
+    pub fn reinsert(&mut self, key: Key, value: T) {
+        if let Some(pos) = self.free.iter().rposition(|&i| i == key.index) {
+            self.free.remove(pos);
+            self.slots[key.index as usize] = Some((key.generation, value));
+            self.len += 1;
+        }
     }
     pub fn keys(&self) -> Vec<Key> {
         self.slots
@@ -697,21 +872,36 @@ where
 }
 
 /// One accepted connection and everything its driver remembers about it.
-struct Slot<C> {
-    sock: Sock,
-    peer: SocketAddr,
-    conn: C,
-    files: Files,
-    close_after_flush: bool,
-    drained: bool,
+pub(crate) struct Slot<C> {
+    pub sock: Sock,
+    pub peer: SocketAddr,
+    pub conn: C,
+    pub files: Files,
+    pub close_after_flush: bool,
+    pub drained: bool,
     /// The deadline the heap holds for this slot (an earlier one replaces it; see module docs).
-    armed: Option<Instant>,
+    pub armed: Option<Instant>,
     /// Set while discarding unread bytes before the close, until this instant.
-    linger: Option<Instant>,
+    pub linger: Option<Instant>,
+}
+
+impl<C> Slot<C> {
+    pub fn new(sock: Sock, peer: SocketAddr, conn: C) -> Self {
+        Slot {
+            sock,
+            peer,
+            conn,
+            files: Files::default(),
+            close_after_flush: false,
+            drained: false,
+            armed: None,
+            linger: None,
+        }
+    }
 }
 
 /// What became of a connection after it was driven.
-enum Fate {
+pub(crate) enum Fate {
     /// Still open, waiting for an event or until the machine's deadline.
     Open {
         deadline: Option<Instant>,
@@ -726,7 +916,7 @@ struct ServerHandler<C, F> {
 }
 
 impl<C: Connection<ToNode = Infallible>, F: Fn(Now) -> C> Handler for ServerHandler<C, F> {
-    fn accepted(&mut self, io: &mut Io, stream: TcpStream, peer: SocketAddr) {
+    fn accepted(&mut self, io: &mut Io, _listener: usize, stream: TcpStream, peer: SocketAddr) {
         let conn = (self.make)(io.now);
         let key = self.slots.insert(
             io.generation(),
@@ -799,7 +989,13 @@ impl<C: Connection<ToNode = Infallible>, F> ServerHandler<C, F> {
         let fate = if slot.linger.is_some() {
             linger_read(slot, &mut io.scratch)
         } else {
-            step(slot, &mut io.scratch, self.access_log, io.now)
+            step(
+                slot,
+                &mut io.scratch,
+                self.access_log,
+                io.now,
+                &mut |m| match m {},
+            )
         };
         let Fate::Open { deadline } = fate else {
             // Closing the descriptor also takes it out of the epoll set (never duplicated).
@@ -821,11 +1017,12 @@ impl<C: Connection<ToNode = Infallible>, F> ServerHandler<C, F> {
 
 /// One round of the node contract for `slot`: outputs, writes, reads, until the machine waits
 /// on something the loop does not have yet.
-fn step<C: Connection<ToNode = Infallible>>(
+pub(crate) fn step<C: Connection>(
     slot: &mut Slot<C>,
     scratch: &mut [u8],
     access_log: bool,
     now: Now,
+    to_node: &mut impl FnMut(C::ToNode),
 ) -> Fate {
     loop {
         let deadline = loop {
@@ -845,7 +1042,7 @@ fn step<C: Connection<ToNode = Infallible>>(
                     let _ = slot.sock.stream.shutdown(Shutdown::Both);
                     return Fate::Closed;
                 }
-                ConnOutput::ToNode(never) => match never {},
+                ConnOutput::ToNode(m) => to_node(m),
                 ConnOutput::Wait { deadline } => break deadline,
             }
         };
@@ -867,7 +1064,7 @@ fn step<C: Connection<ToNode = Infallible>>(
                     }
                     Write1::Blocked => {}
                     Write1::Again => continue,
-                    Write1::Broken => return reset(slot, access_log, now),
+                    Write1::Broken => return reset(slot, access_log, now, to_node),
                 }
             }
         } else if let Some(seg) = slot.conn.transmit_file() {
@@ -888,7 +1085,7 @@ fn step<C: Connection<ToNode = Infallible>>(
                             ErrorKind::BrokenPipe | ErrorKind::ConnectionReset
                         ) =>
                     {
-                        return reset(slot, access_log, now);
+                        return reset(slot, access_log, now, to_node);
                     }
                     // The file ended early (it shrank) or could not be read: the machine decides.
                     _ => {
@@ -930,15 +1127,22 @@ fn step<C: Connection<ToNode = Infallible>>(
 }
 
 /// The connection broke under a write: tell the machine, keep its last log lines, close.
-fn reset<C: Connection<ToNode = Infallible>>(
+pub(crate) fn reset<C: Connection>(
     slot: &mut Slot<C>,
     access_log: bool,
     now: Now,
+    to_node: &mut impl FnMut(C::ToNode),
 ) -> Fate {
     slot.conn.handle(now, ConnInput::Reset);
-    while let ConnOutput::Log(l) = slot.conn.poll_output() {
-        if access_log {
-            log_line(slot.peer, &l);
+    loop {
+        match slot.conn.poll_output() {
+            ConnOutput::Log(l) => {
+                if access_log {
+                    log_line(slot.peer, &l);
+                }
+            }
+            ConnOutput::ToNode(m) => to_node(m),
+            _ => break,
         }
     }
     Fate::Closed
@@ -949,13 +1153,13 @@ fn reset<C: Connection<ToNode = Infallible>>(
 /// [`LINGER`] passes, so those bytes do not turn our close into a reset that destroys the
 /// response the client has not read yet (nginx's `lingering_close`). No probe decides it: the
 /// bytes may still be on their way.
-fn start_linger<C>(slot: &mut Slot<C>, scratch: &mut [u8], now: Now) -> Fate {
+pub(crate) fn start_linger<C>(slot: &mut Slot<C>, scratch: &mut [u8], now: Now) -> Fate {
     let _ = slot.sock.stream.shutdown(Shutdown::Write);
     slot.linger = Some(now.mono + LINGER);
     linger_read(slot, scratch)
 }
 
-fn linger_read<C>(slot: &mut Slot<C>, scratch: &mut [u8]) -> Fate {
+pub(crate) fn linger_read<C>(slot: &mut Slot<C>, scratch: &mut [u8]) -> Fate {
     loop {
         match (&slot.sock.stream).read(scratch) {
             Ok(0) => return Fate::Closed,

@@ -8,6 +8,7 @@
 //! * [`evloop`]: the server's data path, one edge-triggered epoll loop per thread.
 //! * [`files`]: carries out file effects on the real file system.
 //! * [`logs`]: carries out durable-log effects (append, sync, read) in a data directory.
+//! * [`node`]: node machines on the event loops: mailboxes, listeners, connects, jobs, logs.
 //! * [`proxy`]: the proxy's handler on the event loop (client sockets, upstream sockets, pool).
 //! * [`server`]: how a server is run, and `serve` for single-socket machines.
 //! * [`shutdown`]: SIGINT/SIGTERM (graceful shutdown) and SIGHUP (reload).
@@ -16,6 +17,7 @@ pub mod clock;
 pub mod evloop;
 pub mod files;
 pub mod logs;
+pub mod node;
 pub mod proxy;
 pub mod server;
 pub mod shutdown;

@@ -134,7 +134,7 @@ fn slab_key(k: Key) -> Key {
 }
 
 impl Handler for ProxyHandler {
-    fn accepted(&mut self, io: &mut Io, stream: TcpStream, peer: SocketAddr) {
+    fn accepted(&mut self, io: &mut Io, _listener: usize, stream: TcpStream, peer: SocketAddr) {
         let cx = self
             .current
             .lock()

@@ -133,7 +133,7 @@ impl BackendScenario {
         let n = if families[5] { r.usize(1..=8) } else { 0 };
         for _ in 0..n {
             let at_ms = r.u64(0..heal_at_ms);
-            let action = match r.u8(..8) {
+            let action = match r.u8(..9) {
                 0 => FaultAction::Crash { host: host(&mut r) },
                 1 => FaultAction::Isolate { host: host(&mut r) },
                 2 => {
@@ -158,6 +158,7 @@ impl BackendScenario {
                     by_s: r.i64(-7200..=7200),
                 },
                 6 => FaultAction::ResetAll { host: SERVER },
+                7 => FaultAction::Drain { host: host(&mut r) },
                 _ => FaultAction::Restart { host: host(&mut r) },
             };
             faults.push(Timed { at_ms, action });

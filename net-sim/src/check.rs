@@ -380,7 +380,7 @@ fn hosts_of(a: &crate::scenario::FaultAction) -> Vec<usize> {
     match a {
         Partition { from, to, .. } => from.iter().chain(to).copied().collect(),
         Isolate { host } | Crash { host } | Restart { host } | Pause { host, .. } => vec![*host],
-        ClockJump { host, .. } | ResetAll { host } => vec![*host],
+        ClockJump { host, .. } | ResetAll { host } | Drain { host } => vec![*host],
         Clog { from, to, .. } => vec![*from, *to],
     }
 }

@@ -241,6 +241,12 @@ impl Disk {
         self.logs.get(log).map_or(&[], |l| l.data.as_slice())
     }
 
+    /// The process exited (a graceful restart): its open handles close, every byte written
+    /// stays (the kernel still holds what was not synced).
+    pub fn close_all(&mut self) {
+        self.open.clear();
+    }
+
     /// The host lost power: unsynced appends go (the last one possibly torn), handles close.
     /// Returns true when some unsynced byte existed (a crash "during a write").
     pub fn crash(&mut self, rng: &mut fastrand::Rng) -> bool {

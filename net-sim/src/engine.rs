@@ -101,6 +101,9 @@ pub trait Node: Any {
     fn on_timer(&mut self, _cx: &mut Cx) {}
     fn on_disk(&mut self, _cx: &mut Cx, _tag: u64, _reply: FileReply) {}
     fn on_log(&mut self, _cx: &mut Cx, _tag: u64, _reply: LogReply) {}
+    /// A graceful shutdown began ([`FaultAction::Drain`]); the node calls
+    /// [`Cx::restart_host`] once it is done.
+    fn on_drain(&mut self, _cx: &mut Cx) {}
     /// Safety oracles and invariants, after every event this node handled.
     fn check(&self) -> Result<(), String> {
         Ok(())
@@ -230,6 +233,8 @@ pub struct Core {
     disk_rng: fastrand::Rng,
     hosts: Vec<HostState>,
     streams: BTreeMap<StreamId, [End; 2]>,
+    /// Set by [`Cx::restart_host`] during a callback.
+    restart_requested: bool,
     /// The port each stream was opened to, when not [`DEFAULT_PORT`].
     ports: BTreeMap<StreamId, u16>,
     blocked: BTreeSet<(HostId, HostId)>,
@@ -405,6 +410,12 @@ impl Cx<'_> {
                 reply,
             },
         );
+    }
+    /// This host finished a graceful shutdown: it restarts (new epoch, a new node from the
+    /// factory) with its disk as it is, once the current callback returns. Its streams
+    /// should all be closed by now; any left are half-open to their peers.
+    pub fn restart_host(&mut self) {
+        self.core.restart_requested = true;
     }
     /// A disk operation carried out now (a `sendfile` read, say).
     pub fn disk_now(&mut self, op: FileOp) -> Option<FileReply> {
@@ -671,6 +682,7 @@ impl Sim {
             hosts,
             streams: BTreeMap::new(),
             ports: BTreeMap::new(),
+            restart_requested: false,
             blocked: BTreeSet::new(),
             clogged: BTreeMap::new(),
             held: BTreeMap::new(),
@@ -792,6 +804,18 @@ impl Sim {
             cx.fail(format!("h{host}: {e}"));
         }
         self.nodes[host] = Some(node);
+        if std::mem::take(&mut self.core.restart_requested) {
+            self.core.coverage.hit("node.graceful_restart");
+            let h = &mut self.core.hosts[host];
+            h.paused = false;
+            h.deferred.clear();
+            h.epoch += 1;
+            h.timer_at = None;
+            h.timer_gen += 1;
+            h.up = false;
+            h.disk.close_all();
+            self.restart(host);
+        }
     }
 
     /// The host an event is for, if it is one a paused host must not see yet.
@@ -1104,6 +1128,12 @@ impl Sim {
                     self.core.send_seg(s, i, Seg::Rst);
                     self.core.send_seg(s, 1 - i, Seg::Rst);
                 }
+            }
+            FaultAction::Drain { host }
+                if valid(&host) && self.core.hosts[host].up && !self.core.hosts[host].paused =>
+            {
+                self.core.coverage.hit("node.drain");
+                self.call(host, |n, cx| n.on_drain(cx));
             }
             _ => {}
         }

@@ -36,6 +36,8 @@ use weaprous_core::node::{
 };
 use weaprous_core::time::{Duration, Instant};
 
+/// How long a draining host waits for its connections before it resets them.
+pub const GRACE: Duration = Duration::from_secs(10);
 /// How long a closing connection discards unread input before it resets.
 pub const LINGER: Duration = Duration::from_secs(2);
 /// The most a message between a connection and its node is delayed.
@@ -95,6 +97,8 @@ pub struct MachineHost<N: NodeMachine> {
     observer: Box<dyn Observer<N>>,
     entropy: SeededEntropy,
     started: bool,
+    /// Draining: the end of the grace period.
+    grace_until: Option<Instant>,
     exit: Option<String>,
     listeners: BTreeMap<u16, N::Spawn>,
     sides: BTreeMap<StreamId, Side<N::Conn>>,
@@ -122,6 +126,7 @@ impl<N: NodeMachine + 'static> MachineHost<N> {
             observer,
             entropy: SeededEntropy(fastrand::Rng::with_seed(seed ^ 0x0065_6e74_726f_7079)),
             started: false,
+            grace_until: None,
             exit: None,
             listeners: BTreeMap::new(),
             sides: BTreeMap::new(),
@@ -175,9 +180,15 @@ impl<N: NodeMachine + 'static> MachineHost<N> {
             .join("; ")
     }
 
-    /// Graceful shutdown: the node and every connection get `Drain`.
+    /// Graceful shutdown: the listeners close, the node and every connection get `Drain`;
+    /// once no connection is left, or [`GRACE`] passed (the rest are reset), the host asks
+    /// the engine to restart it.
     pub fn drain(&mut self, cx: &mut Cx) {
+        if self.grace_until.is_some() {
+            return;
+        }
         cx.cover("host.drain");
+        self.grace_until = Some(cx.now().mono + GRACE);
         self.node_input(cx, NodeInput::Drain);
         for s in self.sides.keys().copied().collect::<Vec<_>>() {
             if let Some(side) = self.sides.get_mut(&s) {
@@ -358,6 +369,33 @@ impl<N: NodeMachine + 'static> MachineHost<N> {
         self.mail_last.remove(&(s, true));
     }
 
+    /// Connection `s` is gone at once (reset by the peer, or by the host at the end of a
+    /// drain): its machine hears `Reset`; the files it closes, its last records and messages
+    /// still count, nothing else it says does.
+    fn kill(&mut self, cx: &mut Cx, s: StreamId) {
+        let Some(mut side) = self.sides.remove(&s) else {
+            return;
+        };
+        if side.linger.is_none() {
+            side.conn.handle(cx.now(), ConnInput::Reset);
+            loop {
+                match side.conn.poll_output() {
+                    ConnOutput::File(op) => {
+                        cx.disk_now(op);
+                    }
+                    ConnOutput::Log(l) => self.observer.access(cx, s, &l),
+                    ConnOutput::ToNode(m) => {
+                        self.known.insert(s);
+                        self.post(cx, s, Mail::ToNode(s, m), true);
+                    }
+                    ConnOutput::Wait { .. } => break,
+                    ConnOutput::Close | ConnOutput::Abort => {}
+                }
+            }
+        }
+        self.finish(cx, s);
+    }
+
     /// Drives connection `s` until it waits on something the host does not have yet.
     fn drive(&mut self, cx: &mut Cx, s: StreamId) {
         let Some(mut side) = self.sides.remove(&s) else {
@@ -536,9 +574,25 @@ impl<N: NodeMachine + 'static> MachineHost<N> {
         }
     }
 
-    /// Arms the host's one timer for the earliest thing it waits for.
+    /// Arms the host's one timer for the earliest thing it waits for (and, once a drain is
+    /// done, restarts the host).
     fn settle(&mut self, cx: &mut Cx) {
+        if let Some(until) = self.grace_until {
+            if cx.now().mono >= until {
+                cx.cover("host.grace_over");
+                for s in self.sides.keys().copied().collect::<Vec<_>>() {
+                    cx.reset(s);
+                    self.kill(cx, s);
+                }
+            }
+            if self.sides.is_empty() {
+                cx.cover("host.drained");
+                cx.restart_host();
+                return;
+            }
+        }
         let next = [
+            self.grace_until,
             self.deadlines.first(),
             self.node_deadline,
             self.mail.keys().next().map(|k| k.0),
@@ -567,7 +621,10 @@ impl<N: NodeMachine + 'static> Node for MachineHost<N> {
         self.settle(cx);
     }
     fn accepts_on(&self, port: u16) -> bool {
-        self.exit.is_none() && self.listeners.contains_key(&port)
+        self.exit.is_none() && self.grace_until.is_none() && self.listeners.contains_key(&port)
+    }
+    fn on_drain(&mut self, cx: &mut Cx) {
+        self.drain(cx);
     }
     fn on_accept(&mut self, cx: &mut Cx, s: StreamId) {
         let port = cx.port(s);
@@ -627,27 +684,9 @@ impl<N: NodeMachine + 'static> Node for MachineHost<N> {
         self.settle(cx);
     }
     fn on_reset(&mut self, cx: &mut Cx, s: StreamId) {
-        if let Some(mut side) = self.sides.remove(&s) {
+        if self.sides.contains_key(&s) {
             cx.cover("host.peer_reset");
-            if side.linger.is_none() {
-                side.conn.handle(cx.now(), ConnInput::Reset);
-                // Files to close, last records and messages still count; nothing else does.
-                loop {
-                    match side.conn.poll_output() {
-                        ConnOutput::File(op) => {
-                            cx.disk_now(op);
-                        }
-                        ConnOutput::Log(l) => self.observer.access(cx, s, &l),
-                        ConnOutput::ToNode(m) => {
-                            self.known.insert(s);
-                            self.post(cx, s, Mail::ToNode(s, m), true);
-                        }
-                        ConnOutput::Wait { .. } => break,
-                        ConnOutput::Close | ConnOutput::Abort => {}
-                    }
-                }
-            }
-            self.finish(cx, s);
+            self.kill(cx, s);
         }
         self.settle(cx);
     }

@@ -106,6 +106,10 @@ pub enum FaultAction {
     ClockJump { host: HostId, by_s: i64 },
     /// Every stream with an end at the host is reset.
     ResetAll { host: HostId },
+    /// A graceful restart (SIGTERM, then the service manager starts it again): the host stops
+    /// accepting, its machines get `Drain`, and once its connections are done (or a grace
+    /// period passed) it restarts with its disk intact.
+    Drain { host: HostId },
 }
 
 /// A fault at a simulated time.

@@ -2,6 +2,10 @@
 //!
 //! `httptool parse [--response] [--eof] < bytes` prints one JSON line:
 //! `{"outcome": "accept"|"reject"|"incomplete"|"upgrade", "messages": [...], "error": {"kind", "offset"} | null}`.
+//!
+//! `httptool linenode --listen ADDR [--listen ADDR ...] [--data-dir DIR] [--threads N]` runs
+//! the node contract's demonstration node (`weaprous_core::node::lines`) on real sockets, for
+//! the driver's tests: it prints `linenode listening on ADDR` for each listener.
 
 use clap::{Parser as ClapParser, Subcommand};
 use serde_json::{json, Value};
@@ -28,6 +32,18 @@ enum Cmd {
         #[arg(long)]
         eof: bool,
     },
+    /// Run the line-protocol test node (every capability of the node contract) on real sockets.
+    Linenode {
+        /// An address to listen on (repeat for more listeners; port 0 picks a free one).
+        #[arg(long, required = true)]
+        listen: Vec<std::net::SocketAddr>,
+        /// Where its log lives (none: log operations fail).
+        #[arg(long)]
+        data_dir: Option<std::path::PathBuf>,
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
 }
 
 fn headers_json(h: &Headers) -> Value {
@@ -39,13 +55,44 @@ fn headers_json(h: &Headers) -> Value {
 }
 
 fn main() {
-    let Cmd::Parse { response, eof } = Args::parse().cmd;
+    let (response, eof) = match Args::parse().cmd {
+        Cmd::Parse { response, eof } => (response, eof),
+        Cmd::Linenode {
+            listen,
+            data_dir,
+            threads,
+        } => linenode(listen, data_dir, threads),
+    };
     let mut input = Vec::new();
     if let Err(e) = std::io::stdin().read_to_end(&mut input) {
         eprintln!("httptool: reading stdin: {e}");
         std::process::exit(2);
     }
     println!("{}", parse(&input, response, eof));
+}
+
+fn linenode(
+    listen: Vec<std::net::SocketAddr>,
+    data_dir: Option<std::path::PathBuf>,
+    threads: Option<usize>,
+) -> ! {
+    use weaprous_core::node::lines::LineNode;
+    use weaprous_net_real::server::ServeOptions;
+    let mut opts = ServeOptions::new("linenode", listen[0]);
+    if let Some(t) = threads {
+        opts.threads = t;
+    }
+    let seed = std::process::id() as u64;
+    let result = weaprous_net_real::node::serve_node(opts, data_dir, move |_| {
+        LineNode::new(listen.clone(), seed)
+    });
+    match result {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("linenode: {e}");
+            std::process::exit(1);
+        }
+    }
 }
 
 fn parse(input: &[u8], response: bool, eof: bool) -> Value {

@@ -17,7 +17,7 @@
 //! | `HASH <text>` | `HASHED <hex>`, computed off the loop ([`NodeMachine::run_job`]) |
 //! | `TOKEN` | `TOKEN <32 hex digits>` from the driver's entropy |
 //! | `LOG <text>` | `LOGGED <n>` once the record is synced (`n`: records committed so far), or `LOGFAIL` |
-//! | `DIAL <addr>` | `DIALED <attempts>` once a connection to `addr` opened, or `GAVEUP <attempts>` |
+//! | `DIAL <addr>` | `RETRY <n>` after each failed attempt that will be retried (with backoff), then `DIALED <attempts>` once a connection to `addr` opened, or `GAVEUP <attempts>` |
 //! | anything else | `ERR unknown` |
 //!
 //! A connection whose unsent answers pass [`MAX_QUEUED`] bytes (a subscriber that does not
@@ -482,10 +482,12 @@ impl NodeMachine for LineNode {
                     self.tell(conn, format!("GAVEUP {attempts}"));
                     return;
                 }
-                let base = DIAL_BACKOFF * 2u32.pow(d.attempts - 1);
+                let (conn, attempts) = (d.conn, d.attempts);
+                let base = DIAL_BACKOFF * 2u32.pow(attempts - 1);
                 let jitter = self.rng.u64(..=base.as_millis() as u64 / 2);
                 let at = now.mono + base + Duration::from_millis(jitter);
                 self.timers.set(Timer::Redial(token), at);
+                self.tell(conn, format!("RETRY {attempts}"));
             }
             NodeInput::Log { token, reply } => self.log_reply(token, reply),
             NodeInput::JobDone { token, done } => {
