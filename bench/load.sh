@@ -8,6 +8,8 @@
 #   PIN=1 bench/load.sh           # servers on core 0 (one worker / one thread), wrk on core 1:
 #                                 # steadier per-core figures than the default shared-cores run
 #   NGINX_DEFERRED=0 bench/load.sh  # nginx's listen without `deferred`, as Debian ships it
+#   BEFORE=1 bench/load.sh        # also the backend on the connection-only driver it moved off
+#                                 # (`--driver connection`), its figures and ours/before ratios
 #
 # Prints requests/s, p99 latency and server CPU time per request for both, with ratios
 # (ours / nginx: above 1 is better for requests/s, below 1 is better for CPU and p99), and the
@@ -35,6 +37,8 @@ OURS_PORT=${OURS_PORT:-19080}
 NGINX_PORT=${NGINX_PORT:-19081}
 PIN=${PIN:-0}
 NGINX_DEFERRED=${NGINX_DEFERRED:-1}
+BEFORE=${BEFORE:-0}
+BEFORE_PORT=${BEFORE_PORT:-19082}
 if [ "$PIN" = 1 ]; then
   SERVER_CPU=(taskset -c 0)
   CLIENT_CPU=(taskset -c 1)
@@ -89,8 +93,10 @@ http {
 CONF
 
 ours_pid=""
+before_pid=""
 cleanup() {
   [ -n "$ours_pid" ] && kill "$ours_pid" 2>/dev/null || true
+  [ -n "$before_pid" ] && kill "$before_pid" 2>/dev/null || true
   [ -f "$work/nginx/nginx.pid" ] && "$NGINX" -c "$work/nginx/nginx.conf" -s stop 2>/dev/null || true
   rm -rf "$work"
 }
@@ -103,6 +109,12 @@ wait_ready "$OURS_PORT" "$NGINX_PORT"
 
 # Both servers must answer 200 with the whole file, or the comparison means nothing.
 check_answers "$OURS_PORT" "$NGINX_PORT"
+if [ "$BEFORE" = 1 ]; then
+  "${SERVER_CPU[@]}" target/release/backend --driver connection --server-ip 127.0.0.1 --server-port "$BEFORE_PORT" --www "$work/www" --static "$work/static" --no-access-log ${OURS_THREADS:+--threads $OURS_THREADS} >/dev/null &
+  before_pid=$!
+  wait_ready "$BEFORE_PORT" "$NGINX_PORT"
+  check_answers "$BEFORE_PORT" "$NGINX_PORT"
+fi
 
 HZ=$(getconf CLK_TCK)
 
@@ -148,10 +160,15 @@ printf '%-5s %5s %-9s | %10s %10s %6s | %8s %8s | %9s %9s %6s | %9s %9s %6s\n' "
 for size in $SIZES; do
   for conns in $CONNS; do
     for mode in $MODES; do
-      o_rps=() o_p99=() o_cpu=() o_mach=() n_rps=() n_p99=() n_cpu=() n_mach=()
+      o_rps=() o_p99=() o_cpu=() o_mach=() n_rps=() n_p99=() n_cpu=() n_mach=() b_rps=() b_cpu=()
       for round in $(seq "$ROUNDS"); do
-        for who in $( ((round % 2)) && echo "ours nginx" || echo "nginx ours"); do
-          if [ "$who" = ours ]; then
+        order=$( ((round % 2)) && echo "ours nginx" || echo "nginx ours")
+        [ "$BEFORE" = 1 ] && order=$( ((round % 2)) && echo "ours before nginx" || echo "nginx before ours")
+        for who in $order; do
+          if [ "$who" = before ]; then
+            read -r r p _ c w < <(run "$BEFORE_PORT" "$size" "$conns" "$mode" "$before_pid")
+            b_rps+=("$r") b_cpu+=("$c")
+          elif [ "$who" = ours ]; then
             read -r r p _ c w < <(run "$OURS_PORT" "$size" "$conns" "$mode" "$ours_pid")
             o_rps+=("$r") o_p99+=("$p") o_cpu+=("$c") o_mach+=("$w")
           else
@@ -167,7 +184,12 @@ for size in $SIZES; do
       rps_ratio=$(echo "scale=2; $o_rps / $n_rps" | bc)
       cpu_ratio=$(echo "scale=2; $o_cpu / ($n_cpu + 0.0001)" | bc)
       mach_ratio=$(echo "scale=2; $o_mach / ($n_mach + 0.0001)" | bc)
-      printf '%-5s %5s %-9s | %10.0f %10.0f %6s | %8.2f %8.2f | %9.1f %9.1f %6s | %9.1f %9.1f %6s\n' "$size" "$conns" "$mode" "$o_rps" "$n_rps" "$rps_ratio" "$o_p99" "$n_p99" "$o_cpu" "$n_cpu" "$cpu_ratio" "$o_mach" "$n_mach" "$mach_ratio"
+      printf '%-5s %5s %-9s | %10.0f %10.0f %6s | %8.2f %8.2f | %9.1f %9.1f %6s | %9.1f %9.1f %6s' "$size" "$conns" "$mode" "$o_rps" "$n_rps" "$rps_ratio" "$o_p99" "$n_p99" "$o_cpu" "$n_cpu" "$cpu_ratio" "$o_mach" "$n_mach" "$mach_ratio"
+      if [ "$BEFORE" = 1 ]; then
+        b_rps=$(median "${b_rps[@]}") b_cpu=$(median "${b_cpu[@]}")
+        printf ' | before %8.0f r/s %5s  %7.1f us/req %5s' "$b_rps" "$(echo "scale=2; $o_rps / $b_rps" | bc)" "$b_cpu" "$(echo "scale=2; $o_cpu / ($b_cpu + 0.0001)" | bc)"
+      fi
+      printf '\n'
     done
   done
 done

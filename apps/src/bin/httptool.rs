@@ -6,6 +6,10 @@
 //! `httptool linenode --listen ADDR [--listen ADDR ...] [--data-dir DIR] [--threads N]` runs
 //! the node contract's demonstration node (`weaprous_core::node::lines`) on real sockets, for
 //! the driver's tests: it prints `linenode listening on ADDR` for each listener.
+//!
+//! `httptool fanout --addr ADDR [--conns 1000] [--rounds 50]` measures a line node's fan-out
+//! (bench/fanout.sh): `--conns` subscribers, then per round one `PUB` and the time until every
+//! subscriber has its `MSG` (read in order, so the figure includes the client's own reads).
 
 use clap::{Parser as ClapParser, Subcommand};
 use serde_json::{json, Value};
@@ -31,6 +35,15 @@ enum Cmd {
         /// The input ends because the peer closed (completes a close-delimited response).
         #[arg(long)]
         eof: bool,
+    },
+    /// Measure a line node's fan-out: the time from one PUB to its MSG on every subscriber.
+    Fanout {
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        #[arg(long, default_value_t = 1000)]
+        conns: usize,
+        #[arg(long, default_value_t = 50)]
+        rounds: usize,
     },
     /// Run the line-protocol test node (every capability of the node contract) on real sockets.
     Linenode {
@@ -62,6 +75,11 @@ fn main() {
             data_dir,
             threads,
         } => linenode(listen, data_dir, threads),
+        Cmd::Fanout {
+            addr,
+            conns,
+            rounds,
+        } => fanout(addr, conns, rounds),
     };
     let mut input = Vec::new();
     if let Err(e) = std::io::stdin().read_to_end(&mut input) {
@@ -91,6 +109,60 @@ fn linenode(
         Err(e) => {
             eprintln!("linenode: {e}");
             std::process::exit(1);
+        }
+    }
+}
+
+fn fanout(addr: std::net::SocketAddr, conns: usize, rounds: usize) -> ! {
+    use std::io::{BufRead, BufReader, Write};
+    let open = || -> std::io::Result<(std::net::TcpStream, BufReader<std::net::TcpStream>)> {
+        let s = std::net::TcpStream::connect(addr)?;
+        s.set_nodelay(true)?;
+        let mut r = BufReader::new(s.try_clone()?);
+        let mut hello = String::new();
+        r.read_line(&mut hello)?;
+        Ok((s, r))
+    };
+    let run = || -> std::io::Result<Vec<f64>> {
+        let mut subs = Vec::with_capacity(conns);
+        for _ in 0..conns {
+            let (mut s, mut r) = open()?;
+            s.write_all(b"SUB\n")?;
+            let mut l = String::new();
+            r.read_line(&mut l)?;
+            subs.push(r);
+        }
+        let (mut publisher, mut answers) = open()?;
+        let mut times = Vec::with_capacity(rounds);
+        let mut line = String::new();
+        for round in 0..rounds {
+            let start = std::time::Instant::now();
+            publisher.write_all(format!("PUB {round}\n").as_bytes())?;
+            for r in subs.iter_mut() {
+                line.clear();
+                r.read_line(&mut line)?;
+            }
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+            line.clear();
+            answers.read_line(&mut line)?;
+        }
+        Ok(times)
+    };
+    match run() {
+        Ok(mut t) => {
+            t.sort_by(f64::total_cmp);
+            let pick = |q: f64| t[((t.len() - 1) as f64 * q) as usize];
+            println!(
+                "fan-out to {conns} connections: median {:.3} ms, p90 {:.3} ms, min {:.3} ms ({rounds} rounds)",
+                pick(0.5),
+                pick(0.9),
+                t[0]
+            );
+            std::process::exit(0)
+        }
+        Err(e) => {
+            eprintln!("fanout: {e}");
+            std::process::exit(1)
         }
     }
 }
