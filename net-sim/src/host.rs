@@ -36,6 +36,9 @@ use weaprous_core::node::{
 };
 use weaprous_core::time::{Duration, Instant};
 
+/// Unsent bytes a connection may hold after a node message before it is cut off (as in
+/// `net-real`).
+pub const OUTBOUND_LIMIT: usize = 4 * 1024 * 1024;
 /// How long a draining host waits for its connections before it resets them.
 pub const GRACE: Duration = Duration::from_secs(10);
 /// How long a closing connection discards unread input before it resets.
@@ -555,6 +558,13 @@ impl<N: NodeMachine + 'static> MachineHost<N> {
                         if side.linger.is_none() {
                             cx.cover("host.message_to_conn");
                             side.conn.handle(now, ConnInput::FromNode(msg));
+                            if side.conn.transmit().len() > OUTBOUND_LIMIT {
+                                // As `net-real` does: a reader this slow is cut off.
+                                cx.cover("host.slow_reader_cut_off");
+                                cx.reset(s);
+                                self.kill(cx, s);
+                                continue;
+                            }
                             self.drive(cx, s);
                         }
                     }
