@@ -165,6 +165,25 @@ pub enum LogOp {
     Read {
         log: String,
     },
+    /// Cuts the log to its first `len` bytes, durably (the driver syncs the cut): how a node
+    /// drops a torn tail it found at start-up before it appends again, so that a new record
+    /// never lands after half of an old one.
+    Truncate {
+        log: String,
+        len: u64,
+    },
+}
+
+impl LogOp {
+    /// The log this operation is on.
+    pub fn log(&self) -> &str {
+        match self {
+            LogOp::Append { log, .. }
+            | LogOp::Sync { log }
+            | LogOp::Read { log }
+            | LogOp::Truncate { log, .. } => log,
+        }
+    }
 }
 
 /// The driver's answer to a [`LogOp`].
@@ -174,6 +193,7 @@ pub enum LogReply {
     Appended(Result<u64, FsError>),
     Synced(Result<(), FsError>),
     Contents(Result<Vec<u8>, FsError>),
+    Truncated(Result<(), FsError>),
 }
 
 /// True for a log name a driver accepts: 1..=64 bytes of `[A-Za-z0-9._-]`, not starting with

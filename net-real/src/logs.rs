@@ -60,10 +60,7 @@ impl LogStore {
 
     /// Carries out `op` now (blocking).
     pub fn run(&self, op: LogOp) -> LogReply {
-        let name = match &op {
-            LogOp::Append { log, .. } | LogOp::Sync { log } | LogOp::Read { log } => log,
-        };
-        let refused = !valid_log_name(name);
+        let refused = !valid_log_name(op.log());
         match op {
             LogOp::Append { log, bytes } => LogReply::Appended(if refused {
                 Err(FsError::PermissionDenied)
@@ -78,6 +75,14 @@ impl LogStore {
             } else {
                 self.file(&log)
                     .and_then(|f| f.sync_data().map_err(fs_error))
+            }),
+            LogOp::Truncate { log, len } => LogReply::Truncated(if refused {
+                Err(FsError::PermissionDenied)
+            } else {
+                self.file(&log).and_then(|f| {
+                    f.set_len(len).map_err(fs_error)?;
+                    f.sync_data().map_err(fs_error)
+                })
             }),
             LogOp::Read { log } => LogReply::Contents(if refused {
                 Err(FsError::PermissionDenied)

@@ -372,6 +372,9 @@ where
                         LogOp::Append { .. } => LogReply::Appended(Err(FsError::PermissionDenied)),
                         LogOp::Sync { .. } => LogReply::Synced(Err(FsError::PermissionDenied)),
                         LogOp::Read { .. } => LogReply::Contents(Err(FsError::PermissionDenied)),
+                        LogOp::Truncate { .. } => {
+                            LogReply::Truncated(Err(FsError::PermissionDenied))
+                        }
                     };
                     self.local
                         .push_back(Letter::Node(NodeInput::Log { token, reply }));

@@ -216,12 +216,26 @@ impl Disk {
         l.last_append = l.synced;
         Ok(())
     }
+    /// Cuts `log` to `len` bytes, durably (with the write faults above).
+    pub fn truncate(
+        &mut self,
+        log: &str,
+        len: u64,
+        rng: &mut fastrand::Rng,
+    ) -> Result<(), FsError> {
+        if hit(rng, self.write_error_ppm) {
+            self.write_errors += 1;
+            return Err(FsError::Io);
+        }
+        let l = self.logs.entry(log.to_string()).or_default();
+        l.data.truncate(len as usize);
+        l.synced = l.data.len();
+        l.last_append = l.synced;
+        Ok(())
+    }
     /// Carries out a durable-log effect (see [`LogOp`]), with the write faults above.
     pub fn run_log(&mut self, op: &LogOp, rng: &mut fastrand::Rng) -> LogReply {
-        let name = match op {
-            LogOp::Append { log, .. } | LogOp::Sync { log } | LogOp::Read { log } => log,
-        };
-        let refused = !valid_log_name(name);
+        let refused = !valid_log_name(op.log());
         match op {
             _ if refused && matches!(op, LogOp::Append { .. }) => {
                 LogReply::Appended(Err(FsError::PermissionDenied))
@@ -229,7 +243,11 @@ impl Disk {
             _ if refused && matches!(op, LogOp::Sync { .. }) => {
                 LogReply::Synced(Err(FsError::PermissionDenied))
             }
+            _ if refused && matches!(op, LogOp::Truncate { .. }) => {
+                LogReply::Truncated(Err(FsError::PermissionDenied))
+            }
             _ if refused => LogReply::Contents(Err(FsError::PermissionDenied)),
+            LogOp::Truncate { log, len } => LogReply::Truncated(self.truncate(log, *len, rng)),
             LogOp::Append { log, bytes } => LogReply::Appended(self.append(log, bytes, rng)),
             LogOp::Sync { log } => LogReply::Synced(self.sync(log, rng)),
             LogOp::Read { log } => LogReply::Contents(Ok(self.read_log(log).to_vec())),

@@ -552,10 +552,11 @@ impl Core {
         let dst = ends[1 - i].host;
         let reset = self.random.reset_ppm;
         if self.hit(reset) {
-            // A middlebox or the peer's kernel resets the connection: both ends hear RST.
+            // A middlebox or the peer's kernel resets the connection: both ends hear RST (the
+            // writer too: its end stays open until the RST reaches it, as a socket does
+            // until the kernel reports the reset; closing it here once left the writer
+            // waiting forever on a stream it was never told had died).
             self.coverage.hit("net.random_reset");
-            let ends = self.streams.get_mut(&s).expect("stream");
-            ends[i].open = false;
             self.send_seg(s, i, Seg::Rst);
             self.send_seg(s, 1 - i, Seg::Rst);
             return 0;

@@ -17,6 +17,8 @@
 //! * [`client`]: the simulated HTTP client (requests, and the oracle that checks answers).
 //! * [`workload`]: what the clients send to the static backend, and what it must answer.
 //! * [`backend`]: the backend world (the real backend machine and 100 clients).
+//! * [`line_world`]: the node contract's demonstration node and clients under faults (a world
+//!   built on [`host`] alone).
 //! * [`origin`]: scripted origins that answer in every shape HTTP allows, and malformed.
 //! * [`proxy_world`]: the proxy world (the real proxy machines, three backends, clients).
 //! * [`check`]: determinism check and regression replay helpers.
@@ -30,6 +32,7 @@ pub mod deadlines;
 pub mod disk;
 pub mod engine;
 pub mod host;
+pub mod line_world;
 pub mod origin;
 pub mod proxy_world;
 pub mod rng;

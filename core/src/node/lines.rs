@@ -20,6 +20,9 @@
 //! | `DIAL <addr>` | `RETRY <n>` after each failed attempt that will be retried (with backoff), then `DIALED <attempts>` once a connection to `addr` opened, or `GAVEUP <attempts>` |
 //! | anything else | `ERR unknown` |
 //!
+//! At start the node reads its log and cuts a record a crash tore (no newline at its end)
+//! before it appends again; `LOG` lines that come meanwhile wait (up to [`MAX_HELD`]).
+//!
 //! A subscriber that does not read is closed by the driver once its unsent bytes pass the
 //! driver's limit (and by itself past [`MAX_QUEUED`]): the node never waits on a slow
 //! connection.
@@ -43,6 +46,8 @@ pub const MAX_LINE: usize = 1024;
 pub const MAX_QUEUED: usize = 64 * 1024 * 1024;
 /// The log the node appends to.
 pub const LOG: &str = "lines";
+/// Appends held while the log is recovered at start, before `LOGFAIL`.
+pub const MAX_HELD: usize = 1024;
 /// Connect attempts before `GAVEUP`.
 pub const DIAL_ATTEMPTS: u32 = 5;
 /// The first retry's delay; each later one doubles, plus up to half again of jitter.
@@ -75,8 +80,12 @@ pub enum Spawn {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     Listening(ListenerId, SocketAddr),
-    /// Records found in the log at start.
+    /// Records found in the log at start (once a torn tail, if any, was cut).
     Recovered(u64),
+    /// A crash had torn the log's last record: this many bytes were cut at start.
+    TornTailCut {
+        bytes: u64,
+    },
     Published {
         subscribers: usize,
     },
@@ -243,6 +252,11 @@ pub struct LineNode {
     appends: BTreeMap<Token, ConnId>,
     read_token: Option<Token>,
     records: u64,
+    /// Until the log has been read (and a torn tail cut), appends wait in `held`.
+    recovering: bool,
+    held: VecDeque<(ConnId, String)>,
+    /// The length of the log's whole records, as read at start.
+    whole_len: u64,
     draining: bool,
 }
 
@@ -263,6 +277,9 @@ impl LineNode {
             appends: BTreeMap::new(),
             read_token: None,
             records: 0,
+            recovering: true,
+            held: VecDeque::new(),
+            whole_len: 0,
             draining: false,
         }
     }
@@ -339,20 +356,14 @@ impl LineNode {
                 if self.draining {
                     return self.tell(conn, "LOGFAIL");
                 }
-                let token = self.token();
-                self.appends.insert(token, conn);
-                let mut record = text.into_bytes();
-                record.push(b'\n');
-                self.out.push_back(NodeOutput::Log {
-                    token,
-                    op: LogOp::Append {
-                        log: LOG.into(),
-                        bytes: record,
-                    },
-                });
-                if let Some(op) = self.commit.commit(token) {
-                    self.out.push_back(NodeOutput::Log { token: 0, op });
+                if self.recovering {
+                    if self.held.len() >= MAX_HELD {
+                        return self.tell(conn, "LOGFAIL");
+                    }
+                    self.held.push_back((conn, text));
+                    return;
                 }
+                self.append(conn, text);
             }
             Up::Dial(addr) => match addr.parse() {
                 Ok(addr) => {
@@ -372,14 +383,76 @@ impl LineNode {
         }
     }
 
+    /// Appends one record, answered once a sync covers it.
+    fn append(&mut self, conn: ConnId, text: String) {
+        let token = self.token();
+        self.appends.insert(token, conn);
+        let mut record = text.into_bytes();
+        record.push(b'\n');
+        self.out.push_back(NodeOutput::Log {
+            token,
+            op: LogOp::Append {
+                log: LOG.into(),
+                bytes: record,
+            },
+        });
+        if let Some(op) = self.commit.commit(token) {
+            self.out.push_back(NodeOutput::Log { token: 0, op });
+        }
+    }
+
+    /// Asks for the log as a crash left it (again, after a failed read).
+    fn read_log(&mut self) {
+        let token = self.token();
+        self.read_token = Some(token);
+        self.out.push_back(NodeOutput::Log {
+            token,
+            op: LogOp::Read { log: LOG.into() },
+        });
+    }
+
+    /// Cuts a torn last record (again, after a failed cut).
+    fn cut_log(&mut self) {
+        self.out.push_back(NodeOutput::Log {
+            token: 0,
+            op: LogOp::Truncate {
+                log: LOG.into(),
+                len: self.whole_len,
+            },
+        });
+    }
+
+    /// The log is whole: appends held during recovery go out, in the order they came.
+    fn recovered(&mut self) {
+        self.recovering = false;
+        self.out
+            .push_back(NodeOutput::Event(Event::Recovered(self.records)));
+        while let Some((conn, text)) = self.held.pop_front() {
+            self.append(conn, text);
+        }
+    }
+
     fn log_reply(&mut self, token: Token, reply: LogReply) {
         match reply {
             LogReply::Contents(Ok(bytes)) if Some(token) == self.read_token => {
-                self.records = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
-                self.out
-                    .push_back(NodeOutput::Event(Event::Recovered(self.records)));
+                // Whole records end in a newline; anything after the last one is a record a
+                // crash tore, which the next append must not continue.
+                let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                self.records = bytes[..whole].iter().filter(|&&b| b == b'\n').count() as u64;
+                self.whole_len = whole as u64;
+                if whole < bytes.len() {
+                    self.out.push_back(NodeOutput::Event(Event::TornTailCut {
+                        bytes: (bytes.len() - whole) as u64,
+                    }));
+                    self.cut_log();
+                } else {
+                    self.recovered();
+                }
             }
+            LogReply::Contents(Err(_)) if Some(token) == self.read_token => self.read_log(),
             LogReply::Contents(_) => {}
+            LogReply::Truncated(Ok(())) => self.recovered(),
+            LogReply::Truncated(Err(_)) => self.cut_log(),
             LogReply::Appended(result) => self.commit.appended(token, result),
             LogReply::Synced(result) => {
                 let (done, next) = self.commit.synced(result);
@@ -443,12 +516,7 @@ impl NodeMachine for LineNode {
                         spawn: Spawn::Accepted(listener),
                     });
                 }
-                let token = self.token();
-                self.read_token = Some(token);
-                self.out.push_back(NodeOutput::Log {
-                    token,
-                    op: LogOp::Read { log: LOG.into() },
-                });
+                self.read_log();
             }
             NodeInput::Listening { listener, result } => match result {
                 Ok(addr) => self
