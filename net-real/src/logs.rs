@@ -148,6 +148,35 @@ mod tests {
     }
 
     #[test]
+    fn a_torn_tail_is_cut_and_the_next_append_follows_the_whole_records() {
+        let dir = temp_dir("truncate");
+        let store = LogStore::open(&dir).unwrap();
+        let log = || "general".to_string();
+        store.run(LogOp::Append {
+            log: log(),
+            bytes: b"one\ntw".to_vec(),
+        });
+        assert_eq!(
+            store.run(LogOp::Truncate { log: log(), len: 4 }),
+            LogReply::Truncated(Ok(()))
+        );
+        // The file is opened for appending: the next record lands at the new end.
+        assert_eq!(
+            store.run(LogOp::Append {
+                log: log(),
+                bytes: b"two\n".to_vec()
+            }),
+            LogReply::Appended(Ok(8))
+        );
+        let again = LogStore::open(&dir).unwrap();
+        assert_eq!(
+            again.run(LogOp::Read { log: log() }),
+            LogReply::Contents(Ok(b"one\ntwo\n".to_vec()))
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn names_that_are_paths_are_refused() {
         let dir = temp_dir("names");
         let store = LogStore::open(&dir).unwrap();
