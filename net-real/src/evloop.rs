@@ -920,20 +920,11 @@ impl<C: Connection<ToNode = Infallible>, F: Fn(Now) -> C> Handler for ServerHand
         let conn = (self.make)(io.now);
         let key = self.slots.insert(
             io.generation(),
-            Slot {
-                // Readable: the listener defers a connection until its first bytes arrive
-                // (`defer_accept`), and serving it now saves a trip through epoll. A
-                // `Connection: close` exchange served at once is closed without ever joining
-                // the epoll set.
-                sock: Sock::new(stream, true),
-                peer,
-                conn,
-                files: Files::default(),
-                close_after_flush: false,
-                drained: false,
-                armed: None,
-                linger: None,
-            },
+            // Readable: the listener defers a connection until its first bytes arrive
+            // (`defer_accept`), and serving it now saves a trip through epoll. A
+            // `Connection: close` exchange served at once is closed without ever joining the
+            // epoll set.
+            Slot::new(Sock::new(stream, true), peer, conn),
         );
         self.drive(io, key);
     }

@@ -57,6 +57,33 @@ const NODE_KEY: Key = Key {
     generation: 0,
 };
 
+/// A node machine whose parts may cross threads: what [`serve_node`] runs.
+pub trait RealNode:
+    NodeMachine<
+        Conn: Connection<ToNode: Send, FromNode: Send>,
+        Spawn: Send + Sync,
+        Job: Send + 'static,
+        JobDone: Send + 'static,
+        Command: Send,
+        Event: Send,
+    > + Send
+    + 'static
+{
+}
+
+impl<N> RealNode for N where
+    N: NodeMachine<
+            Conn: Connection<ToNode: Send, FromNode: Send>,
+            Spawn: Send + Sync,
+            Job: Send + 'static,
+            JobDone: Send + 'static,
+            Command: Send,
+            Event: Send,
+        > + Send
+        + 'static
+{
+}
+
 /// What a worker's mailbox carries.
 enum Letter<N: NodeMachine> {
     /// An input for the node (on the node's worker).
@@ -110,15 +137,8 @@ fn id_key(id: ConnId) -> Key {
 /// where they listen.
 pub fn serve_node<N, M>(opts: ServeOptions, data_dir: Option<PathBuf>, make: M) -> io::Result<()>
 where
-    N: NodeMachine + Send + 'static,
-    N::Spawn: Send + Sync,
-    N::Job: Send + 'static,
-    N::JobDone: Send + 'static,
-    ToNode<N>: Send,
-    FromNode<N>: Send,
-    N::Command: Send,
-    N::Event: Send,
-    M: Fn(usize) -> N + Send + 'static,
+    N: RealNode,
+    M: Fn(usize) -> N,
 {
     let threads = opts.threads.max(1);
     let node_count = match N::SCOPE {
@@ -267,16 +287,10 @@ fn collect_start<N: NodeMachine>(
 
 /// The log thread: carries out each operation in order and posts the answer to the
 /// mailbox of the worker that asked.
-fn log_thread<N: NodeMachine + 'static>(
+fn log_thread<N: RealNode>(
     store: LogStore,
     mailboxes: Arc<Vec<Mailbox<N>>>,
-) -> mpsc::Sender<LogJob>
-where
-    NodeInput<N>: Send,
-    FromNode<N>: Send,
-    N::Job: Send,
-    N::Command: Send,
-{
+) -> mpsc::Sender<LogJob> {
     let (tx, rx) = mpsc::channel::<LogJob>();
     std::thread::spawn(move || {
         for (token, op, worker) in rx {
@@ -326,17 +340,7 @@ struct NodeHandler<N: NodeMachine> {
     exit: Arc<Mutex<Option<String>>>,
 }
 
-impl<N> NodeHandler<N>
-where
-    N: NodeMachine + Send + 'static,
-    N::Spawn: Send + Sync,
-    N::Job: Send + 'static,
-    N::JobDone: Send + 'static,
-    N::Command: Send,
-    N::Event: Send,
-    ToNode<N>: Send,
-    FromNode<N>: Send,
-{
+impl<N: RealNode> NodeHandler<N> {
     /// Sends `letter` to worker `w`: queued here, or posted to its mailbox.
     fn send(&mut self, w: usize, letter: Letter<N>) {
         if w == self.worker {
@@ -607,17 +611,7 @@ where
     }
 }
 
-impl<N> Handler for NodeHandler<N>
-where
-    N: NodeMachine + Send + 'static,
-    N::Spawn: Send + Sync,
-    N::Job: Send + 'static,
-    N::JobDone: Send + 'static,
-    N::Command: Send,
-    N::Event: Send,
-    ToNode<N>: Send,
-    FromNode<N>: Send,
-{
+impl<N: RealNode> Handler for NodeHandler<N> {
     fn started(&mut self, io: &mut Io) {
         for out in std::mem::take(&mut self.early) {
             self.carry(io, out);

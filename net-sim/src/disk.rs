@@ -250,7 +250,12 @@ impl Disk {
             LogOp::Truncate { log, len } => LogReply::Truncated(self.truncate(log, *len, rng)),
             LogOp::Append { log, bytes } => LogReply::Appended(self.append(log, bytes, rng)),
             LogOp::Sync { log } => LogReply::Synced(self.sync(log, rng)),
-            LogOp::Read { log } => LogReply::Contents(Ok(self.read_log(log).to_vec())),
+            LogOp::Read { log } => LogReply::Contents(if hit(rng, self.read_error_ppm) {
+                self.read_errors += 1;
+                Err(FsError::Io)
+            } else {
+                Ok(self.read_log(log).to_vec())
+            }),
         }
     }
 

@@ -60,6 +60,8 @@ impl LineScenario {
         }
         if r.bool() {
             random.disk_write_error_ppm = r.u32(1_000..=50_000);
+            // A log read at start fails too, now and then (the node retries later).
+            random.disk_read_error_ppm = r.u32(50_000..=300_000);
         }
         let mut faults = Vec::new();
         let n = if r.bool() { r.usize(1..=6) } else { 0 };

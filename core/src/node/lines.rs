@@ -48,6 +48,10 @@ pub const MAX_QUEUED: usize = 64 * 1024 * 1024;
 pub const LOG: &str = "lines";
 /// Appends held while the log is recovered at start, before `LOGFAIL`.
 pub const MAX_HELD: usize = 1024;
+/// Attempts at reading (and cutting) the log at start before appends fail for good.
+pub const RECOVERY_ATTEMPTS: u32 = 5;
+/// The wait before the next attempt.
+pub const RECOVERY_RETRY: Duration = Duration::from_millis(200);
 /// Connect attempts before `GAVEUP`.
 pub const DIAL_ATTEMPTS: u32 = 5;
 /// The first retry's delay; each later one doubles, plus up to half again of jitter.
@@ -228,6 +232,8 @@ enum Timer {
     After { conn: ConnId, n: u64 },
     /// The next attempt of dial `token`.
     Redial(Token),
+    /// Reading or cutting the log again after it failed.
+    RetryRecovery,
 }
 
 struct Dial {
@@ -257,6 +263,9 @@ pub struct LineNode {
     held: VecDeque<(ConnId, String)>,
     /// The length of the log's whole records, as read at start.
     whole_len: u64,
+    recovery_failures: u32,
+    /// Recovery gave up: the log cannot be used.
+    log_broken: bool,
     draining: bool,
 }
 
@@ -280,6 +289,8 @@ impl LineNode {
             recovering: true,
             held: VecDeque::new(),
             whole_len: 0,
+            recovery_failures: 0,
+            log_broken: false,
             draining: false,
         }
     }
@@ -353,7 +364,7 @@ impl LineNode {
                 self.tell(conn, format!("TOKEN {hex}"));
             }
             Up::Log(text) => {
-                if self.draining {
+                if self.draining || self.log_broken {
                     return self.tell(conn, "LOGFAIL");
                 }
                 if self.recovering {
@@ -432,7 +443,24 @@ impl LineNode {
         }
     }
 
-    fn log_reply(&mut self, token: Token, reply: LogReply) {
+    /// Reading or cutting the log failed: try again a little later (never at once, which
+    /// on a disk that fails every time would be a busy loop), and after
+    /// [`RECOVERY_ATTEMPTS`] give up: every append then fails.
+    fn recovery_failed(&mut self, now: Now) {
+        self.recovery_failures += 1;
+        if self.recovery_failures >= RECOVERY_ATTEMPTS {
+            self.recovering = false;
+            self.log_broken = true;
+            while let Some((conn, _)) = self.held.pop_front() {
+                self.tell(conn, "LOGFAIL");
+            }
+            return;
+        }
+        self.timers
+            .set(Timer::RetryRecovery, now.mono + RECOVERY_RETRY);
+    }
+
+    fn log_reply(&mut self, now: Now, token: Token, reply: LogReply) {
         match reply {
             LogReply::Contents(Ok(bytes)) if Some(token) == self.read_token => {
                 // Whole records end in a newline; anything after the last one is a record a
@@ -449,10 +477,12 @@ impl LineNode {
                     self.recovered();
                 }
             }
-            LogReply::Contents(Err(_)) if Some(token) == self.read_token => self.read_log(),
+            LogReply::Contents(Err(_)) if Some(token) == self.read_token => {
+                self.recovery_failed(now)
+            }
             LogReply::Contents(_) => {}
             LogReply::Truncated(Ok(())) => self.recovered(),
-            LogReply::Truncated(Err(_)) => self.cut_log(),
+            LogReply::Truncated(Err(_)) => self.recovery_failed(now),
             LogReply::Appended(result) => self.commit.appended(token, result),
             LogReply::Synced(result) => {
                 let (done, next) = self.commit.synced(result);
@@ -560,7 +590,7 @@ impl NodeMachine for LineNode {
                 self.timers.set(Timer::Redial(token), at);
                 self.tell(conn, format!("RETRY {attempts}"));
             }
-            NodeInput::Log { token, reply } => self.log_reply(token, reply),
+            NodeInput::Log { token, reply } => self.log_reply(now, token, reply),
             NodeInput::JobDone { token, done } => {
                 if let Some(conn) = self.jobs.remove(&token) {
                     self.tell(conn, format!("HASHED {done:016x}"));
@@ -571,6 +601,8 @@ impl NodeMachine for LineNode {
                     match t {
                         Timer::After { conn, .. } => self.tell(conn, "TICK"),
                         Timer::Redial(token) => self.dial(token),
+                        // Read again: a torn tail found then is cut as at start.
+                        Timer::RetryRecovery => self.read_log(),
                     }
                 }
             }
