@@ -228,7 +228,8 @@ fn a_subscriber_that_does_not_read_is_cut_off_and_the_others_get_everything() {
     let mut publisher = Client::to(node.ports[0]);
     publisher.line();
     let text = "x".repeat(1000);
-    let total = 20_000;
+    // More than the kernel's buffers (several MiB each way) and the driver's 4 MiB hold.
+    let total = 30_000;
     // The publisher's answers are read on another thread, so that it never stalls itself.
     let mut answers = Client::over(publisher.stream.try_clone().unwrap());
     let reader = std::thread::spawn(move || {
@@ -237,13 +238,24 @@ fn a_subscriber_that_does_not_read_is_cut_off_and_the_others_get_everything() {
             .filter(|l| l.starts_with("PUBLISHED"))
             .count()
     });
+    // The reading subscriber tells the publisher how far it got, and the publisher stays at
+    // most 1,000 messages (1 MB) ahead of it: a reader that keeps up is never cut off,
+    // however the threads are scheduled.
+    let (read_tx, read_rx) = std::sync::mpsc::channel::<usize>();
     let fast_reader = std::thread::spawn(move || {
         for i in 0..total {
             let l = fast.line();
             assert!(l.starts_with("MSG "), "message {i}: {l}");
+            if i % 100 == 99 {
+                let _ = read_tx.send(i + 1);
+            }
         }
     });
-    for _ in 0..total {
+    let mut fast_got = 0;
+    for i in 0..total {
+        while i >= fast_got + 1_000 {
+            fast_got = read_rx.recv().expect("the reading subscriber goes on");
+        }
         publisher.send(&format!("PUB {text}"));
     }
     assert_eq!(reader.join().unwrap(), total);

@@ -28,6 +28,23 @@ use weaprous_core::node::machine::NodeMachine;
 use weaprous_core::time::{Duration, Instant};
 
 const NODE: HostId = 0;
+
+/// The "sometimes" counters a sweep of this world must reach.
+pub const LINE_COVERAGE: &[&str] = &[
+    "line.append_answered",
+    "line.append_failed",
+    "line.msg_in_order",
+    "line.timer_fired",
+    "host.message_to_node",
+    "host.message_to_conn",
+    "host.job_done",
+    "host.node_timer",
+    "host.drain",
+    "host.drained",
+    "node.graceful_restart",
+    "node.crash",
+    "node.crash_during_write",
+];
 const PORTS: [u16; 2] = [7000, 7001];
 
 /// A line-world run.

@@ -3,7 +3,7 @@
 //! oracles, and every capability reached somewhere in the sweep.
 
 use weaprous_net_sim::coverage::Coverage;
-use weaprous_net_sim::line_world::{run, LineScenario};
+use weaprous_net_sim::line_world::{run, LineScenario, LINE_COVERAGE};
 use weaprous_net_sim::trace::Keep;
 
 #[test]
@@ -17,21 +17,7 @@ fn line_world_200_seeds_under_faults() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
-    let missing = cov.missing(&[
-        "line.append_answered",
-        "line.append_failed",
-        "line.msg_in_order",
-        "line.timer_fired",
-        "host.message_to_node",
-        "host.message_to_conn",
-        "host.job_done",
-        "host.node_timer",
-        "host.drain",
-        "host.drained",
-        "node.graceful_restart",
-        "node.crash",
-        "node.crash_during_write",
-    ]);
+    let missing = cov.missing(LINE_COVERAGE);
     assert!(missing.is_empty(), "never fired: {missing:?}");
 }
 

@@ -7,6 +7,8 @@
 //! sim --determinism --scenario backend-faults --seeds 0..20
 //! sim --write-scenarios --scenario backend-faults --seeds 5..6 --out net-sim/regressions
 //! sim --shrink target/net-sim/fail-backend-faults-42.json   # writes ...-42.min.json
+//! sim --scenario line-faults --seeds 0..10000                # the node contract's world
+//! sim --world line --replay target/net-sim/fail-line-faults-7.json
 //! ```
 //! A failing seed prints its error, writes the scenario (JSON) and the trace tail next to it,
 //! and prints the one command that replays it. A sweep also fails when a listed "sometimes"
@@ -75,6 +77,10 @@ const SCENARIOS: &[(&str, &str)] = &[
         "the proxy before three backends and three scripted origins, 20 clients, healthy",
     ),
     (
+        "line-faults",
+        "the node contract's line node and 6 clients under swarm-chosen faults",
+    ),
+    (
         "proxy-faults",
         "the proxy, backends, origins and 30 clients under swarm-chosen faults and families",
     ),
@@ -123,6 +129,9 @@ fn main() {
         std::fs::write(&out, text).unwrap_or_else(|e| die(&format!("{out}: {e}")));
         println!("{out}");
         return;
+    }
+    if args.scenario == "line-faults" || args.world == "line" {
+        line(&args);
     }
     if let Some(file) = &args.replay {
         let text = std::fs::read_to_string(file).unwrap_or_else(|e| die(&format!("{file}: {e}")));
@@ -257,6 +266,72 @@ fn main() {
         eprintln!("  replay: {replay}");
     }
     std::process::exit(1);
+}
+
+/// The line world, whose scenarios are its own: a sweep or a replay.
+fn line(args: &Args) -> ! {
+    use weaprous_net_sim::line_world::{run, LineScenario, LINE_COVERAGE};
+    if let Some(file) = &args.replay {
+        let text = std::fs::read_to_string(file).unwrap_or_else(|e| die(&format!("{file}: {e}")));
+        let sc: LineScenario =
+            serde_json::from_str(&text).unwrap_or_else(|e| die(&format!("{file}: {e}")));
+        match run(&sc, Keep::default()) {
+            Ok(_) => {
+                println!("passed");
+                std::process::exit(0)
+            }
+            Err(e) => die(&e),
+        }
+    }
+    let (a, b) = parse_range(&args.seeds).unwrap_or_else(|e| die(&e));
+    let next = Arc::new(AtomicU64::new(a));
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let coverage = Arc::new(Mutex::new(Coverage::default()));
+    let start = std::time::Instant::now();
+    let workers: Vec<_> = (0..args.jobs.max(1))
+        .map(|_| {
+            let (next, failures, coverage) = (next.clone(), failures.clone(), coverage.clone());
+            std::thread::spawn(move || loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= b {
+                    break;
+                }
+                let sc = LineScenario::generate(seed);
+                match run(&sc, Keep::default()) {
+                    Ok(c) => coverage.lock().unwrap().merge(&c),
+                    Err(e) => failures.lock().unwrap().push((sc, e)),
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.join();
+    }
+    let failures = failures.lock().unwrap();
+    println!(
+        "line-faults seeds {a}..{b}: {} passed, {} failed ({:.1}s)",
+        (b - a) as usize - failures.len(),
+        failures.len(),
+        start.elapsed().as_secs_f64()
+    );
+    let coverage = coverage.lock().unwrap();
+    for (name, n) in coverage.iter() {
+        println!("  sometimes {name:<44} {n}");
+    }
+    let missing = coverage.missing(LINE_COVERAGE);
+    let mut failed = !failures.is_empty();
+    if !args.no_coverage_gate && !missing.is_empty() {
+        eprintln!("FAIL coverage: never fired: {}", missing.join(", "));
+        failed = true;
+    }
+    let _ = std::fs::create_dir_all(&args.out);
+    for (sc, e) in failures.iter() {
+        let path = format!("{}/fail-line-faults-{}.json", args.out, sc.seed);
+        let _ = std::fs::write(&path, serde_json::to_string_pretty(sc).unwrap_or_default());
+        eprintln!("FAIL {e}");
+        eprintln!("  replay: cargo run --release -p weaprous-net-sim --bin sim -- --world line --replay {path}");
+    }
+    std::process::exit(i32::from(failed))
 }
 
 fn die(msg: &str) -> ! {
