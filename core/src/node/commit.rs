@@ -134,8 +134,15 @@ mod tests {
         g.appended(2, Err(FsError::Io));
         g.commit(3);
         g.appended(3, Ok(3));
+        let (done, next) = g.synced(Ok(()));
+        assert_eq!(done, [(2, Err(FsError::Io))], "its own append failed");
+        assert!(next.is_some());
         let (done, _) = g.synced(Err(FsError::Io));
-        assert_eq!(done, [(2, Err(FsError::Io)), (3, Err(FsError::Io))]);
+        assert_eq!(
+            done,
+            [(3, Err(FsError::Io))],
+            "the sync that covered it failed"
+        );
         g.commit(4);
         g.appended(4, Ok(4));
         assert_eq!(g.synced(Ok(())).0, [(4, Ok(()))], "a failure is not sticky");
