@@ -344,6 +344,65 @@ fn a_zero_length_body_is_complete_with_its_head() {
 }
 
 #[test]
+fn the_read_timeout_starts_once_the_request_has_been_sent() {
+    // As nginx arms proxy_read_timeout: a slow upload that keeps moving is not a 504 (the
+    // simulator's proxy world found a 70 KB body over a slow network answered 504 forever).
+    let timeouts = ClientTimeouts {
+        read: Duration::from_secs(10),
+        send: Duration::from_secs(100),
+    };
+    let mut c = ClientConn::new(at(0), Limits::default(), timeouts);
+    let post = head("POST /up HTTP/1.1\r\nHost: b\r\nTransfer-Encoding: chunked\r\n\r\n");
+    c.send_head(at(0), &post, BodyFraming::Chunked);
+    for t in 0..30 {
+        c.send_data(at(t), b"x");
+        let n = c.transmit().len();
+        c.flushed(at(t), n);
+    }
+    assert_eq!(
+        c.on_timeout(at(30)),
+        None,
+        "still sending: nothing is awaited yet"
+    );
+    c.end_request(at(40));
+    assert_eq!(
+        c.deadline(),
+        Some(at(140).mono),
+        "the last chunk waits to be sent"
+    );
+    let n = c.transmit().len();
+    c.flushed(at(41), n);
+    assert_eq!(
+        c.deadline(),
+        Some(at(51).mono),
+        "the wait for the answer starts when the request has left"
+    );
+    assert_eq!(
+        c.on_timeout(at(51)),
+        Some(ClientEvent::Failed(ClientError::TimedOut))
+    );
+}
+
+#[test]
+fn an_early_answer_is_read_with_its_timeout_while_the_body_still_goes() {
+    let timeouts = ClientTimeouts {
+        read: Duration::from_secs(10),
+        send: Duration::from_secs(100),
+    };
+    let mut c = ClientConn::new(at(0), Limits::default(), timeouts);
+    let post = head("POST /up HTTP/1.1\r\nHost: b\r\nContent-Length: 10\r\n\r\n");
+    c.send_head(at(0), &post, BodyFraming::Length(10));
+    let n = c.transmit().len();
+    c.flushed(at(0), n);
+    c.feed(
+        at(5),
+        b"HTTP/1.1 413 Too Large\r\nContent-Length: 4\r\n\r\nab",
+    );
+    while c.poll_event(at(5)).is_some() {}
+    assert_eq!(c.deadline(), Some(at(15).mono), "between response bytes");
+}
+
+#[test]
 fn the_send_deadline_moves_only_with_bytes_written() {
     let timeouts = ClientTimeouts {
         read: Duration::from_secs(100),

@@ -492,6 +492,8 @@ impl ClientHost {
         let n = room.min(a.out.len());
         let segments = cx.write(a.stream, &a.out[..n]);
         a.out.drain(..n);
+        // An upload that moves is progress, as for any real client.
+        a.deadline = cx.now().mono + PROGRESS_TIMEOUT;
         if segments >= 3 && a.sent > a.answered + 1 {
             cx.cover("client.pipelined_request_in_3_segments");
         }

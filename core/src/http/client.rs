@@ -15,7 +15,7 @@
 //! | `Connection: close` (either side), HTTP/1.0 without keep-alive, close-delimited body | `End` | no |
 //! | malformed or ambiguous response (the smuggling vectors, in the response direction) | `Failed(Malformed)` | no |
 //! | the upstream closes or resets before the response ended (a reset ends nothing, not even a close-delimited body) | `Failed(Closed)` | no |
-//! | no response byte for the read timeout while one is awaited | `Failed(TimedOut)` (from `on_timeout`) | no |
+//! | no response byte for the read timeout while one is awaited (from the moment the request was sent whole, as nginx's `proxy_read_timeout`) | `Failed(TimedOut)` (from `on_timeout`) | no |
 //! | `101` to a request that asked to upgrade | `Response`, then `Upgrade(rest)` | no (a tunnel now) |
 //!
 //! For the proxy's retry rules the connection tells how much of the current request was
@@ -365,7 +365,12 @@ impl ClientConn {
             return None;
         }
         let send = (!self.out.is_empty()).then(|| self.send_since + self.timeouts.send);
-        let read = (!self.response_done).then(|| self.read_since + self.timeouts.read);
+        // As nginx arms proxy_read_timeout: once the request has been sent whole (a slow
+        // upload that keeps moving is the send timeout's business), or between the bytes of
+        // an answer that has begun (an early one included).
+        let sent_whole = self.req == Req::Done && self.out.is_empty();
+        let awaiting = !self.response_done && (self.response_started || sent_whole);
+        let read = awaiting.then(|| self.read_since + self.timeouts.read);
         match (send, read) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -382,6 +387,10 @@ impl ClientConn {
         self.request_flushed += n as u64;
         if n > 0 {
             self.send_since = now.mono;
+            if self.out.is_empty() && self.req == Req::Done && !self.response_started {
+                // The request has left: the wait for its answer starts now.
+                self.read_since = now.mono;
+            }
         }
     }
 
