@@ -115,24 +115,34 @@ fn linenode(
 
 fn fanout(addr: std::net::SocketAddr, conns: usize, rounds: usize) -> ! {
     use std::io::{BufRead, BufReader, Write};
-    let open = || -> std::io::Result<(std::net::TcpStream, BufReader<std::net::TcpStream>)> {
-        let s = std::net::TcpStream::connect(addr)?;
-        s.set_nodelay(true)?;
-        let mut r = BufReader::new(s.try_clone()?);
-        let mut hello = String::new();
-        r.read_line(&mut hello)?;
-        Ok((s, r))
-    };
+    // Connect every socket before reading any greeting: listeners defer accepting until a
+    // client's first bytes (or about a second), so greetings are awaited all at once.
+    let open =
+        |n: usize| -> std::io::Result<Vec<(std::net::TcpStream, BufReader<std::net::TcpStream>)>> {
+            let mut socks = Vec::with_capacity(n);
+            for _ in 0..n {
+                let s = std::net::TcpStream::connect(addr)?;
+                s.set_nodelay(true)?;
+                let r = BufReader::new(s.try_clone()?);
+                socks.push((s, r));
+            }
+            for (_, r) in socks.iter_mut() {
+                let mut hello = String::new();
+                r.read_line(&mut hello)?;
+            }
+            Ok(socks)
+        };
     let run = || -> std::io::Result<Vec<f64>> {
         let mut subs = Vec::with_capacity(conns);
-        for _ in 0..conns {
-            let (mut s, mut r) = open()?;
+        for (mut s, r) in open(conns)? {
             s.write_all(b"SUB\n")?;
-            let mut l = String::new();
-            r.read_line(&mut l)?;
             subs.push(r);
         }
-        let (mut publisher, mut answers) = open()?;
+        for r in subs.iter_mut() {
+            let mut l = String::new();
+            r.read_line(&mut l)?;
+        }
+        let (mut publisher, mut answers) = open(1)?.pop().expect("one connection");
         let mut times = Vec::with_capacity(rounds);
         let mut line = String::new();
         for round in 0..rounds {
