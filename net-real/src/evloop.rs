@@ -80,6 +80,10 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 /// How long a closing connection keeps discarding bytes the client sent and we will never read.
 const LINGER: Duration = Duration::from_secs(2);
 
+/// Readiness as the loop reports it to a [`Handler`]: the platform's flags, named here so that
+/// handlers outside this module name no platform type.
+pub(crate) type Readiness = EventFlags;
+
 /// What every worker shares: the drain signal.
 pub(crate) struct Shared {
     wake: OwnedFd,

@@ -7,8 +7,8 @@
 //!   accepted: nothing crosses threads. A node of [`Scope::Process`] runs on worker 0;
 //!   connections on the other workers reach it through its mailbox, and it reaches them
 //!   through theirs.
-//! * A **mailbox** is a locked queue of letters and a [`Wake`] (an eventfd in the worker's
-//!   epoll set) written once per burst: the first letter after the worker last looked wakes
+//! * A **mailbox** is a locked queue of letters and a [`Wake`] (the worker's wake-up handle,
+//!   owned by the event loop's platform code) signalled once per burst: the first letter after the worker last looked wakes
 //!   it; the rest of the burst costs no system call. Letters between a worker and the node are
 //!   queued in order, so each connection's messages keep their order both ways.
 //! * Listeners are bound at start, from the `Listen` outputs that answer `Start` (each a group
@@ -28,11 +28,10 @@
 use crate::clock;
 use crate::evloop::{
     bind_group, connect_result, connect_start, linger_read, run_groups, step, Fate, Handler, Io,
-    Key, OsEntropy, Slab, Slot, Sock, Wake, GENERATION_MASK,
+    Key, OsEntropy, Readiness, Slab, Slot, Sock, Wake, GENERATION_MASK,
 };
 use crate::logs::LogStore;
 use crate::server::ServeOptions;
-use rustix::event::epoll::EventFlags;
 use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
@@ -653,7 +652,7 @@ impl<N: RealNode> Handler for NodeHandler<N> {
         self.pump(io);
     }
 
-    fn ready(&mut self, io: &mut Io, key: Key, flags: EventFlags) {
+    fn ready(&mut self, io: &mut Io, key: Key, flags: Readiness) {
         match self.slots.get_mut(key) {
             Some(Entry::Dial(_)) => self.dialed(io, key),
             Some(Entry::Open { slot, .. }) => {

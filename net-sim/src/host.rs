@@ -8,7 +8,7 @@
 //! * **Listeners**: a [`NodeOutput::Listen`] on `host_addr(this host, port)` accepts streams to
 //!   that port (any other address is refused, as binding it would fail).
 //! * **Connection machines**: fed bytes only while `wants_read`, written as the stream's window
-//!   allows, file segments read from the simulated disk as `sendfile` would; `Close` after the
+//!   allows, file segments read from the simulated disk as the real driver sends them; `Close` after the
 //!   last byte half-closes, and when the machine says the peer may have sent bytes it will not
 //!   read, the host discards input for [`LINGER`] (a lingering close, as `net-real` does),
 //!   then resets if the peer has not closed.
@@ -462,7 +462,7 @@ impl<N: NodeMachine + 'static> MachineHost<N> {
             self.deadlines.set(s, deadline);
             let room = cx.room(s);
             let pending = side.conn.transmit().len();
-            // File segments are "sent from the disk" like sendfile: read, then put on the wire.
+            // File segments go "from the disk" as the real driver sends them: read, then put on the wire.
             let from_file = match side.conn.transmit_file() {
                 Some(seg) if pending == 0 && room > 0 => {
                     let len = (seg.len as usize).min(room);
