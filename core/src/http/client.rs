@@ -242,6 +242,17 @@ impl ClientConn {
         self.read_since = now.mono;
     }
 
+    /// The upstream is gone (closed, or reset once what came before was read): an exchange in
+    /// progress failed, else the idle connection closed.
+    fn gone(&mut self) -> ClientEvent {
+        self.dead = true;
+        if std::mem::take(&mut self.in_exchange) {
+            ClientEvent::Failed(ClientError::Closed)
+        } else {
+            ClientEvent::Closed
+        }
+    }
+
     fn fail(&mut self) {
         self.dead = true;
         self.keep_alive = false;
@@ -312,26 +323,10 @@ impl ClientConn {
                 self.in_exchange = false;
                 Some(ClientEvent::Upgrade(self.parser.take_rest()))
             }
-            Ok(Event::Closed) => {
-                self.dead = true;
-                if self.in_exchange {
-                    self.in_exchange = false;
-                    Some(ClientEvent::Failed(ClientError::Closed))
-                } else {
-                    Some(ClientEvent::Closed)
-                }
-            }
+            Ok(Event::Closed) => Some(self.gone()),
             // A response parser yields no requests and never pauses.
             // Everything that arrived before a reset is read; then the connection is gone.
-            Ok(Event::NeedData) if self.reset => {
-                self.dead = true;
-                if self.in_exchange {
-                    self.in_exchange = false;
-                    Some(ClientEvent::Failed(ClientError::Closed))
-                } else {
-                    Some(ClientEvent::Closed)
-                }
-            }
+            Ok(Event::NeedData) if self.reset => Some(self.gone()),
             Ok(Event::NeedData | Event::Paused | Event::Request(_)) => None,
             Err(e) => {
                 let was = self.in_exchange;
