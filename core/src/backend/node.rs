@@ -7,7 +7,8 @@ use crate::node::machine::{Entropy, NewConn, NodeInput, NodeMachine, NodeOutput,
 use crate::node::Now;
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+// `core::net` holds address values only (no sockets): where to listen and to connect.
+use core::net::SocketAddr;
 use std::sync::Arc;
 
 /// What observers see of a backend node.

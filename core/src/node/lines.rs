@@ -35,7 +35,8 @@ use super::timers::Timers;
 use super::{ConnInput, ConnOutput, Connection, LogOp, LogReply, Now};
 use crate::time::Duration;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::SocketAddr;
+// `core::net` holds address values only (no sockets): where to listen and to connect.
+use core::net::SocketAddr;
 use std::sync::Arc;
 
 /// The longest request line.

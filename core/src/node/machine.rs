@@ -56,7 +56,8 @@
 use super::{Connection, LogOp, LogReply, Now};
 use crate::buggify::Buggify;
 use crate::time::Duration;
-use std::net::SocketAddr;
+// `core::net` holds address values only (no sockets): where to listen and to connect.
+use core::net::SocketAddr;
 
 /// A connection, as the driver names it to its node: unique for the life of the node.
 pub type ConnId = u64;
