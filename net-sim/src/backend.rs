@@ -29,6 +29,7 @@ use crate::rng;
 use crate::scenario::{FaultAction, HostId, Latency, NetConfig, Phases, RandomFaults, Timed};
 use crate::trace::Keep;
 use crate::workload::{self, Mix};
+use crate::world::{self, fault_hosts, FaultsMut, World};
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -39,6 +40,55 @@ use weaprous_core::node::AccessLog;
 use weaprous_core::time::{Duration, Instant};
 
 const SERVER: HostId = 0;
+
+/// The "sometimes" counters a backend sweep must reach at least once.
+pub const BACKEND_COVERAGE: &[&str] = &[
+    "net.random_reset",
+    "net.connect_refused",
+    "net.connect_timed_out",
+    "net.segment_held",
+    "net.segment_to_crashed_host",
+    "node.crash",
+    "node.crash_during_write",
+    "node.restart",
+    "node.stale_timer_ignored",
+    "node.resumed_with_backlog",
+    "clock.jump",
+    "client.failure_mid_response",
+    "client.reset_mid_body",
+    "client.pipelined_request_in_3_segments",
+    "client.gave_up_waiting",
+    "host.deadline_fired",
+    "backend.answered_500",
+    "host.read_error_after_head",
+    "backend.aborted_response",
+    "host.peer_reset",
+    "buggify.backend.tiny_first_read",
+    // The workload's request families (workload::Mix), each answered and checked.
+    "client.body_content_length",
+    "client.body_chunked",
+    "client.body_chunk_extensions",
+    "client.body_trailers",
+    "client.body_over_the_backend_limit",
+    "client.body_too_large_413",
+    "client.pipelined_request_with_body",
+    "client.continue_wait_over",
+    "client.expect_answered_before_body",
+    "client.malformed_head_refused",
+    "client.broken_chunk_size_answered_once",
+    "client.broken_chunk_end_answered_once",
+    "client.server_closed_after_last_answer",
+    "client.absolute_form_target",
+    "client.encoded_dot_segment",
+    "client.percent_encoded_target",
+    "client.dot_segment",
+    "client.target_refused_400",
+    "client.outside_the_root_403",
+    "client.folder_redirect_301",
+    "client.unknown_method_501",
+    "client.method_not_allowed_405",
+    "client.options_asterisk",
+];
 
 /// A backend run: topology and workload, network, faults, phases.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -198,6 +248,66 @@ impl BackendScenario {
     }
 }
 
+impl BackendScenario {
+    /// The faults half, for the shared harness and shrinker.
+    pub fn faults_mut(&mut self) -> FaultsMut<'_> {
+        FaultsMut {
+            net: &mut self.net,
+            random: &mut self.random,
+            faults: &mut self.faults,
+            phases: &mut self.phases,
+        }
+    }
+
+    /// One-step simplifications of the workload: fewer request families, clients,
+    /// connections, requests and pipelining. `names(clients, host)` says whether a fault's
+    /// host still exists with that many clients (faults that name a removed host go too).
+    pub fn smaller_workload(&self, names: impl Fn(usize, HostId) -> bool) -> Vec<Self> {
+        let mut out = Vec::new();
+        let m = &self.mix;
+        type Off = fn(&mut Mix);
+        let families: [(bool, Off); 5] = [
+            (m.bodies, |m| m.bodies = false),
+            (m.expect_continue, |m| m.expect_continue = false),
+            (m.methods, |m| m.methods = false),
+            (m.targets, |m| m.targets = false),
+            (m.malformed, |m| m.malformed = false),
+        ];
+        for (on, off) in families {
+            if on {
+                let mut c = self.clone();
+                off(&mut c.mix);
+                out.push(c);
+            }
+        }
+        for clients in [1, self.clients / 2, self.clients - 1] {
+            if clients >= 1 && clients < self.clients {
+                let mut c = self.clone();
+                c.clients = clients;
+                c.faults
+                    .retain(|t| fault_hosts(&t.action).iter().all(|&h| names(clients, h)));
+                out.push(c);
+            }
+        }
+        if self.conns_per_client > 1 {
+            let mut c = self.clone();
+            c.conns_per_client -= 1;
+            out.push(c);
+        }
+        if self.max_requests > 1 {
+            let mut c = self.clone();
+            c.max_requests -= 1;
+            out.push(c);
+        }
+        if self.max_depth > 1 {
+            let mut c = self.clone();
+            c.max_depth = 1;
+            out.push(c);
+        }
+        out
+    }
+}
+
 /// What a finished run reports.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -211,23 +321,7 @@ pub struct Report {
     pub sim_time: Duration,
 }
 
-/// A failed run: what broke, and the end of the trace.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub seed: u64,
-    pub message: String,
-    pub trace_tail: Vec<String>,
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "seed {}: {}", self.seed, self.message)?;
-        for l in &self.trace_tail {
-            writeln!(f, "  {l}")?;
-        }
-        Ok(())
-    }
-}
+pub use crate::world::Failure;
 
 /// Host 0: the backend node ([`BackendNode`]) on the generic host, one [`BackendConn`] per
 /// accepted stream.
@@ -395,43 +489,53 @@ fn server(sim: &Sim) -> Option<&BackendHost> {
         .and_then(|n| n.as_any().downcast_ref::<BackendHost>())
 }
 
-fn all_done(sim: &Sim) -> bool {
-    clients(sim).all(|c| c.is_some_and(ClientHost::finished))
-        && server(sim).is_some_and(|s| s.connections() == 0)
-}
+/// The backend world, for the shared harness ([`crate::world`]).
+pub struct BackendWorld;
 
-/// Runs `sc`; see the module docs for the oracles.
-pub fn run(sc: &BackendScenario, keep: Keep) -> Result<Report, Failure> {
-    let mut sim = build(sc, keep);
-    let heal = Instant::ZERO + Duration::from_millis(sc.phases.heal_at_ms);
-    let bound = heal + Duration::from_millis(sc.phases.converge_within_ms);
-    let result = (|| {
-        sim.run_until(heal, |_| false)?;
-        sim.run_until(bound, all_done)?;
-        let unfinished: Vec<usize> = clients(&sim)
+impl World for BackendWorld {
+    type Scenario = BackendScenario;
+    type State = ();
+    const NAME: &'static str = "backend";
+    const COVERAGE: &'static [&'static str] = BACKEND_COVERAGE;
+
+    fn seed(sc: &BackendScenario) -> u64 {
+        sc.seed
+    }
+    fn faults_mut(sc: &mut BackendScenario) -> FaultsMut<'_> {
+        sc.faults_mut()
+    }
+    fn build(sc: &BackendScenario, keep: Keep) -> (Sim, ()) {
+        (build(sc, keep), ())
+    }
+    fn settled(sim: &Sim, _: &()) -> bool {
+        clients(sim).all(|c| c.is_some_and(ClientHost::finished))
+            && server(sim).is_some_and(|s| s.connections() == 0)
+    }
+    fn unsettled(sc: &BackendScenario, sim: &Sim, _: &()) -> String {
+        let unfinished: Vec<usize> = clients(sim)
             .enumerate()
             .filter(|(_, c)| !c.is_some_and(ClientHost::finished))
             .map(|(i, _)| i + 1)
             .collect();
         if !unfinished.is_empty() {
-            return Err(format!(
+            return format!(
                 "liveness: clients {unfinished:?} not finished {} ms after the heal",
                 sc.phases.converge_within_ms
-            ));
+            );
         }
-        let open = server(&sim).map_or(0, BackendHost::connections);
-        if open > 0 {
-            return Err(format!(
-                "{open} server connections still open {} ms after the heal: {}",
-                sc.phases.converge_within_ms,
-                server(&sim).map(BackendHost::describe).unwrap_or_default()
-            ));
-        }
+        format!(
+            "{} server connections still open {} ms after the heal: {}",
+            server(sim).map_or(0, BackendHost::connections),
+            sc.phases.converge_within_ms,
+            server(sim).map(BackendHost::describe).unwrap_or_default()
+        )
+    }
+    fn check_end(_: &BackendScenario, sim: &Sim, _: &()) -> Result<(), String> {
         let disk = sim.disk(SERVER);
         if disk.open_handles() > 0 {
             return Err(format!("{} file handles left open", disk.open_handles()));
         }
-        let errors: usize = clients(&sim).flatten().map(|c| c.server_errors).sum();
+        let errors: usize = clients(sim).flatten().map(|c| c.server_errors).sum();
         if errors as u64 > disk.read_errors {
             return Err(format!(
                 "{errors} answers of 500 but only {} disk read errors injected",
@@ -439,22 +543,34 @@ pub fn run(sc: &BackendScenario, keep: Keep) -> Result<Report, Failure> {
             ));
         }
         Ok(())
-    })();
-    let cs: Vec<&ClientHost> = clients(&sim).flatten().collect();
-    match result {
+    }
+    fn answered(sim: &Sim) -> usize {
+        clients(sim).flatten().map(|c| c.answered).sum()
+    }
+    fn smaller(sc: &BackendScenario) -> Vec<BackendScenario> {
+        // Host numbers in the faults above a smaller client count would name nobody.
+        sc.smaller_workload(|c, h| h <= c)
+    }
+}
+
+/// Runs `sc`; see the module docs for the oracles.
+pub fn run(sc: &BackendScenario, keep: Keep) -> Result<Report, Failure> {
+    let f = world::run_full::<BackendWorld>(sc, keep);
+    let cs: Vec<&ClientHost> = clients(&f.sim).flatten().collect();
+    match f.result {
         Ok(()) => Ok(Report {
-            trace_hash: sim.trace().hash(),
-            events: sim.trace().events(),
+            trace_hash: f.sim.trace().hash(),
+            events: f.sim.trace().events(),
             responses: cs.iter().map(|c| c.answered).sum(),
             timeouts: cs.iter().map(|c| c.timeouts_408).sum(),
             server_errors: cs.iter().map(|c| c.server_errors).sum(),
-            coverage: sim.coverage().clone(),
-            sim_time: sim.now().since(Instant::ZERO),
+            coverage: f.sim.coverage().clone(),
+            sim_time: f.sim.now().since(Instant::ZERO),
         }),
         Err(message) => Err(Failure {
             seed: sc.seed,
             message,
-            trace_tail: sim.trace().tail(),
+            trace_tail: f.sim.trace().tail(),
         }),
     }
 }

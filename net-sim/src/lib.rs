@@ -14,6 +14,8 @@
 //! * [`host`]: the generic host: a node machine and its connection machines, driven as the
 //!   node contract says; worlds observe it.
 //! * [`deadlines`]: a host's connection deadlines behind its one timer, and the spin check.
+//! * [`stream_client`]: a client host for any world: connection I/O here, decisions and
+//!   checks in a script.
 //! * [`client`]: the simulated HTTP client (requests, and the oracle that checks answers).
 //! * [`workload`]: what the clients send to the static backend, and what it must answer.
 //! * [`backend`]: the backend world (the real backend machine and 100 clients).
@@ -21,10 +23,11 @@
 //!   built on [`host`] alone).
 //! * [`origin`]: scripted origins that answer in every shape HTTP allows, and malformed.
 //! * [`proxy_world`]: the proxy world (the real proxy machines, three backends, clients).
-//! * [`check`]: determinism check and regression replay helpers.
+//! * [`world`]: the [`world::World`] trait (a world is its topology, workload, faults and
+//!   oracles) and the one harness every world runs in: heal and liveness, determinism,
+//!   replay and shrinking.
 
 pub mod backend;
-pub mod check;
 pub mod client;
 pub mod clock;
 pub mod coverage;
@@ -37,5 +40,7 @@ pub mod origin;
 pub mod proxy_world;
 pub mod rng;
 pub mod scenario;
+pub mod stream_client;
 pub mod trace;
 pub mod workload;
+pub mod world;

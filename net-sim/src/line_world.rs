@@ -16,12 +16,13 @@
 //!   is answered `LOGGED` within the bound.
 
 use crate::disk::Disk;
-use crate::engine::{host_addr, Cx, Node, Sim, StreamId};
+use crate::engine::{host_addr, Node, Sim, StreamId};
 use crate::host::{MachineHost, Unobserved};
 use crate::rng;
 use crate::scenario::{FaultAction, HostId, NetConfig, Phases, RandomFaults, Timed};
+use crate::stream_client::{Ended, Io, Script, StreamClient};
 use crate::trace::Keep;
-use std::any::Any;
+use crate::world::{self, fault_hosts, FaultsMut, World};
 use std::collections::{BTreeMap, VecDeque};
 use weaprous_core::node::lines::{self, LineNode};
 use weaprous_core::node::machine::NodeMachine;
@@ -133,11 +134,13 @@ struct Conn {
     /// Lines still to send, and the one awaiting its answer (with when it was sent).
     todo: VecDeque<String>,
     waiting: Option<(String, Instant)>,
-    unsent: VecDeque<u8>,
 }
 
-/// A client host.
-pub struct LineClient {
+/// A client host: [`LineScript`] on the shared streaming client.
+pub type LineClient = StreamClient<LineScript>;
+
+/// What a line-world client does and checks (see the module docs' oracles).
+pub struct LineScript {
     host: HostId,
     plans: Vec<Plan>,
     opened: usize,
@@ -148,9 +151,11 @@ pub struct LineClient {
     seen: BTreeMap<(StreamId, String), u64>,
     pub probe_done: bool,
     probe_at: Option<Instant>,
+    /// Lines answered as they must be.
+    pub answered: usize,
 }
 
-impl LineClient {
+impl LineScript {
     fn new(sc: &LineScenario, host: HostId) -> Self {
         let mut r = rng::stream(sc.seed ^ ((host as u64) << 32), rng::WORKLOAD);
         let mut plans = Vec::new();
@@ -189,7 +194,7 @@ impl LineClient {
                 probe: false,
             });
         }
-        LineClient {
+        LineScript {
             host,
             plans,
             opened: 0,
@@ -199,21 +204,24 @@ impl LineClient {
             probe_done: false,
             // At the heal: one more connection that must get an append through.
             probe_at: Some(Instant::ZERO + Duration::from_millis(sc.phases.heal_at_ms)),
+            answered: 0,
         }
     }
 
-    fn arm(&self, cx: &mut Cx) {
+    fn arm(&self, io: &mut Io) {
         let next = self
             .plans
             .get(self.opened)
             .map(|p| Instant::ZERO + p.open_at);
         let probe = if self.probe_done { None } else { self.probe_at };
-        cx.set_timer([next, probe].into_iter().flatten().min());
+        if let Some(at) = [next, probe].into_iter().flatten().min() {
+            io.wake_at(at);
+        }
     }
 
-    fn open(&mut self, cx: &mut Cx, plan: usize) {
+    fn open(&mut self, io: &mut Io, plan: usize) {
         let p = &self.plans[plan];
-        let s = cx.connect_port(NODE, p.port);
+        let s = io.connect(NODE, p.port);
         let mut todo: VecDeque<String> = p.lines.iter().cloned().collect();
         if p.subscribe {
             todo.push_front("SUB".into());
@@ -228,32 +236,17 @@ impl LineClient {
         );
     }
 
-    fn flush(&mut self, cx: &mut Cx, s: StreamId) {
-        let Some(c) = self.conns.get_mut(&s) else {
-            return;
-        };
-        let n = cx.room(s).min(c.unsent.len());
-        if n > 0 {
-            let bytes: Vec<u8> = c.unsent.drain(..n).collect();
-            cx.write(s, &bytes);
-        }
-        if !c.unsent.is_empty() {
-            cx.want_writable(s);
-        }
-    }
-
     /// Sends the connection's next line, if it has one.
-    fn next(c: &mut Conn, now: Instant) {
+    fn next(io: &mut Io, s: StreamId, c: &mut Conn, now: Instant) {
         if let Some(l) = c.todo.pop_front() {
-            c.unsent.extend(l.as_bytes());
-            c.unsent.push_back(b'\n');
+            io.send(s, format!("{l}\n").as_bytes());
             c.waiting = Some((l, now));
         }
     }
 
     /// Checks one received line against what its connection waits for.
-    fn answer(&mut self, cx: &mut Cx, s: StreamId, line: String) -> Result<(), String> {
-        let now = cx.now().mono;
+    fn answer(&mut self, io: &mut Io, s: StreamId, line: String) -> Result<(), String> {
+        let now = io.now();
         if let Some(rest) = line.strip_prefix("MSG ") {
             let (publisher, seq) = rest.rsplit_once(' ').ok_or("a MSG without a sequence")?;
             let seq: u64 = seq.parse().map_err(|_| format!("bad MSG {line}"))?;
@@ -264,14 +257,14 @@ impl LineClient {
                 }
             }
             self.seen.insert(key, seq);
-            cx.cover("line.msg_in_order");
+            io.cover("line.msg_in_order");
             return Ok(());
         }
         let Some(c) = self.conns.get_mut(&s) else {
             return Ok(());
         };
         if line.starts_with("HELLO") {
-            Self::next(c, now);
+            Self::next(io, s, c, now);
             return Ok(());
         }
         let Some((asked, sent)) = c.waiting.take() else {
@@ -281,7 +274,7 @@ impl LineClient {
         let ok = match word {
             "SUB" => line == "SUBSCRIBED",
             "LOG" if line == "LOGFAIL" => {
-                cx.cover("line.append_failed");
+                io.cover("line.append_failed");
                 if self.plans[c.plan].probe {
                     // The probe may start before the heal (clocks differ): it tries again.
                     c.todo.push_front(asked.clone());
@@ -291,7 +284,7 @@ impl LineClient {
             "LOG" => {
                 let good = line.starts_with("LOGGED ");
                 if good {
-                    cx.cover("line.append_answered");
+                    io.cover("line.append_answered");
                     self.acked.push(arg.to_string());
                     if self.plans[c.plan].probe {
                         self.probe_done = true;
@@ -307,7 +300,7 @@ impl LineClient {
                 let least = Duration::from_micros(ms * 1000 * 998 / 1000);
                 let good = line == "TICK" && now.since(sent) >= least;
                 if good {
-                    cx.cover("line.timer_fired");
+                    io.cover("line.timer_fired");
                 }
                 good
             }
@@ -316,22 +309,20 @@ impl LineClient {
         if !ok {
             return Err(format!("stream {s}: {asked:?} answered {line:?}"));
         }
-        Self::next(c, now);
+        self.answered += 1;
+        Self::next(io, s, c, now);
         Ok(())
     }
 }
 
-impl Node for LineClient {
-    fn start(&mut self, cx: &mut Cx) {
-        self.arm(cx);
-    }
-    fn on_timer(&mut self, cx: &mut Cx) {
-        let now = cx.now().mono;
+impl Script for LineScript {
+    fn wake(&mut self, io: &mut Io) {
+        let now = io.now();
         while self.opened < self.plans.len()
             && Instant::ZERO + self.plans[self.opened].open_at <= now
         {
             self.opened += 1;
-            self.open(cx, self.opened - 1);
+            self.open(io, self.opened - 1);
         }
         if self.probe_at.is_some_and(|at| at <= now) && !self.probe_done {
             self.probe_at = None;
@@ -344,16 +335,17 @@ impl Node for LineClient {
                 probe: true,
             });
             self.opened = self.plans.len();
-            self.open(cx, self.plans.len() - 1);
+            self.open(io, self.plans.len() - 1);
         }
-        self.arm(cx);
+        self.arm(io);
     }
-    fn on_data(&mut self, cx: &mut Cx, s: StreamId, bytes: Vec<u8>) {
+
+    fn received(&mut self, io: &mut Io, s: StreamId, bytes: &[u8]) -> Result<(), String> {
         let lines: Vec<String> = {
             let Some(c) = self.conns.get_mut(&s) else {
-                return;
+                return Ok(());
             };
-            c.buf.extend_from_slice(&bytes);
+            c.buf.extend_from_slice(bytes);
             let mut out = Vec::new();
             while let Some(end) = c.buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = c.buf.drain(..=end).collect();
@@ -362,45 +354,34 @@ impl Node for LineClient {
             out
         };
         for l in lines {
-            cx.trace(40, s, l.len() as u64, || format!("stream {s} got {l:?}"));
-            if let Err(e) = self.answer(cx, s, l) {
-                cx.fail(format!("h{}: {e}", self.host));
-                return;
+            io.trace(s, l.len() as u64, || format!("stream {s} got {l:?}"));
+            self.answer(io, s, l)?;
+        }
+        Ok(())
+    }
+
+    /// A connection ended: a probe that did not get through tries again a second later.
+    fn ended(&mut self, io: &mut Io, s: StreamId, _how: Ended) {
+        if let Some(c) = self.conns.remove(&s) {
+            if self.plans[c.plan].probe && !self.probe_done {
+                io.cover("line.probe_retried");
+                self.probe_at = Some(io.now() + Duration::from_secs(1));
+                self.arm(io);
             }
         }
-        self.flush(cx, s);
     }
-    fn on_writable(&mut self, cx: &mut Cx, s: StreamId) {
-        self.flush(cx, s);
-    }
-    fn on_eof(&mut self, cx: &mut Cx, s: StreamId) {
-        self.gone(cx, s);
-    }
-    fn on_reset(&mut self, cx: &mut Cx, s: StreamId) {
-        self.gone(cx, s);
-    }
-    fn on_connect_failed(&mut self, cx: &mut Cx, s: StreamId, _e: crate::engine::ConnectError) {
-        self.gone(cx, s);
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-}
 
-impl LineClient {
-    /// What the client waits for, for failure reports.
     fn describe(&self) -> String {
         let conns: Vec<String> = self
             .conns
             .iter()
             .map(|(s, c)| {
                 format!(
-                    "stream {s} plan {} probe {} waiting {:?} todo {} unsent {}",
+                    "stream {s} plan {} probe {} waiting {:?} todo {}",
                     c.plan,
                     self.plans[c.plan].probe,
                     c.waiting,
                     c.todo.len(),
-                    c.unsent.len()
                 )
             })
             .collect();
@@ -413,18 +394,6 @@ impl LineClient {
             conns.join(", ")
         )
     }
-
-    /// A connection ended: a probe that did not get through tries again a second later.
-    fn gone(&mut self, cx: &mut Cx, s: StreamId) {
-        if let Some(c) = self.conns.remove(&s) {
-            cx.fin(s);
-            if self.plans[c.plan].probe && !self.probe_done {
-                cx.cover("line.probe_retried");
-                self.probe_at = Some(cx.now().mono + Duration::from_secs(1));
-                self.arm(cx);
-            }
-        }
-    }
 }
 
 fn build(sc: &LineScenario, keep: Keep) -> Sim {
@@ -435,7 +404,7 @@ fn build(sc: &LineScenario, keep: Keep) -> Sim {
             let node = LineNode::new(addrs, sc2.seed);
             Box::new(MachineHost::new(node, sc2.seed, Box::new(Unobserved)))
         } else {
-            Box::new(LineClient::new(&sc2, host))
+            Box::new(LineClient::new(LineScript::new(&sc2, host)))
         }
     });
     let disks = (0..=sc.clients).map(|_| Disk::default()).collect();
@@ -451,54 +420,94 @@ fn build(sc: &LineScenario, keep: Keep) -> Sim {
     sim
 }
 
-fn client(sim: &Sim, h: HostId) -> Option<&LineClient> {
+fn client(sim: &Sim, h: HostId) -> Option<&LineScript> {
     sim.node(h)
         .and_then(|n| n.as_any().downcast_ref::<LineClient>())
+        .map(LineClient::script)
+}
+
+/// The line world, for the shared harness ([`crate::world`]).
+pub struct LineWorld;
+
+impl World for LineWorld {
+    type Scenario = LineScenario;
+    type State = ();
+    const NAME: &'static str = "line";
+    const COVERAGE: &'static [&'static str] = LINE_COVERAGE;
+
+    fn seed(sc: &LineScenario) -> u64 {
+        sc.seed
+    }
+    fn faults_mut(sc: &mut LineScenario) -> FaultsMut<'_> {
+        FaultsMut {
+            net: &mut sc.net,
+            random: &mut sc.random,
+            faults: &mut sc.faults,
+            phases: &mut sc.phases,
+        }
+    }
+    fn build(sc: &LineScenario, keep: Keep) -> (Sim, ()) {
+        (build(sc, keep), ())
+    }
+    /// Every client's probe was answered (subscribers stay connected: long-lived streams).
+    fn settled(sim: &Sim, _: &()) -> bool {
+        clients(sim).all(|c| c.is_some_and(|c| c.probe_done))
+    }
+    fn unsettled(sc: &LineScenario, sim: &Sim, _: &()) -> String {
+        let stuck: Vec<HostId> = (1..=sc.clients)
+            .filter(|&h| !client(sim, h).is_some_and(|c| c.probe_done))
+            .collect();
+        let detail: Vec<String> = stuck
+            .iter()
+            .filter_map(|&h| client(sim, h))
+            .map(Script::describe)
+            .collect();
+        format!(
+            "liveness: the probes of clients {stuck:?} not answered {} ms after the heal: {}",
+            sc.phases.converge_within_ms,
+            detail.join("; ")
+        )
+    }
+    fn check_end(_: &LineScenario, sim: &Sim, _: &()) -> Result<(), String> {
+        let log = String::from_utf8_lossy(sim.disk(NODE).read_log(lines::LOG)).to_string();
+        let whole = log.rfind('\n').map_or("", |end| &log[..end]);
+        let on_disk: std::collections::BTreeSet<&str> = whole.lines().collect();
+        for c in clients(sim).flatten() {
+            if let Some(rec) = c.acked.iter().find(|r| !on_disk.contains(r.as_str())) {
+                return Err(format!(
+                    "durability: {rec:?} was answered LOGGED but is not in the log"
+                ));
+            }
+        }
+        Ok(())
+    }
+    fn answered(sim: &Sim) -> usize {
+        clients(sim).flatten().map(|c| c.answered).sum()
+    }
+    fn smaller(sc: &LineScenario) -> Vec<LineScenario> {
+        (1..sc.clients)
+            .rev()
+            .take(1)
+            .chain([1])
+            .filter(|&n| n < sc.clients)
+            .map(|clients| {
+                let mut c = sc.clone();
+                c.clients = clients;
+                c.faults
+                    .retain(|t| fault_hosts(&t.action).iter().all(|&h| h <= clients));
+                c
+            })
+            .collect()
+    }
+}
+
+fn clients(sim: &Sim) -> impl Iterator<Item = Option<&LineScript>> + '_ {
+    (1..sim.hosts()).map(|h| client(sim, h))
 }
 
 /// Runs `sc` with every oracle; `Ok` carries the coverage.
 pub fn run(sc: &LineScenario, keep: Keep) -> Result<crate::coverage::Coverage, String> {
-    let mut sim = build(sc, keep);
-    let heal = Instant::ZERO + Duration::from_millis(sc.phases.heal_at_ms);
-    let bound = heal + Duration::from_millis(sc.phases.converge_within_ms);
-    sim.run_until(heal, |_| false)
-        .map_err(|e| format!("seed {}: {e}", sc.seed))?;
-    let done = |sim: &Sim| (1..=sc.clients).all(|h| client(sim, h).is_some_and(|c| c.probe_done));
-    sim.run_until(bound, done)
-        .map_err(|e| format!("seed {}: {e}", sc.seed))?;
-    let stuck: Vec<HostId> = (1..=sc.clients)
-        .filter(|&h| !client(&sim, h).is_some_and(|c| c.probe_done))
-        .collect();
-    if !stuck.is_empty() {
-        if std::env::var("LINE_DEBUG").is_ok() {
-            for l in sim.trace().tail() {
-                eprintln!("  {l}");
-            }
-        }
-        let detail: Vec<String> = stuck
-            .iter()
-            .filter_map(|&h| client(&sim, h))
-            .map(LineClient::describe)
-            .collect();
-        return Err(format!(
-            "seed {}: liveness: the probes of clients {stuck:?} not answered {} ms after the heal: {}",
-            sc.seed,
-            sc.phases.converge_within_ms,
-            detail.join("; ")
-        ));
-    }
-    let log = String::from_utf8_lossy(sim.disk(NODE).read_log(lines::LOG)).to_string();
-    let whole = log.rfind('\n').map_or("", |end| &log[..end]);
-    let on_disk: std::collections::BTreeSet<&str> = whole.lines().collect();
-    for h in 1..=sc.clients {
-        for rec in client(&sim, h).map(|c| c.acked.clone()).unwrap_or_default() {
-            if !on_disk.contains(rec.as_str()) {
-                return Err(format!(
-                    "seed {}: durability: {rec:?} was answered LOGGED but is not in the log",
-                    sc.seed
-                ));
-            }
-        }
-    }
-    Ok(sim.coverage().clone())
+    world::run::<LineWorld>(sc, keep)
+        .map(|s| s.coverage)
+        .map_err(|f| format!("seed {}: {}", f.seed, f.message))
 }

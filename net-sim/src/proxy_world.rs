@@ -44,6 +44,7 @@ use crate::origin::OriginHost;
 use crate::scenario::{HostId, RandomFaults};
 use crate::trace::Keep;
 use crate::workload;
+use crate::world::{self, Failure, FaultsMut, World};
 use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -66,6 +67,37 @@ const ORIGINS: [HostId; 2] = [4, 5];
 const BAD_ORIGIN: HostId = 6;
 /// Clients are the hosts from here on.
 const FIRST_CLIENT: HostId = 7;
+
+/// The "sometimes" counters a proxy sweep must reach at least once.
+pub const PROXY_COVERAGE: &[&str] = &[
+    "proxy.pooled_connection_reused",
+    "proxy.connect_failed",
+    "proxy.retried_on_another_upstream",
+    "proxy.answered_gateway_error",
+    "proxy.upstream_failure_reported",
+    "proxy.deadline_fired",
+    "client.retry_after_gateway_error",
+    "node.crash",
+    // What the proxy world's workload adds: bodies both ways, every answer shape, one
+    // answer per request, pooling with nothing owed.
+    "client.body_chunked",
+    "client.body_content_length",
+    "client.pipelined_request_with_body",
+    "client.continue_then_body",
+    "client.broken_chunk_size_answered_once",
+    "client.request_aborted_as_allowed",
+    "client.absolute_form_target",
+    "client.malformed_head_refused",
+    "origin.answered_before_the_body",
+    "origin.interim_head",
+    "origin.chunked_answer",
+    "origin.close_delimited_answer",
+    "origin.malformed_answer",
+    "origin.short_body",
+    "origin.broken_chunk",
+    "proxy.pooled_with_nothing_owed",
+    "proxy.pooled_connection_idled_out",
+];
 
 /// How long the world's pool keeps an idle upstream connection (`net-real`'s `POOL_IDLE`,
 /// shorter than the upstreams' own 60 s, so the proxy, not the upstream, closes it first).
@@ -710,46 +742,59 @@ fn upstream_connections(sim: &Sim) -> Vec<(HostId, usize)> {
         .collect()
 }
 
-/// The workload is over and every connection it opened is closed.
-fn settled(sim: &Sim) -> bool {
-    clients(sim).all(|c| c.is_some_and(ClientHost::finished))
-        && proxy(sim).is_some_and(|p| p.open() == (0, 0, 0))
-        && upstream_connections(sim).iter().all(|(_, n)| *n == 0)
-}
+/// The proxy world, for the shared harness ([`crate::world`]); its state is the ledger of
+/// POST targets the upstreams received.
+pub struct ProxyWorld;
 
-/// Runs `sc` in the proxy world; see the module docs for the oracles.
-pub fn run(sc: &BackendScenario, keep: Keep) -> Result<ProxyReport, crate::backend::Failure> {
-    let (mut sim, ledger) = build_with_ledger(sc, keep);
-    let heal = Instant::ZERO + Duration::from_millis(sc.phases.heal_at_ms);
-    let bound = heal + Duration::from_millis(sc.phases.converge_within_ms);
-    let result = (|| {
-        sim.run_until(heal, |_| false)?;
-        sim.run_until(bound, settled)?;
-        let unfinished: Vec<usize> = clients(&sim)
+impl World for ProxyWorld {
+    type Scenario = BackendScenario;
+    type State = PostLedger;
+    const NAME: &'static str = "proxy";
+    const COVERAGE: &'static [&'static str] = PROXY_COVERAGE;
+
+    fn seed(sc: &BackendScenario) -> u64 {
+        sc.seed
+    }
+    fn faults_mut(sc: &mut BackendScenario) -> FaultsMut<'_> {
+        sc.faults_mut()
+    }
+    fn build(sc: &BackendScenario, keep: Keep) -> (Sim, PostLedger) {
+        build_with_ledger(sc, keep)
+    }
+    /// The workload is over and every connection it opened is closed.
+    fn settled(sim: &Sim, _: &PostLedger) -> bool {
+        clients(sim).all(|c| c.is_some_and(ClientHost::finished))
+            && proxy(sim).is_some_and(|p| p.open() == (0, 0, 0))
+            && upstream_connections(sim).iter().all(|(_, n)| *n == 0)
+    }
+    fn unsettled(sc: &BackendScenario, sim: &Sim, _: &PostLedger) -> String {
+        let unfinished: Vec<usize> = clients(sim)
             .enumerate()
             .filter(|(_, c)| !c.is_some_and(ClientHost::finished))
             .map(|(i, _)| i + FIRST_CLIENT)
             .collect();
         if !unfinished.is_empty() {
-            return Err(format!(
+            return format!(
                 "liveness: clients {unfinished:?} not finished {} ms after the heal",
                 sc.phases.converge_within_ms
-            ));
+            );
         }
         // Every connection the finished workload opened is closed by the bound: the proxy's
         // client connections, its pool (idle ones close after POOL_IDLE) and its upstream
         // connections, and the upstream hosts' ends of them.
-        let open = proxy(&sim).map_or((0, 0, 0), ProxyHost::open);
-        let upstream: Vec<_> = upstream_connections(&sim)
+        let open = proxy(sim).map_or((0, 0, 0), ProxyHost::open);
+        let upstream: Vec<_> = upstream_connections(sim)
             .into_iter()
             .filter(|(_, n)| *n > 0)
             .collect();
-        if open != (0, 0, 0) || !upstream.is_empty() {
-            return Err(format!(
-                "liveness: connections still open {} ms after the heal, the workload done: proxy (clients, pooled, upstream) {open:?}, upstream hosts (host, open) {upstream:?}",
-                sc.phases.converge_within_ms
-            ));
-        }
+        format!(
+            "liveness: connections still open {} ms after the heal, the workload done: proxy (clients, pooled, upstream) {open:?}, upstream hosts (host, open) {upstream:?}",
+            sc.phases.converge_within_ms
+        )
+    }
+    fn check_end(sc: &BackendScenario, sim: &Sim, ledger: &PostLedger) -> Result<(), String> {
+        let bound = Instant::ZERO
+            + Duration::from_millis(sc.phases.heal_at_ms + sc.phases.converge_within_ms);
         // A POST the client sent once (each attempt has its own target) reached at most one
         // backend, at most once.
         if let Some((target, n)) = ledger.borrow().iter().find(|(_, &n)| n > 1) {
@@ -758,7 +803,7 @@ pub fn run(sc: &BackendScenario, keep: Keep) -> Result<ProxyReport, crate::backe
         if ledger.borrow().is_empty() {
             return Err("no POST reached any backend: the workload did not run".into());
         }
-        if let Some(p) = proxy(&sim) {
+        if let Some(p) = proxy(sim) {
             // Every upstream handed out was reported back: what is in flight is exactly what
             // the open exchanges hold.
             let in_flight: u32 = p
@@ -792,20 +837,31 @@ pub fn run(sc: &BackendScenario, keep: Keep) -> Result<ProxyReport, crate::backe
             }
         }
         Ok(())
-    })();
-    let cs: Vec<&ClientHost> = clients(&sim).flatten().collect();
-    match result {
+    }
+    fn answered(sim: &Sim) -> usize {
+        clients(sim).flatten().map(|c| c.answered).sum()
+    }
+    fn smaller(sc: &BackendScenario) -> Vec<BackendScenario> {
+        sc.smaller_workload(|c, h| h < FIRST_CLIENT + c)
+    }
+}
+
+/// Runs `sc` in the proxy world; see the module docs for the oracles.
+pub fn run(sc: &BackendScenario, keep: Keep) -> Result<ProxyReport, Failure> {
+    let f = world::run_full::<ProxyWorld>(sc, keep);
+    let cs: Vec<&ClientHost> = clients(&f.sim).flatten().collect();
+    match f.result {
         Ok(()) => Ok(ProxyReport {
-            trace_hash: sim.trace().hash(),
-            events: sim.trace().events(),
+            trace_hash: f.sim.trace().hash(),
+            events: f.sim.trace().events(),
             responses: cs.iter().map(|c| c.answered).sum(),
             gateway_errors: cs.iter().map(|c| c.gateway_errors).sum(),
-            coverage: sim.coverage().clone(),
+            coverage: f.sim.coverage().clone(),
         }),
-        Err(message) => Err(crate::backend::Failure {
+        Err(message) => Err(Failure {
             seed: sc.seed,
             message,
-            trace_tail: sim.trace().tail(),
+            trace_tail: f.sim.trace().tail(),
         }),
     }
 }

@@ -7,20 +7,18 @@ use common::seeds;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestError, TestRunner};
-use weaprous_net_sim::backend::{run, BackendScenario};
-use weaprous_net_sim::check::{
-    compare, determinism, save_failure, shrink, World, BACKEND_COVERAGE,
-};
+use weaprous_net_sim::backend::{run, BackendScenario, BackendWorld, BACKEND_COVERAGE};
 use weaprous_net_sim::coverage::Coverage;
 use weaprous_net_sim::scenario::{FaultAction, Timed};
 use weaprous_net_sim::trace::Keep;
 use weaprous_net_sim::workload::Mix;
+use weaprous_net_sim::world::{compare, determinism, save_failure, shrink};
 
 /// Saves the failing scenario (and its trace) under target/net-sim and panics with the
 /// command that replays it.
 fn fail(sc: &BackendScenario, f: impl std::fmt::Display) -> ! {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/net-sim");
-    let replay = save_failure(dir, "test", World::Backend, sc);
+    let replay = save_failure::<BackendWorld>(dir, "test", sc);
     panic!("{f}\nreplay: {replay}");
 }
 
@@ -72,12 +70,14 @@ fn hundred_clients_under_faults_200_seeds_heal_and_reach_every_rare_path() {
 #[test]
 fn same_scenario_same_trace_and_divergence_is_named() {
     for seed in 0..4 {
-        determinism(&BackendScenario::generate(seed, 100)).unwrap_or_else(|e| panic!("{e}"));
+        determinism::<BackendWorld>(&BackendScenario::generate(seed, 100))
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     let a = BackendScenario::generate(1, 20);
     let mut b = a.clone();
     b.net.latency.min_us += 1;
-    let err = compare(&a, &b).expect_err("different latencies give different traces");
+    let err =
+        compare::<BackendWorld>(&a, &b).expect_err("different latencies give different traces");
     assert!(err.contains("diverge at event #"), "{err}");
     assert!(
         err.contains("first run:") && err.contains("second run:"),
@@ -167,7 +167,7 @@ fn the_shrinker_strips_what_a_failure_does_not_need() {
     sc.random.reset_ppm = 1_000;
     sc.phases.heal_at_ms = 1_000;
     sc.phases.converge_within_ms = 1;
-    let min = shrink(&sc, |_| {});
+    let min = shrink::<BackendWorld>(&sc, |_| {});
     assert!(run(&min, Keep::default()).is_err(), "still fails");
     assert!(min.faults.is_empty(), "{:?}", min.faults);
     assert_eq!(min.random.reset_ppm, 0);

@@ -7,16 +7,16 @@ mod common;
 use common::seeds;
 
 use weaprous_net_sim::backend::BackendScenario;
-use weaprous_net_sim::check::{determinism_in, save_failure, World, PROXY_COVERAGE};
 use weaprous_net_sim::coverage::Coverage;
-use weaprous_net_sim::proxy_world::run;
+use weaprous_net_sim::proxy_world::{run, ProxyWorld, PROXY_COVERAGE};
 use weaprous_net_sim::trace::Keep;
+use weaprous_net_sim::world::{determinism, save_failure};
 
 /// Saves the failing scenario (and its trace) under target/net-sim and panics with the
 /// command that replays it.
 fn fail(sc: &BackendScenario, f: impl std::fmt::Display) -> ! {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/net-sim");
-    let replay = save_failure(dir, "proxy-test", World::Proxy, sc);
+    let replay = save_failure::<ProxyWorld>(dir, "proxy-test", sc);
     panic!("{f}\nreplay: {replay}");
 }
 
@@ -58,7 +58,29 @@ fn proxy_under_faults_200_seeds() {
 #[test]
 fn the_proxy_world_is_deterministic() {
     for seed in 0..3 {
-        determinism_in(World::Proxy, &BackendScenario::generate(seed, 30))
+        determinism::<ProxyWorld>(&BackendScenario::generate(seed, 30))
             .unwrap_or_else(|e| panic!("{e}"));
     }
+}
+
+#[test]
+fn the_shared_shrinker_works_in_the_proxy_world() {
+    use weaprous_net_sim::scenario::{FaultAction, Timed};
+    use weaprous_net_sim::world::shrink;
+    let mut sc = BackendScenario::generate(5, 6);
+    sc.faults.push(Timed {
+        at_ms: 10,
+        action: FaultAction::Crash { host: 1 },
+    });
+    sc.random.clog_ppm = 1_000;
+    sc.random.clog_ms = 100;
+    sc.phases.heal_at_ms = 1_000;
+    sc.phases.converge_within_ms = 1;
+    let min = shrink::<ProxyWorld>(&sc, |_| {});
+    let err = run(&min, Keep::default()).expect_err("still fails");
+    assert!(err.message.starts_with("liveness"), "{err}");
+    assert!(min.faults.is_empty(), "{:?}", min.faults);
+    assert_eq!(min.random.clog_ppm, 0);
+    assert_eq!(min.clients, 1);
+    assert_eq!(min.max_requests, 1);
 }

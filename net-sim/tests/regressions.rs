@@ -1,8 +1,15 @@
-//! Every saved failing scenario in `net-sim/regressions/` replays and passes (in the proxy world
-//! when its file name starts with `proxy-`, else in the backend world).
+//! Every saved failing scenario in `net-sim/regressions/` replays and passes, in the world its
+//! file name starts with (`proxy-`, `line-`, else the backend world), as `sim --replay` picks it.
 
-use weaprous_net_sim::backend::BackendScenario;
-use weaprous_net_sim::check::{replay_in, World};
+use weaprous_net_sim::backend::BackendWorld;
+use weaprous_net_sim::line_world::LineWorld;
+use weaprous_net_sim::proxy_world::ProxyWorld;
+use weaprous_net_sim::world::{replay, World};
+
+fn replay_file<W: World>(text: &str) -> Result<String, String> {
+    let sc: W::Scenario = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    replay::<W>(&sc)
+}
 
 #[test]
 fn saved_failing_scenarios_now_pass() {
@@ -14,15 +21,15 @@ fn saved_failing_scenarios_now_pass() {
             continue;
         }
         let text = std::fs::read_to_string(&path).expect("read");
-        let sc: BackendScenario = serde_json::from_str(&text).expect("a scenario");
-        // The file's name says its world.
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let world = if name.starts_with("proxy-") {
-            World::Proxy
+        let result = if name.starts_with("proxy-") {
+            replay_file::<ProxyWorld>(&text)
+        } else if name.starts_with("line-") {
+            replay_file::<LineWorld>(&text)
         } else {
-            World::Backend
+            replay_file::<BackendWorld>(&text)
         };
-        if let Err(f) = replay_in(world, &sc) {
+        if let Err(f) = result {
             panic!("{}: {f}", path.display());
         }
         n += 1;

@@ -1,28 +1,30 @@
-//! `sim`: sweeps seeds of a scenario in parallel, or replays one saved scenario.
+//! `sim`: sweeps seeds of a scenario in parallel, or replays, shrinks or checks one.
 //!
 //! ```text
 //! sim --list
 //! sim --scenario backend-faults --seeds 0..1000 --jobs 2
-//! sim --replay target/net-sim/fail-backend-faults-42.json
+//! sim --replay target/net-sim/fail-backend-faults-42.json   # the world from the file's name
 //! sim --determinism --scenario backend-faults --seeds 0..20
 //! sim --write-scenarios --scenario backend-faults --seeds 5..6 --out net-sim/regressions
-//! sim --shrink target/net-sim/fail-backend-faults-42.json   # writes ...-42.min.json
+//! sim --shrink target/net-sim/fail-proxy-faults-42.json     # writes ...-42.min.json
 //! sim --scenario line-faults --seeds 0..10000                # the node contract's world
-//! sim --world line --replay target/net-sim/fail-line-faults-7.json
+//! sim --world line --replay some-scenario.json
 //! ```
 //! A failing seed prints its error, writes the scenario (JSON) and the trace tail next to it,
-//! and prints the one command that replays it. A sweep also fails when a listed "sometimes"
-//! counter never fired (use `--no-coverage-gate` for short sweeps).
+//! and prints the one command that replays it. A sweep also fails when one of its world's
+//! "sometimes" counters never fired (use `--no-coverage-gate` for short sweeps). Every world
+//! runs through the same harness (`weaprous_net_sim::world`), so every command works in every
+//! world.
 
 use clap::Parser;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use weaprous_net_sim::backend::BackendScenario;
-use weaprous_net_sim::check::{
-    determinism_in, replay_in, save_failure, shrink, World, BACKEND_COVERAGE, PROXY_COVERAGE,
-};
+use weaprous_net_sim::backend::{BackendScenario, BackendWorld};
 use weaprous_net_sim::coverage::Coverage;
+use weaprous_net_sim::line_world::{LineScenario, LineWorld};
+use weaprous_net_sim::proxy_world::ProxyWorld;
 use weaprous_net_sim::trace::Keep;
+use weaprous_net_sim::world::{self, World};
 
 #[derive(Parser, Debug)]
 #[command(version, about = "deterministic simulation of weaprous nodes")]
@@ -42,9 +44,10 @@ struct Args {
     /// Replay a saved scenario file.
     #[arg(long)]
     replay: Option<String>,
-    /// The world a replayed or shrunk file runs in: backend or proxy.
-    #[arg(long, default_value = "backend")]
-    world: String,
+    /// The world a replayed or shrunk file runs in: backend, proxy or line (by default the
+    /// one its file name starts with, as `sim` names saved failures: `fail-proxy-...`).
+    #[arg(long)]
+    world: Option<String>,
     /// Shrink a saved failing scenario: write the smallest variant that still fails the same
     /// way next to it (`.min.json`).
     #[arg(long)]
@@ -86,18 +89,49 @@ const SCENARIOS: &[(&str, &str)] = &[
     ),
 ];
 
-/// The world and scenario `name` for `seed`.
-fn scenario(name: &str, seed: u64) -> Option<(World, BackendScenario)> {
+/// Runs `$body` with `W` bound to the world named `$name` (or dies).
+macro_rules! in_world {
+    ($name:expr, $w:ident => $body:expr) => {
+        match $name {
+            "backend" => {
+                type $w = BackendWorld;
+                $body
+            }
+            "proxy" => {
+                type $w = ProxyWorld;
+                $body
+            }
+            "line" => {
+                type $w = LineWorld;
+                $body
+            }
+            other => die(&format!("unknown world {other:?} (backend, proxy or line)")),
+        }
+    };
+}
+
+/// The world of scenario `name`.
+fn world_of(name: &str) -> Option<&'static str> {
     match name {
-        "backend-quiet" => Some((World::Backend, BackendScenario::quiet(seed))),
-        "backend-faults" => Some((World::Backend, BackendScenario::generate(seed, 100))),
+        "backend-quiet" | "backend-faults" => Some("backend"),
+        "proxy-quiet" | "proxy-faults" => Some("proxy"),
+        "line-faults" => Some("line"),
+        _ => None,
+    }
+}
+
+/// The backend-world scenario `name` for `seed` (the backend and proxy worlds share one
+/// scenario type).
+fn http_scenario(name: &str, seed: u64) -> BackendScenario {
+    match name {
+        "backend-quiet" => BackendScenario::quiet(seed),
+        "backend-faults" => BackendScenario::generate(seed, 100),
         "proxy-quiet" => {
             let mut sc = BackendScenario::quiet(seed);
             sc.clients = 20;
-            Some((World::Proxy, sc))
+            sc
         }
-        "proxy-faults" => Some((World::Proxy, BackendScenario::generate(seed, 30))),
-        _ => None,
+        _ => BackendScenario::generate(seed, 30),
     }
 }
 
@@ -106,6 +140,28 @@ fn parse_range(s: &str) -> Result<(u64, u64), String> {
     let a = a.parse().map_err(|_| format!("bad seed {a:?}"))?;
     let b = b.parse().map_err(|_| format!("bad seed {b:?}"))?;
     Ok((a, b))
+}
+
+/// The world a saved file runs in: `--world`, else the one its name starts with.
+fn world_for_file(args: &Args, file: &str) -> String {
+    if let Some(w) = &args.world {
+        return w.clone();
+    }
+    let name = std::path::Path::new(file)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("");
+    let name = name.strip_prefix("fail-").unwrap_or(name);
+    ["proxy", "line"]
+        .into_iter()
+        .find(|w| name.starts_with(&format!("{w}-")))
+        .unwrap_or("backend")
+        .to_string()
+}
+
+fn read<W: World>(file: &str) -> W::Scenario {
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| die(&format!("{file}: {e}")));
+    serde_json::from_str(&text).unwrap_or_else(|e| die(&format!("{file}: {e}")))
 }
 
 fn main() {
@@ -117,50 +173,60 @@ fn main() {
         return;
     }
     if let Some(file) = &args.shrink {
-        let text = std::fs::read_to_string(file).unwrap_or_else(|e| die(&format!("{file}: {e}")));
-        let sc: BackendScenario =
-            serde_json::from_str(&text).unwrap_or_else(|e| die(&format!("{file}: {e}")));
-        if args.world != "backend" {
-            die("--shrink works on backend scenarios for now");
-        }
-        let min = shrink(&sc, |step| eprintln!("shrink: {step}"));
-        let out = format!("{}.min.json", file.trim_end_matches(".json"));
-        let text = serde_json::to_string_pretty(&min).unwrap_or_default();
-        std::fs::write(&out, text).unwrap_or_else(|e| die(&format!("{out}: {e}")));
-        println!("{out}");
+        in_world!(world_for_file(&args, file).as_str(), W => shrink_file::<W>(file));
         return;
-    }
-    if args.scenario == "line-faults" || args.world == "line" {
-        line(&args);
     }
     if let Some(file) = &args.replay {
-        let text = std::fs::read_to_string(file).unwrap_or_else(|e| die(&format!("{file}: {e}")));
-        let sc: BackendScenario =
-            serde_json::from_str(&text).unwrap_or_else(|e| die(&format!("{file}: {e}")));
-        let world = World::parse(&args.world)
-            .unwrap_or_else(|| die(&format!("unknown world {:?}", args.world)));
-        match replay_in(world, &sc) {
-            Ok(line) => println!("{line}"),
-            Err(f) => {
-                eprint!("{f}");
-                std::process::exit(1);
-            }
-        }
+        in_world!(world_for_file(&args, file).as_str(), W => replay_file::<W>(file));
         return;
     }
-    if scenario(&args.scenario, 0).is_none() {
+    let world = world_of(&args.scenario).unwrap_or_else(|| {
         die(&format!(
             "unknown scenario {:?} (try --list)",
             args.scenario
-        ));
-    }
+        ))
+    });
     let (a, b) = parse_range(&args.seeds).unwrap_or_else(|e| die(&e));
+    let name = args.scenario.clone();
+    let make = move |seed| http_scenario(&name, seed);
+    match world {
+        "line" => sweep::<LineWorld>(&args, (a, b), LineScenario::generate),
+        "proxy" => sweep::<ProxyWorld>(&args, (a, b), make),
+        _ => sweep::<BackendWorld>(&args, (a, b), make),
+    }
+}
+
+fn shrink_file<W: World>(file: &str) {
+    let sc = read::<W>(file);
+    let min = world::shrink::<W>(&sc, |step| eprintln!("shrink: {step}"));
+    let out = format!("{}.min.json", file.trim_end_matches(".json"));
+    let text = serde_json::to_string_pretty(&min).unwrap_or_default();
+    std::fs::write(&out, text).unwrap_or_else(|e| die(&format!("{out}: {e}")));
+    println!("{out}");
+}
+
+fn replay_file<W: World>(file: &str) {
+    match world::replay::<W>(&read::<W>(file)) {
+        Ok(line) => println!("{line}"),
+        Err(f) => {
+            eprint!("{f}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Sweeps (or, with `--determinism`, runs twice and compares) the seeds `a..b` of the
+/// scenario `make` builds, in `W`; writes failures and exits.
+fn sweep<W: World + 'static>(
+    args: &Args,
+    (a, b): (u64, u64),
+    make: impl Fn(u64) -> W::Scenario + Clone + Send + 'static,
+) {
     if args.write_scenarios {
         let _ = std::fs::create_dir_all(&args.out);
         for seed in a..b {
-            let (_, sc) = scenario(&args.scenario, seed).expect("scenario");
             let path = format!("{}/{}-{seed}.json", args.out, args.scenario);
-            let text = serde_json::to_string_pretty(&sc).unwrap_or_default();
+            let text = serde_json::to_string_pretty(&make(seed)).unwrap_or_default();
             std::fs::write(&path, text).unwrap_or_else(|e| die(&format!("{path}: {e}")));
             println!("{path}");
         }
@@ -170,40 +236,32 @@ fn main() {
     let failures = Arc::new(Mutex::new(Vec::new()));
     let coverage = Arc::new(Mutex::new(Coverage::default()));
     let events = Arc::new(AtomicU64::new(0));
-    let passed = Arc::new(AtomicUsize::new(0));
     let start = std::time::Instant::now();
     let workers: Vec<_> = (0..args.jobs.max(1))
         .map(|_| {
-            let (next, failures, coverage, events, passed) = (
+            let (next, failures, coverage, events) = (
                 next.clone(),
                 failures.clone(),
                 coverage.clone(),
                 events.clone(),
-                passed.clone(),
             );
-            let name = args.scenario.clone();
+            let make = make.clone();
             let det = args.determinism;
             std::thread::spawn(move || loop {
                 let seed = next.fetch_add(1, Ordering::Relaxed);
                 if seed >= b {
                     break;
                 }
-                let Some((world, sc)) = scenario(&name, seed) else {
-                    break;
-                };
+                let sc = make(seed);
                 if det {
-                    match determinism_in(world, &sc) {
-                        Ok(_) => {
-                            passed.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(e) => failures.lock().unwrap().push((seed, e)),
+                    if let Err(e) = world::determinism::<W>(&sc) {
+                        failures.lock().unwrap().push((seed, e));
                     }
                     continue;
                 }
-                match world.run(&sc, Keep::default()) {
+                match world::run::<W>(&sc, Keep::default()) {
                     Ok(r) => {
                         events.fetch_add(r.events, Ordering::Relaxed);
-                        passed.fetch_add(1, Ordering::Relaxed);
                         coverage.lock().unwrap().merge(&r.coverage);
                     }
                     Err(f) => failures.lock().unwrap().push((seed, f.message)),
@@ -216,32 +274,24 @@ fn main() {
     }
     let el = start.elapsed().as_secs_f64();
     let failures = failures.lock().unwrap();
+    let passed = (b - a) as usize - failures.len();
     let ev = events.load(Ordering::Relaxed);
     if args.determinism {
         println!(
-            "{} seeds {a}..{b}: {} ran twice with identical traces, {} diverged ({:.1}s)",
+            "{} seeds {a}..{b}: {passed} ran twice with identical traces, {} diverged ({el:.1}s)",
             args.scenario,
-            passed.load(Ordering::Relaxed),
             failures.len(),
-            el
         );
     } else {
         println!(
-            "{} seeds {a}..{b}: {} passed, {} failed; {} events in {:.1}s ({:.0} events/s)",
+            "{} seeds {a}..{b}: {passed} passed, {} failed; {ev} events in {el:.1}s ({:.0} events/s)",
             args.scenario,
-            passed.load(Ordering::Relaxed),
             failures.len(),
-            ev,
-            el,
             ev as f64 / el
         );
     }
     let coverage = coverage.lock().unwrap();
-    let missing = coverage.missing(if args.scenario.starts_with("proxy") {
-        PROXY_COVERAGE
-    } else {
-        BACKEND_COVERAGE
-    });
+    let missing = coverage.missing(W::COVERAGE);
     if !args.determinism {
         for (name, n) in coverage.iter() {
             println!("  sometimes {name:<44} {n}");
@@ -256,82 +306,12 @@ fn main() {
         eprintln!("FAIL coverage: never fired: {}", missing.join(", "));
         failed = true;
     }
-    if failures.is_empty() {
-        std::process::exit(i32::from(failed));
-    }
     for (seed, message) in failures.iter() {
-        let (world, sc) = scenario(&args.scenario, *seed).expect("scenario");
-        let replay = save_failure(&args.out, &args.scenario, world, &sc);
+        let replay = world::save_failure::<W>(&args.out, &args.scenario, &make(*seed));
         eprintln!("FAIL seed {seed}: {message}");
         eprintln!("  replay: {replay}");
     }
-    std::process::exit(1);
-}
-
-/// The line world, whose scenarios are its own: a sweep or a replay.
-fn line(args: &Args) -> ! {
-    use weaprous_net_sim::line_world::{run, LineScenario, LINE_COVERAGE};
-    if let Some(file) = &args.replay {
-        let text = std::fs::read_to_string(file).unwrap_or_else(|e| die(&format!("{file}: {e}")));
-        let sc: LineScenario =
-            serde_json::from_str(&text).unwrap_or_else(|e| die(&format!("{file}: {e}")));
-        match run(&sc, Keep::default()) {
-            Ok(_) => {
-                println!("passed");
-                std::process::exit(0)
-            }
-            Err(e) => die(&e),
-        }
-    }
-    let (a, b) = parse_range(&args.seeds).unwrap_or_else(|e| die(&e));
-    let next = Arc::new(AtomicU64::new(a));
-    let failures = Arc::new(Mutex::new(Vec::new()));
-    let coverage = Arc::new(Mutex::new(Coverage::default()));
-    let start = std::time::Instant::now();
-    let workers: Vec<_> = (0..args.jobs.max(1))
-        .map(|_| {
-            let (next, failures, coverage) = (next.clone(), failures.clone(), coverage.clone());
-            std::thread::spawn(move || loop {
-                let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= b {
-                    break;
-                }
-                let sc = LineScenario::generate(seed);
-                match run(&sc, Keep::default()) {
-                    Ok(c) => coverage.lock().unwrap().merge(&c),
-                    Err(e) => failures.lock().unwrap().push((sc, e)),
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        let _ = w.join();
-    }
-    let failures = failures.lock().unwrap();
-    println!(
-        "line-faults seeds {a}..{b}: {} passed, {} failed ({:.1}s)",
-        (b - a) as usize - failures.len(),
-        failures.len(),
-        start.elapsed().as_secs_f64()
-    );
-    let coverage = coverage.lock().unwrap();
-    for (name, n) in coverage.iter() {
-        println!("  sometimes {name:<44} {n}");
-    }
-    let missing = coverage.missing(LINE_COVERAGE);
-    let mut failed = !failures.is_empty();
-    if !args.no_coverage_gate && !missing.is_empty() {
-        eprintln!("FAIL coverage: never fired: {}", missing.join(", "));
-        failed = true;
-    }
-    let _ = std::fs::create_dir_all(&args.out);
-    for (sc, e) in failures.iter() {
-        let path = format!("{}/fail-line-faults-{}.json", args.out, sc.seed);
-        let _ = std::fs::write(&path, serde_json::to_string_pretty(sc).unwrap_or_default());
-        eprintln!("FAIL {e}");
-        eprintln!("  replay: cargo run --release -p weaprous-net-sim --bin sim -- --world line --replay {path}");
-    }
-    std::process::exit(i32::from(failed))
+    std::process::exit(i32::from(failed));
 }
 
 fn die(msg: &str) -> ! {
