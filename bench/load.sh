@@ -8,8 +8,8 @@
 #   PIN=1 bench/load.sh           # servers on core 0 (one worker / one thread), wrk on core 1:
 #                                 # steadier per-core figures than the default shared-cores run
 #   NGINX_DEFERRED=0 bench/load.sh  # nginx's listen without `deferred`, as Debian ships it
-#   BEFORE=1 bench/load.sh        # also the backend on the connection-only driver it moved off
-#                                 # (`--driver connection`), its figures and ours/before ratios
+#   BEFORE_BIN=/tmp/backend-old bench/load.sh  # also another build of the backend (say, main's
+#                                 # before a change), its figures and ours/before ratios
 #
 # Prints requests/s, p99 latency and server CPU time per request for both, with ratios
 # (ours / nginx: above 1 is better for requests/s, below 1 is better for CPU and p99), and the
@@ -37,7 +37,8 @@ OURS_PORT=${OURS_PORT:-19080}
 NGINX_PORT=${NGINX_PORT:-19081}
 PIN=${PIN:-0}
 NGINX_DEFERRED=${NGINX_DEFERRED:-1}
-BEFORE=${BEFORE:-0}
+BEFORE_BIN=${BEFORE_BIN:-}
+if [ -n "$BEFORE_BIN" ]; then BEFORE=1; else BEFORE=0; fi
 BEFORE_PORT=${BEFORE_PORT:-19082}
 if [ "$PIN" = 1 ]; then
   SERVER_CPU=(taskset -c 0)
@@ -110,7 +111,7 @@ wait_ready "$OURS_PORT" "$NGINX_PORT"
 # Both servers must answer 200 with the whole file, or the comparison means nothing.
 check_answers "$OURS_PORT" "$NGINX_PORT"
 if [ "$BEFORE" = 1 ]; then
-  "${SERVER_CPU[@]}" target/release/backend --driver connection --server-ip 127.0.0.1 --server-port "$BEFORE_PORT" --www "$work/www" --static "$work/static" --no-access-log ${OURS_THREADS:+--threads $OURS_THREADS} >/dev/null &
+  "${SERVER_CPU[@]}" "$BEFORE_BIN" --server-ip 127.0.0.1 --server-port "$BEFORE_PORT" --www "$work/www" --static "$work/static" --no-access-log ${OURS_THREADS:+--threads $OURS_THREADS} >/dev/null &
   before_pid=$!
   wait_ready "$BEFORE_PORT" "$NGINX_PORT"
   check_answers "$BEFORE_PORT" "$NGINX_PORT"

@@ -35,11 +35,12 @@
 //!   stops accepting, tells its connections to drain, and returns when they are done or the
 //!   grace period ends.
 //!
-//! `run` is the loop; a `Handler` is what a kind of server does with its connections.
-//! [`serve`] runs single-socket machines ([`weaprous_core::node::Connection`], the backend's)
-//! with the node contract carried out exactly as the machine docs say: drain `poll_output`,
-//! write `transmit` (then `transmit_file`), feed reads only while `wants_read`, and pass
-//! `Timeout`, `Eof`, `Reset` and `Drain` through. The proxy's handler is in [`crate::proxy`].
+//! `run` is the loop; a `Handler` is what a kind of server does with its connections. The node
+//! machines' handler is in [`crate::node`]: it drives each single-socket machine
+//! ([`weaprous_core::node::Connection`]) with `step`, the connection contract carried out
+//! exactly as the machine docs say: drain `poll_output`, write `transmit` (then
+//! `transmit_file`), feed reads only while `wants_read`, and pass `Timeout`, `Eof`, `Reset` and
+//! `Drain` through. The proxy's handler is in [`crate::proxy`].
 
 use crate::clock;
 use crate::files::Files;
@@ -49,7 +50,6 @@ use rustix::event::{eventfd, EventfdFlags};
 use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::convert::Infallible;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
@@ -859,22 +859,6 @@ impl Sock {
     }
 }
 
-/// Runs single-socket connection machines (see the module docs); what
-/// [`crate::server::serve`] calls.
-pub fn serve<C, F>(opts: ServeOptions, make: F) -> io::Result<()>
-where
-    C: Connection<ToNode = Infallible> + 'static,
-    F: Fn(Now) -> C + Send + Sync + 'static,
-{
-    let make = Arc::new(make);
-    let access_log = opts.access_log;
-    run(&opts, move || ServerHandler {
-        make: make.clone(),
-        slots: Slab::default(),
-        access_log,
-    })
-}
-
 /// One accepted connection and everything its driver remembers about it.
 pub(crate) struct Slot<C> {
     pub sock: Sock,
@@ -911,103 +895,6 @@ pub(crate) enum Fate {
         deadline: Option<Instant>,
     },
     Closed,
-}
-
-struct ServerHandler<C, F> {
-    make: Arc<F>,
-    slots: Slab<Slot<C>>,
-    access_log: bool,
-}
-
-impl<C: Connection<ToNode = Infallible>, F: Fn(Now) -> C> Handler for ServerHandler<C, F> {
-    fn accepted(&mut self, io: &mut Io, _listener: usize, stream: TcpStream, peer: SocketAddr) {
-        let conn = (self.make)(io.now);
-        let key = self.slots.insert(
-            io.generation(),
-            // Readable: the listener defers a connection until its first bytes arrive
-            // (`defer_accept`), and serving it now saves a trip through epoll. A
-            // `Connection: close` exchange served at once is closed without ever joining the
-            // epoll set.
-            Slot::new(Sock::new(stream, true), peer, conn),
-        );
-        self.drive(io, key);
-    }
-
-    fn ready(&mut self, io: &mut Io, key: Key, flags: EventFlags) {
-        let Some(slot) = self.slots.get_mut(key) else {
-            return;
-        };
-        slot.sock.mark(flags);
-        self.drive(io, key);
-    }
-
-    fn wanted(&self, key: Key, at: Instant) -> bool {
-        self.slots.get(key).is_some_and(|s| s.armed == Some(at))
-    }
-
-    fn due(&mut self, io: &mut Io, key: Key, _at: Instant) {
-        let Some(slot) = self.slots.get_mut(key) else {
-            return;
-        };
-        slot.armed = None;
-        if slot.linger.is_some_and(|until| until <= io.now.mono) {
-            self.slots.remove(key);
-            return;
-        }
-        slot.conn.handle(io.now, ConnInput::Timeout);
-        self.drive(io, key);
-    }
-
-    fn drain(&mut self, io: &mut Io) {
-        for key in self.slots.keys() {
-            if let Some(slot) = self.slots.get_mut(key) {
-                if slot.linger.is_none() {
-                    slot.drained = true;
-                    slot.conn.handle(io.now, ConnInput::Drain);
-                    self.drive(io, key);
-                }
-            }
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-}
-
-impl<C: Connection<ToNode = Infallible>, F> ServerHandler<C, F> {
-    /// Carries out what the machine asks until it can do nothing more without a new event.
-    fn drive(&mut self, io: &mut Io, key: Key) {
-        let Some(slot) = self.slots.get_mut(key) else {
-            return;
-        };
-        let fate = if slot.linger.is_some() {
-            linger_read(slot, &mut io.scratch)
-        } else {
-            step(
-                slot,
-                &mut io.scratch,
-                self.access_log,
-                io.now,
-                &mut |m| match m {},
-            )
-        };
-        let Fate::Open { deadline } = fate else {
-            // Closing the descriptor also takes it out of the epoll set (never duplicated).
-            self.slots.remove(key);
-            return;
-        };
-        if slot.sock.register(io, key).is_err() {
-            self.slots.remove(key);
-            return;
-        }
-        if let Some(at) = slot.linger.or(deadline) {
-            if !matches!(slot.armed, Some(armed) if armed <= at) {
-                slot.armed = Some(at);
-                io.arm(key, at);
-            }
-        }
-    }
 }
 
 /// One round of the node contract for `slot`: outputs, writes, reads, until the machine waits

@@ -642,7 +642,9 @@ impl<N: RealNode> Handler for NodeHandler<N> {
             buggify: Buggify::off(),
         };
         let conn = N::spawn(spawn, io.now, new);
-        // Readable: see the backend's handler in `crate::evloop` (deferred accept).
+        // Readable: the listener defers a connection until its first bytes arrive
+        // (`TCP_DEFER_ACCEPT`), and serving it now saves a trip through epoll; a
+        // `Connection: close` exchange served at once is closed without ever joining the set.
         let entry = Entry::Open {
             slot: Slot::new(Sock::new(stream, true), peer, conn),
             known: false,

@@ -1,11 +1,11 @@
-//! How a server is run ([`ServeOptions`]) and [`serve`], which runs a single-socket connection
-//! machine (the backend's) on [`crate::evloop`]. The proxy's two-socket machine has its own
-//! handler on the same loop ([`crate::proxy::serve_proxy`]).
+//! How a server is run ([`ServeOptions`]), and the access log's line. Node machines run on
+//! [`crate::node::serve_node`]; the proxy's two-socket machine has its own handler on the same
+//! loop ([`crate::proxy::serve_proxy`]) until it moves onto the node contract.
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
-use weaprous_core::node::{AccessLog, Connection, Now};
+use weaprous_core::node::AccessLog;
 
 /// How to run a server.
 #[derive(Clone, Debug)]
@@ -31,17 +31,6 @@ impl ServeOptions {
             name: name.into(),
         }
     }
-}
-
-/// Binds, prints `<name> listening on <addr>`, and serves until SIGINT/SIGTERM; then stops
-/// accepting, drains every connection and returns once they are done (or `grace` passed).
-/// Each connection's machine comes from `make` and runs as [`crate::evloop`] says.
-pub fn serve<C, F>(opts: ServeOptions, make: F) -> io::Result<()>
-where
-    C: Connection<ToNode = std::convert::Infallible> + 'static,
-    F: Fn(Now) -> C + Send + Sync + 'static,
-{
-    crate::evloop::serve(opts, make)
 }
 
 /// The time an access-log line starts with: now, RFC 3339 in UTC with milliseconds

@@ -8,9 +8,9 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::sync::Arc;
 use weaprous_core::backend::node::BackendNode;
-use weaprous_core::backend::{BackendConfig, BackendConn};
+use weaprous_core::backend::BackendConfig;
 use weaprous_net_real::node::serve_node;
-use weaprous_net_real::server::{serve, ServeOptions};
+use weaprous_net_real::server::ServeOptions;
 
 #[derive(Parser, Debug)]
 #[command(name = "backend", version, about = "weaprous static-file backend")]
@@ -34,11 +34,6 @@ pub struct Args {
     /// Do not print an access-log line per request.
     #[arg(long)]
     no_access_log: bool,
-    /// Which driver runs the machines: `node` (the node contract, the default) or
-    /// `connection` (the connection-only driver it replaces, kept for the benchmarks'
-    /// comparison until it is removed).
-    #[arg(long, default_value = "node", hide = true)]
-    driver: String,
 }
 
 /// Parses `args` (the first is the program name) and runs the backend until SIGINT/SIGTERM.
@@ -67,11 +62,5 @@ fn run(args: Args) -> Result<(), String> {
         opts.threads = t;
     }
     opts.access_log = !args.no_access_log;
-    match args.driver.as_str() {
-        "node" => serve_node(opts, None, move |_| BackendNode::new(addr, cfg.clone()))
-            .map_err(|e| e.to_string()),
-        "connection" => serve(opts, move |now| BackendConn::new(cfg.clone(), now))
-            .map_err(|e| format!("{addr}: {e}")),
-        other => Err(format!("--driver {other}: expected node or connection")),
-    }
+    serve_node(opts, None, move |_| BackendNode::new(addr, cfg.clone())).map_err(|e| e.to_string())
 }
