@@ -97,3 +97,56 @@ fn incomplete_and_upgrade_and_responses() {
     );
     assert_eq!(v["outcome"], "upgrade");
 }
+
+/// `httptool cookies`: JSON lines in, one `{"cookie": ...}` line out for each.
+fn cookies(input: &str) -> (bool, Vec<Value>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_httptool"))
+        .arg("cookies")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (out.status.success(), lines)
+}
+
+#[test]
+fn cookies_runs_a_fresh_jar_per_line() {
+    let input = [
+        r#"{"now": "2026-12-07T08:10:00Z", "set_url": "http://localhost:8080/login", "set_cookie": ["sid=abc; Path=/; HttpOnly", "theme=dark; Max-Age=60"], "request_url": "http://localhost:8080/channel/general"}"#,
+        r#"{"now": "2026-12-07T08:10:00Z", "set_url": "http://a.example/x/y", "set_cookie": ["p=1", "q=2; Path=/"], "request_url": "http://a.example/x/z"}"#,
+        r#"{"now": "2026-12-07T08:10:00Z", "set_url": "http://a.example/", "set_cookie": ["old=1; Expires=Wed, 09 Jun 2021 10:18:14 GMT"], "request_url": "http://a.example/"}"#,
+        // The jar is new on every line: nothing from the first line's cookies comes back.
+        r#"{"now": "2026-12-07T08:10:00Z", "set_url": "http://localhost:8080/", "set_cookie": [], "request_url": "http://localhost:8080/"}"#,
+    ]
+    .join("\n");
+    let (ok, lines) = cookies(&input);
+    assert!(ok);
+    let got: Vec<&str> = lines
+        .iter()
+        .map(|v| v["cookie"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, ["sid=abc; theme=dark", "p=1; q=2", "", ""]);
+}
+
+#[test]
+fn cookies_reports_an_unreadable_line_and_goes_on() {
+    let input = "not json\n{\"now\": \"yesterday\", \"set_url\": \"http://h/\", \"set_cookie\": [], \"request_url\": \"http://h/\"}\n{\"now\": \"2026-12-07T08:10:00Z\", \"set_url\": \"http://h/\", \"set_cookie\": [\"a=1\"], \"request_url\": \"http://h/\"}\n";
+    let (ok, lines) = cookies(input);
+    assert!(!ok, "the exit status says a line was bad");
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0]["error"].as_str().unwrap().contains("JSON"));
+    assert!(lines[1]["error"].as_str().unwrap().contains("now"));
+    assert_eq!(lines[2]["cookie"], "a=1");
+}

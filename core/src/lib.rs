@@ -12,6 +12,8 @@
 //! * [`node`]: the contract between a machine and its driver.
 //! * [`backend`]: the static-file server (`backend` binary) as a connection machine.
 //! * [`time`]: the crate's own clock type.
+//! * [`web`]: WeApRous, the web framework's pure pieces (forms, cookies, the cookie jar, Basic
+//!   authentication).
 
 #![forbid(unsafe_code)]
 
@@ -21,3 +23,4 @@ pub mod http;
 pub mod node;
 pub mod proxy;
 pub mod time;
+pub mod web;

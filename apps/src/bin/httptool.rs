@@ -7,6 +7,13 @@
 //! the node contract's demonstration node (`weaprous_core::node::lines`) on real sockets, for
 //! the driver's tests: it prints `linenode listening on ADDR` for each listener.
 //!
+//! `httptool cookies < lines` runs the user agent's cookie jar (`weaprous_core::web::jar`) for
+//! conformance checks: each input line is a JSON object `{"now": RFC3339, "set_url": URL,
+//! "set_cookie": [values], "request_url": URL}`; for each, a fresh jar takes every value as
+//! received from `set_url` at `now`, and one line `{"cookie": "a=b; c=d"}` is printed: what it
+//! sends to `request_url` at `now` (`""` when nothing). A line that cannot be read prints
+//! `{"error": "..."}` and the tool goes on; the exit status is 1 if any line was unreadable.
+//!
 //! `httptool fanout --addr ADDR [--conns 1000] [--rounds 50]` measures a line node's fan-out
 //! (bench/fanout.sh): `--conns` subscribers, then per round one `PUB` and the time until every
 //! subscriber has its `MSG` (read in order, so the figure includes the client's own reads).
@@ -14,9 +21,9 @@
 use clap::{Parser as ClapParser, Subcommand};
 use serde_json::{json, Value};
 use std::io::Read;
-use weaprous_apps::base64;
 use weaprous_core::http::parse::{ErrorKind, Event, Kind, Parser};
 use weaprous_core::http::{Headers, Limits};
+use weaprous_core::web::base64;
 
 #[derive(ClapParser, Debug)]
 #[command(version, about = "HTTP conformance tools")]
@@ -36,6 +43,8 @@ enum Cmd {
         #[arg(long)]
         eof: bool,
     },
+    /// Run the user agent's cookie jar over JSON lines from stdin (see the module docs).
+    Cookies,
     /// Measure a line node's fan-out: the time from one PUB to its MSG on every subscriber.
     Fanout {
         #[arg(long)]
@@ -80,6 +89,7 @@ fn main() {
             conns,
             rounds,
         } => fanout(addr, conns, rounds),
+        Cmd::Cookies => cookies(),
     };
     let mut input = Vec::new();
     if let Err(e) = std::io::stdin().read_to_end(&mut input) {
@@ -87,6 +97,56 @@ fn main() {
         std::process::exit(2);
     }
     println!("{}", parse(&input, response, eof));
+}
+
+fn cookies() -> ! {
+    use std::io::BufRead;
+    let mut bad = false;
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else {
+            break;
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let out = match cookie_case(&line) {
+            Ok(cookie) => json!({ "cookie": cookie }),
+            Err(e) => {
+                bad = true;
+                json!({ "error": e })
+            }
+        };
+        println!("{out}");
+    }
+    std::process::exit(i32::from(bad))
+}
+
+/// One line of `httptool cookies`: what a fresh jar sends after the line's `Set-Cookie`s.
+fn cookie_case(line: &str) -> Result<String, String> {
+    use weaprous_core::http::date::parse_rfc3339;
+    use weaprous_core::web::jar::Jar;
+    use weaprous_core::web::url::Url;
+    let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+    let field = |name: &str| {
+        v[name]
+            .as_str()
+            .ok_or_else(|| format!("{name}: a string is needed"))
+    };
+    let now = parse_rfc3339(field("now")?).ok_or("now: not an RFC 3339 time")?;
+    let set_url = Url::parse(field("set_url")?).ok_or("set_url: not an http(s) URL")?;
+    let request_url = Url::parse(field("request_url")?).ok_or("request_url: not an http(s) URL")?;
+    let values = v["set_cookie"]
+        .as_array()
+        .ok_or("set_cookie: a list of strings is needed")?;
+    let mut jar = Jar::new();
+    for value in values {
+        jar.set(
+            now,
+            &set_url,
+            value.as_str().ok_or("set_cookie: strings only")?,
+        );
+    }
+    Ok(jar.header(now, &request_url))
 }
 
 fn linenode(
@@ -213,7 +273,7 @@ fn parse(input: &[u8], response: bool, eof: bool) -> Value {
             Ok(Event::Data(d)) => {
                 body.extend_from_slice(&d);
                 if let Some(m) = messages.last_mut() {
-                    m["body_base64"] = json!(base64(&body));
+                    m["body_base64"] = json!(base64::encode(&body));
                 }
             }
             Ok(Event::End { trailers }) => {

@@ -12,7 +12,7 @@ const MONTHS: [&str; 12] = [
 ];
 
 /// (year, month 1-12, day 1-31) of a day count since 1970-01-01 (Hinnant's civil_from_days).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -25,7 +25,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);
@@ -98,6 +98,63 @@ fn format_general(day: &str, d: u32, month: &str, y: i64, rem: i64) -> String {
     )
 }
 
+/// Parses an RFC 3339 timestamp (`2026-12-07T08:10:00Z`, `2026-12-07t08:10:00.5+01:00`) to
+/// whole seconds; `None` for anything else or a time before 1970.
+pub fn parse_rfc3339(s: &str) -> Option<UnixTime> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = b.get(r)?;
+        t.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| t.iter().fold(0i64, |v, &d| v * 10 + i64::from(d - b'0')))
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)? as u32, num(8..10)? as u32);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &b[19..];
+    if let Some(frac) = rest.strip_prefix(b".") {
+        let n = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return None;
+        }
+        rest = &frac[n..];
+    }
+    let offset = match rest {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let digits = [*h1, *h2, *m1, *m2];
+            if !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            let v = |a: u8, b: u8| i64::from(a - b'0') * 10 + i64::from(b - b'0');
+            let off = v(digits[0], digits[1]) * 3600 + v(digits[2], digits[3]) * 60;
+            if *sign == b'+' {
+                off
+            } else {
+                -off
+            }
+        }
+        _ => return None,
+    };
+    if !(1..=12).contains(&mo) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let days = days_from_civil(y, mo, d);
+    if civil_from_days(days) != (y, mo, d) {
+        return None;
+    }
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset;
+    u64::try_from(secs).ok().map(UnixTime)
+}
+
 /// Parses IMF-fixdate; `None` for anything else.
 pub fn parse(s: &[u8]) -> Option<UnixTime> {
     let s = std::str::from_utf8(s).ok()?;
@@ -134,6 +191,38 @@ pub fn parse(s: &[u8]) -> Option<UnixTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_parses_what_it_formats_and_offsets() {
+        assert_eq!(
+            parse_rfc3339("2026-12-07T08:10:00Z"),
+            Some(UnixTime(1796631000))
+        );
+        assert_eq!(
+            parse_rfc3339("2026-12-07t08:10:00.123z"),
+            Some(UnixTime(1796631000))
+        );
+        assert_eq!(
+            parse_rfc3339("2026-12-07T09:10:00+01:00"),
+            Some(UnixTime(1796631000))
+        );
+        assert_eq!(
+            parse_rfc3339("2026-12-07T07:40:00-00:30"),
+            Some(UnixTime(1796631000))
+        );
+        for bad in [
+            "2026-12-07T08:10:00",
+            "2026-02-30T08:10:00Z",
+            "2026-13-07T08:10:00Z",
+            "2026-12-07T24:10:00Z",
+            "2026-12-07T08:10:00.Z",
+            "2026-12-07T08:10:00+0100",
+            "1969-12-31T23:59:59Z",
+            "2026-12-07X08:10:00Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn rfc3339_in_utc_with_milliseconds() {

@@ -1,0 +1,18 @@
+//! WeApRous, the small web framework the apps are written in, as pure pieces: no I/O, no
+//! clock, no randomness of its own.
+//!
+//! * [`form`]: `application/x-www-form-urlencoded` bodies and query strings.
+//! * [`cookie`]: the `Cookie` field and `Set-Cookie` values, on the server's side.
+//! * [`cookie_date`]: the cookie-date of RFC 6265 §5.1.1 (what `Expires` holds).
+//! * [`jar`]: a user agent's cookie jar (RFC 6265 §5), for simulated browsers and clients.
+//! * [`url`]: the parts of an http(s) URL a client needs.
+//! * [`basic`]: HTTP Basic authentication (RFC 7617).
+//! * [`base64`]: standard base64.
+
+pub mod base64;
+pub mod basic;
+pub mod cookie;
+pub mod cookie_date;
+pub mod form;
+pub mod jar;
+pub mod url;
