@@ -6,6 +6,7 @@
 //! * [`cookie_date`]: the cookie-date of RFC 6265 §5.1.1 (what `Expires` holds).
 //! * [`jar`]: a user agent's cookie jar (RFC 6265 §5), for simulated browsers and clients.
 //! * [`url`]: the parts of an http(s) URL a client needs.
+//! * [`router`]: the route table (path parameters, 404 and 405 with `Allow`, HEAD for GET).
 //! * [`basic`]: HTTP Basic authentication (RFC 7617).
 //! * [`base64`]: standard base64.
 
@@ -15,4 +16,5 @@ pub mod cookie;
 pub mod cookie_date;
 pub mod form;
 pub mod jar;
+pub mod router;
 pub mod url;
