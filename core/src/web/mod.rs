@@ -7,6 +7,7 @@
 //! * [`jar`]: a user agent's cookie jar (RFC 6265 §5), for simulated browsers and clients.
 //! * [`url`]: the parts of an http(s) URL a client needs.
 //! * [`router`]: the route table (path parameters, 404 and 405 with `Allow`, HEAD for GET).
+//! * [`sse`]: Server-Sent Events, written and read.
 //! * [`basic`]: HTTP Basic authentication (RFC 7617).
 //! * [`base64`]: standard base64.
 
@@ -17,4 +18,5 @@ pub mod cookie_date;
 pub mod form;
 pub mod jar;
 pub mod router;
+pub mod sse;
 pub mod url;
