@@ -35,6 +35,7 @@
 pub mod commit;
 pub mod lines;
 pub mod machine;
+pub mod record;
 pub mod timers;
 
 use crate::time::{Instant, UnixTime};
