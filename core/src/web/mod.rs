@@ -8,6 +8,8 @@
 //! * [`url`]: the parts of an http(s) URL a client needs.
 //! * [`router`]: the route table (path parameters, 404 and 405 with `Allow`, HEAD for GET).
 //! * [`sse`]: Server-Sent Events, written and read.
+//! * [`session`]: the session store (idle and absolute expiry, per-user limits).
+//! * [`limit`]: rate limits for password guesses.
 //! * [`basic`]: HTTP Basic authentication (RFC 7617).
 //! * [`base64`]: standard base64.
 
@@ -17,6 +19,8 @@ pub mod cookie;
 pub mod cookie_date;
 pub mod form;
 pub mod jar;
+pub mod limit;
 pub mod router;
+pub mod session;
 pub mod sse;
 pub mod url;
