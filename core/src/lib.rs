@@ -11,6 +11,7 @@
 //!   handling and the server connection machine.
 //! * [`node`]: the contract between a machine and its driver.
 //! * [`backend`]: the static-file server (`backend` binary) as a connection machine.
+//! * [`chat`]: the chat server's state: channels, messages, idempotent posts.
 //! * [`time`]: the crate's own clock type.
 //! * [`web`]: WeApRous, the web framework's pure pieces (forms, cookies, the cookie jar, Basic
 //!   authentication).
@@ -19,6 +20,7 @@
 
 pub mod backend;
 pub mod buggify;
+pub mod chat;
 pub mod http;
 pub mod node;
 pub mod proxy;
