@@ -177,6 +177,10 @@ fn domain_cookies_reach_subdomains_and_ip_hosts_only_themselves() {
         "",
         "not a label boundary"
     );
+    // No public-suffix list (the jar's stated decision): a parent domain is taken as given.
+    let mut jar = Jar::new();
+    assert!(jar.set(NOW, &url("http://a.example/"), "p=1; Domain=example"));
+    assert_eq!(jar.header(NOW, &url("http://b.example/")), "p=1");
     let mut jar = Jar::new();
     assert!(jar.set(NOW, &url("http://10.0.0.1/"), "i=1; Domain=10.0.0.1"));
     assert!(!jar.set(NOW, &url("http://10.0.0.1/"), "j=1; Domain=0.0.1"));
@@ -299,5 +303,19 @@ proptest! {
         let u = url(&format!("http://h{path}"));
         jar.set(NOW, &u, &s);
         let _ = jar.header(NOW, &u);
+    }
+}
+
+proptest! {
+    /// Whatever a.example sets, nothing goes to b.other, a site it shares no domain with (the
+    /// fuzz target's property; `Domain=example` would reach b.example: no public-suffix list).
+    #[test]
+    fn cookies_never_cross_to_another_site(lines in proptest::collection::vec("[a-zA-Z0-9=;. /-]{0,40}", 0..6)) {
+        let mut jar = Jar::new();
+        let here = url("http://a.example/x/y");
+        for l in &lines {
+            jar.set(NOW, &here, l);
+        }
+        prop_assert_eq!(jar.header(NOW, &url("http://b.other/")), "");
     }
 }

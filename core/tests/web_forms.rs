@@ -134,3 +134,20 @@ proptest! {
         let _ = base64_decode(&s);
     }
 }
+
+proptest! {
+    /// What any bytes decode to encodes back to the same pairs (the fuzz target's property).
+    #[test]
+    fn a_decoded_form_survives_its_own_encoding(
+        raw in proptest::collection::vec(prop_oneof![Just(b'&'), Just(b'='), Just(b'%'), Just(b'+'), any::<u8>()], 0..80),
+    ) {
+        if let Ok(form) = Form::parse(&raw) {
+            let again: Vec<String> = form
+                .pairs
+                .iter()
+                .map(|(n, v)| format!("{}={}", encode(n), encode(v)))
+                .collect();
+            prop_assert_eq!(Form::parse(again.join("&").as_bytes()), Ok(form));
+        }
+    }
+}

@@ -121,3 +121,22 @@ proptest! {
         prop_assert_eq!(data, want);
     }
 }
+
+proptest! {
+    /// Arbitrary bytes (what `fuzz/fuzz_targets/sse_reader.rs` feeds) read the same however
+    /// they are split.
+    #[test]
+    fn any_bytes_read_the_same_in_any_split(
+        stream in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b':'), Just(b'd'), Just(b'a'), Just(b't'), any::<u8>()], 0..300),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let cut = cut.index(stream.len() + 1);
+        let mut whole = Reader::new();
+        let all = whole.feed(&stream).unwrap();
+        let mut split = Reader::new();
+        let mut parts = split.feed(&stream[..cut]).unwrap();
+        parts.extend(split.feed(&stream[cut..]).unwrap());
+        prop_assert_eq!(all, parts);
+        prop_assert_eq!(whole.last_id, split.last_id);
+    }
+}
