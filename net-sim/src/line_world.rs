@@ -36,6 +36,7 @@ pub const LINE_COVERAGE: &[&str] = &[
     "line.append_failed",
     "line.msg_in_order",
     "line.timer_fired",
+    "line.answer_overdue",
     "host.message_to_node",
     "host.message_to_conn",
     "host.job_done",
@@ -47,6 +48,10 @@ pub const LINE_COVERAGE: &[&str] = &[
     "node.crash_during_write",
 ];
 const PORTS: [u16; 2] = [7000, 7001];
+/// How long a client waits for an answer before it gives the connection up (as any real
+/// client does: a node that crashed after reading a request never answers, and with nothing
+/// more to send the client would never hear a reset). Longer than the longest `AFTER`.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A line-world run.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -134,6 +139,19 @@ struct Conn {
     /// Lines still to send, and the one awaiting its answer (with when it was sent).
     todo: VecDeque<String>,
     waiting: Option<(String, Instant)>,
+    /// When the connection was opened, until its greeting arrives (a connection accepted by
+    /// a node that then crashed never greets).
+    greet_from: Option<Instant>,
+}
+
+impl Conn {
+    /// Since when the connection waits for a line from the node (an answer or the greeting).
+    fn waiting_since(&self) -> Option<Instant> {
+        self.waiting
+            .as_ref()
+            .map(|(_, sent)| *sent)
+            .or(self.greet_from)
+    }
 }
 
 /// A client host: [`LineScript`] on the shared streaming client.
@@ -214,8 +232,30 @@ impl LineScript {
             .get(self.opened)
             .map(|p| Instant::ZERO + p.open_at);
         let probe = if self.probe_done { None } else { self.probe_at };
-        if let Some(at) = [next, probe].into_iter().flatten().min() {
+        let answer = self
+            .conns
+            .values()
+            .filter_map(Conn::waiting_since)
+            .map(|since| since + ANSWER_TIMEOUT)
+            .min();
+        if let Some(at) = [next, probe, answer].into_iter().flatten().min() {
             io.wake_at(at);
+        }
+    }
+
+    /// Gives up the connections whose answer is overdue (a probe tries again).
+    fn give_up_overdue(&mut self, io: &mut Io) {
+        let now = io.now();
+        let overdue: Vec<StreamId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.waiting_since().is_some_and(|t| now >= t + ANSWER_TIMEOUT))
+            .map(|(&s, _)| s)
+            .collect();
+        for s in overdue {
+            io.cover("line.answer_overdue");
+            io.close(s);
+            self.ended(io, s, Ended::Closed);
         }
     }
 
@@ -231,6 +271,7 @@ impl LineScript {
             Conn {
                 plan,
                 todo,
+                greet_from: Some(io.now()),
                 ..Conn::default()
             },
         );
@@ -264,6 +305,7 @@ impl LineScript {
             return Ok(());
         };
         if line.starts_with("HELLO") {
+            c.greet_from = None;
             Self::next(io, s, c, now);
             return Ok(());
         }
@@ -317,6 +359,7 @@ impl LineScript {
 
 impl Script for LineScript {
     fn wake(&mut self, io: &mut Io) {
+        self.give_up_overdue(io);
         let now = io.now();
         while self.opened < self.plans.len()
             && Instant::ZERO + self.plans[self.opened].open_at <= now
@@ -357,6 +400,7 @@ impl Script for LineScript {
             io.trace(s, l.len() as u64, || format!("stream {s} got {l:?}"));
             self.answer(io, s, l)?;
         }
+        self.arm(io);
         Ok(())
     }
 

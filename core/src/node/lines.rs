@@ -49,10 +49,15 @@ pub const MAX_QUEUED: usize = 64 * 1024 * 1024;
 pub const LOG: &str = "lines";
 /// Appends held while the log is recovered at start, before `LOGFAIL`.
 pub const MAX_HELD: usize = 1024;
-/// Attempts at reading (and cutting) the log at start before appends fail for good.
+/// Attempts at reading (and cutting) the log at start while appends wait; after them appends
+/// fail at once (`LOGFAIL`) until an attempt succeeds.
 pub const RECOVERY_ATTEMPTS: u32 = 5;
-/// The wait before the next attempt.
+/// The wait before the next attempt; it doubles with each failure, up to
+/// [`RECOVERY_RETRY_MAX`]. The node never stops trying: a disk that fails for a while (an
+/// exhausted volume, a transient EIO) must not leave a running server without its log for good.
 pub const RECOVERY_RETRY: Duration = Duration::from_millis(200);
+/// The longest wait between attempts.
+pub const RECOVERY_RETRY_MAX: Duration = Duration::from_secs(5);
 /// Connect attempts before `GAVEUP`.
 pub const DIAL_ATTEMPTS: u32 = 5;
 /// The first retry's delay; each later one doubles, plus up to half again of jitter.
@@ -437,6 +442,8 @@ impl LineNode {
     /// The log is whole: appends held during recovery go out, in the order they came.
     fn recovered(&mut self) {
         self.recovering = false;
+        self.log_broken = false;
+        self.recovery_failures = 0;
         self.out
             .push_back(NodeOutput::Event(Event::Recovered(self.records)));
         while let Some((conn, text)) = self.held.pop_front() {
@@ -444,21 +451,23 @@ impl LineNode {
         }
     }
 
-    /// Reading or cutting the log failed: try again a little later (never at once, which
-    /// on a disk that fails every time would be a busy loop), and after
-    /// [`RECOVERY_ATTEMPTS`] give up: every append then fails.
+    /// Reading or cutting the log failed: try again later (never at once, which on a disk
+    /// that fails every time would be a busy loop), further apart each time. After
+    /// [`RECOVERY_ATTEMPTS`] the appends held so far fail, and new ones fail at once, until
+    /// an attempt succeeds.
     fn recovery_failed(&mut self, now: Now) {
         self.recovery_failures += 1;
-        if self.recovery_failures >= RECOVERY_ATTEMPTS {
-            self.recovering = false;
+        if self.recovery_failures >= RECOVERY_ATTEMPTS && !self.log_broken {
             self.log_broken = true;
             while let Some((conn, _)) = self.held.pop_front() {
                 self.tell(conn, "LOGFAIL");
             }
-            return;
         }
-        self.timers
-            .set(Timer::RetryRecovery, now.mono + RECOVERY_RETRY);
+        let doublings = (self.recovery_failures - 1).min(16);
+        let wait = RECOVERY_RETRY
+            .saturating_mul(1 << doublings)
+            .min(RECOVERY_RETRY_MAX);
+        self.timers.set(Timer::RetryRecovery, now.mono + wait);
     }
 
     fn log_reply(&mut self, now: Now, token: Token, reply: LogReply) {
