@@ -63,14 +63,7 @@ impl Limiter {
     pub fn failed(&mut self, key: &str, now: UnixTime) {
         if self.refill(key, now).is_none() {
             if self.buckets.len() >= self.max_keys {
-                if let Some(oldest) = self
-                    .buckets
-                    .iter()
-                    .min_by_key(|(k, b)| (b.at, (*k).clone()))
-                    .map(|(k, _)| k.clone())
-                {
-                    self.buckets.remove(&oldest);
-                }
+                super::evict_oldest(&mut self.buckets, |b| b.at);
             }
             self.buckets.insert(
                 key.to_string(),

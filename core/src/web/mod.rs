@@ -24,3 +24,16 @@ pub mod router;
 pub mod session;
 pub mod sse;
 pub mod url;
+
+use std::collections::BTreeMap;
+
+/// Removes the entry whose `age` is least (the first in key order among equals) and returns
+/// its key: how the bounded tables here make room.
+fn evict_oldest<V, A: Ord>(map: &mut BTreeMap<String, V>, age: impl Fn(&V) -> A) -> Option<String> {
+    let key = map
+        .iter()
+        .min_by_key(|(_, v)| age(v))
+        .map(|(k, _)| k.clone())?;
+    map.remove(&key);
+    Some(key)
+}

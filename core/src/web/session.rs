@@ -114,15 +114,7 @@ impl Sessions {
             }
         }
         if self.by_token.len() >= self.policy.max_total {
-            if let Some(oldest) = self
-                .by_token
-                .iter()
-                .min_by_key(|(t, s)| (s.last_seen, (*t).clone()))
-                .map(|(t, _)| t.clone())
-            {
-                self.by_token.remove(&oldest);
-                ended.push(oldest);
-            }
+            ended.extend(super::evict_oldest(&mut self.by_token, |s| s.last_seen));
         }
         self.insert(token, Session::new(user, now.0));
         ended
