@@ -6,6 +6,8 @@
 //! * [`cookie_date`]: the cookie-date of RFC 6265 §5.1.1 (what `Expires` holds).
 //! * [`jar`]: a user agent's cookie jar (RFC 6265 §5), for simulated browsers and clients.
 //! * [`url`]: the parts of an http(s) URL a client needs.
+//! * [`request`]: browser or API client, the client's address, the Origin check, error
+//!   bodies.
 //! * [`router`]: the route table (path parameters, 404 and 405 with `Allow`, HEAD for GET).
 //! * [`sse`]: Server-Sent Events, written and read.
 //! * [`session`]: the session store (idle and absolute expiry, per-user limits).
@@ -20,6 +22,7 @@ pub mod cookie_date;
 pub mod form;
 pub mod jar;
 pub mod limit;
+pub mod request;
 pub mod router;
 pub mod session;
 pub mod sse;

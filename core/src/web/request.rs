@@ -1,0 +1,88 @@
+//! What an app reads from a request beyond its route: who is asking (a browser or an API
+//! client), from where (the client's address behind a trusted proxy), whether a cookie-bound
+//! change comes from our own pages, and how an error is written.
+//!
+//! # Decisions
+//! * A request is a **browser's** when its `Accept` names `text/html` (browsers send it for
+//!   every page load; `curl` and `fetch` by default do not). Browsers get HTML error pages and
+//!   redirects; everything else gets JSON.
+//! * **Origin check** for state-changing requests authenticated by a cookie: an `Origin` that
+//!   is present must name the same host and port as `Host` (`null` never does; the scheme is
+//!   not compared, since `Host` carries none and one port serves one scheme). A request
+//!   without `Origin` passes: old browsers and API clients send none, and the session cookie is
+//!   `SameSite=Lax`, which modern browsers already keep off cross-site POSTs. This is the
+//!   second of two walls, as OWASP recommends, not the only one.
+//! * **Client address**: the socket's peer, unless the peer is a trusted proxy
+//!   (`--trusted-proxy`); then the rightmost `X-Forwarded-For` entry that is not itself a
+//!   trusted proxy (entries to its left could have been written by the client).
+
+use core::net::IpAddr;
+
+/// Whether `Accept` asks for HTML.
+pub fn wants_html(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| {
+        a.split(',').any(|range| {
+            let media = range.split(';').next().unwrap_or("").trim();
+            media.eq_ignore_ascii_case("text/html")
+        })
+    })
+}
+
+/// Whether a cookie-authenticated change may go ahead: no `Origin`, or one naming `host`.
+pub fn origin_allowed(origin: Option<&str>, host: Option<&str>) -> bool {
+    let Some(origin) = origin else {
+        return true;
+    };
+    let Some(host) = host else {
+        return false;
+    };
+    let Some((scheme, authority)) = origin.trim().split_once("://") else {
+        return false;
+    };
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "http" => "80",
+        "https" => "443",
+        _ => return false,
+    };
+    let normal = |hp: &str, default_port: &str| {
+        let hp = hp.trim().to_ascii_lowercase();
+        let has_port = match hp.rfind(':') {
+            Some(i) => !hp[i..].contains(']'),
+            None => false,
+        };
+        if has_port {
+            hp
+        } else {
+            format!("{hp}:{default_port}")
+        }
+    };
+    // Our servers speak plain HTTP: a `Host` without a port means 80.
+    !authority.is_empty()
+        && !authority.contains('/')
+        && normal(authority, default_port) == normal(host, "80")
+}
+
+/// The client's address: see the module docs.
+pub fn client_addr(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let Some(list) = forwarded_for else {
+        return peer;
+    };
+    let mut last_trusted = peer;
+    for entry in list.rsplit(',') {
+        match entry.trim().parse::<IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => last_trusted = ip,
+            Ok(ip) => return ip,
+            // An entry we cannot read: trust stops here.
+            Err(_) => return last_trusted,
+        }
+    }
+    last_trusted
+}
+
+/// The JSON body of an error: `{"status":"error","message":...}`.
+pub fn error_json(message: &str) -> String {
+    serde_json::json!({ "status": "error", "message": message }).to_string()
+}
