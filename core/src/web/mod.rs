@@ -10,11 +10,13 @@
 //!   bodies.
 //! * [`router`]: the route table (path parameters, 404 and 405 with `Allow`, HEAD for GET).
 //! * [`sse`]: Server-Sent Events, written and read.
+//! * [`accounts`]: user names, password rules, hashes behind a trait.
 //! * [`session`]: the session store (idle and absolute expiry, per-user limits).
 //! * [`limit`]: rate limits for password guesses.
 //! * [`basic`]: HTTP Basic authentication (RFC 7617).
 //! * [`base64`]: standard base64.
 
+pub mod accounts;
 pub mod base64;
 pub mod basic;
 pub mod cookie;
