@@ -76,7 +76,7 @@ impl Io<'_, '_> {
             q.extend(bytes);
         }
     }
-    /// Closes `conn` (FIN after what was queued is no promise: unsent bytes are dropped).
+    /// Closes `conn`: a FIN goes now, and bytes still queued on it are dropped.
     pub fn close(&mut self, conn: StreamId) {
         if self.out.remove(&conn).is_some() {
             self.cx.fin(conn);
