@@ -236,15 +236,20 @@ fn sweep<W: World + 'static>(
     let failures = Arc::new(Mutex::new(Vec::new()));
     let coverage = Arc::new(Mutex::new(Coverage::default()));
     let events = Arc::new(AtomicU64::new(0));
+    // Seeds finished, for the progress line a long sweep prints every PROGRESS_EVERY seeds
+    // (so a sweep cut short still tells how far it got).
+    let done = Arc::new(AtomicU64::new(0));
     let start = std::time::Instant::now();
     let workers: Vec<_> = (0..args.jobs.max(1))
         .map(|_| {
-            let (next, failures, coverage, events) = (
+            let (next, failures, coverage, events, done) = (
                 next.clone(),
                 failures.clone(),
                 coverage.clone(),
                 events.clone(),
+                done.clone(),
             );
+            let name = args.scenario.clone();
             let make = make.clone();
             let det = args.determinism;
             std::thread::spawn(move || loop {
@@ -253,6 +258,7 @@ fn sweep<W: World + 'static>(
                     break;
                 }
                 let sc = make(seed);
+                report_progress(&name, &done, &failures, b - a, start);
                 if det {
                     if let Err(e) = world::determinism::<W>(&sc) {
                         failures.lock().unwrap().push((seed, e));
@@ -312,6 +318,28 @@ fn sweep<W: World + 'static>(
         eprintln!("  replay: {replay}");
     }
     std::process::exit(i32::from(failed));
+}
+
+/// How often a sweep says how far it got.
+const PROGRESS_EVERY: u64 = 500;
+
+/// Counts one more seed started and, every [`PROGRESS_EVERY`], prints the count so far (on
+/// stderr, so the summary on stdout stays one block).
+fn report_progress<T>(
+    name: &str,
+    done: &AtomicU64,
+    failures: &Mutex<Vec<T>>,
+    total: u64,
+    start: std::time::Instant,
+) {
+    let n = done.fetch_add(1, Ordering::Relaxed);
+    if n > 0 && n % PROGRESS_EVERY == 0 {
+        let failed = failures.lock().map_or(0, |f| f.len());
+        eprintln!(
+            "{name}: {n}/{total} seeds started, {failed} failed so far ({:.0}s)",
+            start.elapsed().as_secs_f64()
+        );
+    }
 }
 
 fn die(msg: &str) -> ! {
