@@ -333,7 +333,7 @@ fn report_progress<T>(
     start: std::time::Instant,
 ) {
     let n = done.fetch_add(1, Ordering::Relaxed);
-    if n > 0 && n % PROGRESS_EVERY == 0 {
+    if n > 0 && n.is_multiple_of(PROGRESS_EVERY) {
         let failed = failures.lock().map_or(0, |f| f.len());
         eprintln!(
             "{name}: {n}/{total} seeds started, {failed} failed so far ({:.0}s)",
