@@ -366,7 +366,7 @@ impl LineNode {
             Up::Token => {
                 let mut secret = [0u8; 16];
                 entropy.fill(&mut secret);
-                let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+                let hex = crate::web::hex(&secret);
                 self.tell(conn, format!("TOKEN {hex}"));
             }
             Up::Log(text) => {

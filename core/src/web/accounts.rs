@@ -43,7 +43,7 @@ impl StandInHasher {
 
 impl PasswordHasher for StandInHasher {
     fn hash(&self, password: &str, salt: &[u8; 16]) -> String {
-        let salt: String = salt.iter().map(|b| format!("{b:02x}")).collect();
+        let salt = super::hex(salt);
         format!("$standin${salt}${}", Self::digest(password, &salt))
     }
     fn verify(&self, password: &str, hash: &str) -> bool {

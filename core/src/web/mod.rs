@@ -42,3 +42,8 @@ fn evict_oldest<V, A: Ord>(map: &mut BTreeMap<String, V>, age: impl Fn(&V) -> A)
     map.remove(&key);
     Some(key)
 }
+
+/// Lowercase hex of `bytes` (tokens, salts).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

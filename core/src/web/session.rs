@@ -70,7 +70,7 @@ pub struct Sessions {
 
 /// A session token from 32 bytes of entropy: 64 lowercase hex digits.
 pub fn new_token(entropy: [u8; 32]) -> String {
-    entropy.iter().map(|b| format!("{b:02x}")).collect()
+    super::hex(&entropy)
 }
 
 impl Sessions {
