@@ -369,10 +369,18 @@ impl ProxyHost {
                         }
                         if let Some((addr, u)) = side.up.take() {
                             self.owner.remove(&u);
+                            // An end (FIN or RST) the machine never read, because its
+                            // response was already whole, is no fault of the machine's; the
+                            // driver saw it and must not pool a dead connection, as
+                            // `net-real`'s release does not.
+                            let ended = side.up_eof;
+                            if reuse && ended {
+                                cx.cover("proxy.ended_upstream_not_pooled");
+                            }
                             if reuse {
                                 // Pooled only when nothing is owed either way: no byte unread,
                                 // and both directions at a message boundary.
-                                let owed = if !side.up_rx.is_empty() || side.up_eof {
+                                let owed = if !side.up_rx.is_empty() {
                                     Some("bytes it sent that the proxy never read")
                                 } else {
                                     self.wires.get(&u).and_then(Wire::owed)
@@ -387,7 +395,7 @@ impl ProxyHost {
                             side.up_rx.clear();
                             side.up_eof = false;
                             side.up_reset = false;
-                            if reuse && cx.room(u) > 0 {
+                            if reuse && !ended && cx.room(u) > 0 {
                                 self.pool.entry(addr).or_default().push((u, now.mono));
                             } else {
                                 self.wires.remove(&u);
