@@ -187,6 +187,9 @@ struct Queued {
     seq: u64,
     ev: Ev,
 }
+/// A segment on its way: when it arrives, its place in the order of events, and itself.
+type InFlight = (Instant, u64, Seg);
+
 impl PartialEq for Queued {
     fn eq(&self, o: &Self) -> bool {
         (self.at, self.seq) == (o.at, o.seq)
@@ -238,7 +241,7 @@ pub struct Core {
     /// place in `queue` (an `Ev::SegHead`): a byte-by-byte network once kept 700,000 segments
     /// in the heap, and its pops took half the simulator's time. The order of events is the
     /// same `(at, seq)` order as if every segment were queued.
-    in_flight: BTreeMap<(StreamId, usize), VecDeque<(Instant, u64, Seg)>>,
+    in_flight: BTreeMap<(StreamId, usize), VecDeque<InFlight>>,
     net: fastrand::Rng,
     chunks: fastrand::Rng,
     faults: fastrand::Rng,

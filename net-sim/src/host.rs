@@ -104,7 +104,10 @@ pub struct MachineHost<N: NodeMachine> {
     grace_until: Option<Instant>,
     exit: Option<String>,
     listeners: BTreeMap<u16, N::Spawn>,
-    sides: BTreeMap<StreamId, Side<N::Conn>>,
+    /// Boxed: `drive` takes a side out of the map and puts it back on every event, and a
+    /// connection machine is large enough that moving it inside the tree's nodes cost a
+    /// quarter of the backend world's time.
+    sides: BTreeMap<StreamId, Box<Side<N::Conn>>>,
     deadlines: Deadlines,
     node_deadline: Option<Instant>,
     dialing: BTreeMap<StreamId, Dialing<N::Spawn>>,
@@ -350,14 +353,14 @@ impl<N: NodeMachine + 'static> MachineHost<N> {
     fn open_side(&mut self, s: StreamId, conn: N::Conn) {
         self.sides.insert(
             s,
-            Side {
+            Box::new(Side {
                 conn,
                 rx: VecDeque::new(),
                 rx_eof: false,
                 close_after_flush: false,
                 linger: None,
                 peer_closed: false,
-            },
+            }),
         );
     }
 
