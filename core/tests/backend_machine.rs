@@ -2,6 +2,7 @@
 //! keep-alive rules and the effects it asks for.
 
 use std::sync::Arc;
+use weaprous_core::backend::app::{AppReply, AppRequest};
 use weaprous_core::backend::{BackendConfig, BackendConn};
 use weaprous_core::node::{
     ConnInput, ConnOutput, Connection, FileMeta, FileOp, FileReply, FsError, Now,
@@ -16,7 +17,7 @@ struct Harness {
     conn: BackendConn,
     now: Now,
     wire: Vec<u8>,
-    closed: Option<ConnOutput>,
+    closed: Option<ConnOutput<AppRequest>>,
     deadline: Option<Instant>,
     fail_reads_after: Option<usize>,
     reads: usize,
@@ -51,7 +52,7 @@ impl Harness {
             read_lens: Vec::new(),
         }
     }
-    fn input(&mut self, input: ConnInput<'_>) {
+    fn input(&mut self, input: ConnInput<'_, AppReply>) {
         self.conn.handle(self.now, input);
         self.pump();
     }
@@ -91,6 +92,7 @@ impl Harness {
                     self.conn.handle(self.now, ConnInput::File(reply));
                 }
                 ConnOutput::Log(_) => {}
+                ConnOutput::ToNode(_) => panic!("a file-only backend talks to no node"),
                 c @ (ConnOutput::Close | ConnOutput::Abort) => self.closed = Some(c),
                 ConnOutput::Wait { deadline } => {
                     self.deadline = deadline;

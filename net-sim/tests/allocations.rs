@@ -116,6 +116,7 @@ fn serve(conn: &mut BackendConn, now: Now, request: &[u8], len: u64) -> (usize, 
                 conn.handle(now, ConnInput::File(FileReply::Opened(Ok(meta))));
             }
             ConnOutput::File(FileOp::Read { .. }) => panic!("a large file is not read"),
+            ConnOutput::ToNode(_) => panic!("a file-only backend talks to no node"),
             ConnOutput::File(FileOp::Close { .. }) | ConnOutput::Log(_) => {}
             ConnOutput::Close | ConnOutput::Abort => return (head, true),
             ConnOutput::Wait { .. } => {

@@ -52,6 +52,13 @@ pub fn content_type(file_name: &str) -> &'static str {
     }
 }
 
+/// True for a name with a known media type that is not a page: a stylesheet, a script, an
+/// image, a font (what an app serves without asking its node).
+pub fn is_asset(file_name: &str) -> bool {
+    let ty = content_type(file_name);
+    ty != "application/octet-stream" && !ty.starts_with("text/html")
+}
+
 /// True for names the seed serves from `www/` (HTML pages); everything else is in `static/`.
 pub fn is_page(file_name: &str) -> bool {
     content_type(file_name).starts_with("text/html")

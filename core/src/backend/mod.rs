@@ -22,7 +22,14 @@
 //! file segment that the driver sends itself (sendfile) behind the head, as nginx sends it, so
 //! memory per connection is bounded whatever the file size. A disk error after the head aborts
 //! the connection: a short body is never presented as complete.
+//!
+//! # App mode
+//! With [`BackendConfig::app`] set, the connection is the front of a WeApRous app: it answers
+//! static assets and public pages alone and hands every other request, body and all, to its
+//! node, then carries out the node's reply (a response, the static file, an event stream).
+//! [`app`] states the split and the limits.
 
+pub mod app;
 pub mod mime;
 pub mod node;
 pub mod range;
@@ -36,8 +43,11 @@ use crate::node::{
     AccessLog, ConnInput, ConnOutput, Connection, FileHandle, FileMeta, FileOp, FileReply,
     FileSegment, FsError, Now,
 };
+use app::{AppReply, AppRequest};
 use range::RangeAnswer;
 use std::collections::VecDeque;
+// `core::net` holds address values only (no sockets).
+use core::net::{Ipv4Addr, SocketAddr};
 
 /// What a backend serves and how. Roots are absolute, symlink-free paths (drivers canonicalise
 /// them at startup) without a trailing `/`.
@@ -62,6 +72,9 @@ pub struct BackendConfig {
     pub small_file: usize,
     /// The `Server` header.
     pub server_name: String,
+    /// App mode ([`app`]): which requests go to the node. `None` serves files only, and the
+    /// connection never sends its node anything.
+    pub app: Option<app::AppRules>,
 }
 
 impl BackendConfig {
@@ -74,6 +87,7 @@ impl BackendConfig {
             read_chunk: 64 * 1024,
             small_file: 64 * 1024,
             server_name: "weaprous".into(),
+            app: None,
         }
     }
 }
@@ -98,6 +112,14 @@ enum Job {
     Sending {
         handle: FileHandle,
     },
+    /// App mode: reading a body for the node.
+    Gathering {
+        body: Vec<u8>,
+    },
+    /// App mode: the request was handed to the node; its reply has not come.
+    AwaitingNode,
+    /// App mode: a stream the node feeds is open.
+    Streaming,
 }
 
 /// One backend connection. See the module docs.
@@ -107,7 +129,9 @@ pub struct BackendConn {
     http: ServerConn,
     job: Job,
     request: Option<RequestHead>,
-    out: VecDeque<ConnOutput>,
+    /// The far end (handed to an app's node, for rate limits and logs).
+    peer: SocketAddr,
+    out: VecDeque<ConnOutput<AppRequest>>,
     finished: bool,
     /// Abort was returned (nothing more will be).
     aborted: bool,
@@ -128,11 +152,18 @@ impl BackendConn {
             http,
             job: Job::None,
             request: None,
+            peer: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
             out: VecDeque::new(),
             finished: false,
             aborted: false,
             buggify,
         }
+    }
+
+    /// The same connection, knowing its far end's address.
+    pub fn with_peer(mut self, peer: SocketAddr) -> Self {
+        self.peer = peer;
+        self
     }
 
     /// The rare paths this connection took on purpose (simulation only).
@@ -144,15 +175,22 @@ impl BackendConn {
     /// up: a pipelined request is not started while a chunk's worth of response still waits,
     /// so a client that pipelines without reading cannot make us buffer without bound.
     fn drive(&mut self, now: Now) {
-        while matches!(self.job, Job::None) && self.http.pending_len() < self.cfg.read_chunk as u64
+        while matches!(self.job, Job::None | Job::Gathering { .. })
+            && self.http.pending_len() < self.cfg.read_chunk as u64
         {
             let Some(ev) = self.http.poll_event(now) else {
                 break;
             };
             match ev {
                 ServerEvent::Request(head) => self.on_request(now, head),
-                ServerEvent::Body(_) | ServerEvent::BodyEnd => {}
+                ServerEvent::Body(data) => self.gather(now, &data),
+                ServerEvent::BodyEnd => self.body_gathered(),
                 ServerEvent::Rejected { status, .. } => {
+                    // A body being gathered broke its framing: the connection answered it.
+                    if matches!(self.job, Job::Gathering { .. }) {
+                        self.job = Job::None;
+                        self.request = None;
+                    }
                     self.out.push_back(ConnOutput::Log(AccessLog {
                         method: "-".into(),
                         target: "-".into(),
@@ -167,8 +205,135 @@ impl BackendConn {
     }
 
     fn on_request(&mut self, now: Now, head: RequestHead) {
-        let method = head.method.clone();
         self.request = Some(head);
+        if self.cfg.app.is_some() {
+            self.on_app_request(now);
+        } else {
+            self.serve_static(now);
+        }
+    }
+
+    /// App mode: answers a static asset or a public page alone, else starts gathering the
+    /// body for the node ([`app`]).
+    fn on_app_request(&mut self, now: Now) {
+        let cfg = self.cfg.clone();
+        let Some(rules) = cfg.app.as_ref() else {
+            return;
+        };
+        let Some(req) = self.request.as_ref() else {
+            return;
+        };
+        let clean = match normalize_path(req.target.path()) {
+            Ok(c) => c,
+            Err(_) => return self.simple(now, Status::BAD_REQUEST, &[]),
+        };
+        if matches!(req.method, Method::Get | Method::Head)
+            && rules.answers_alone(file_name(&clean), &clean.to_slash_path())
+        {
+            return self.serve_static(now);
+        }
+        let declared = req
+            .headers
+            .get_str("content-length")
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > rules.max_body as u64) {
+            return self.too_large(now);
+        }
+        self.http.accept_body();
+        self.job = Job::Gathering {
+            body: Vec::with_capacity(declared.unwrap_or(0) as usize),
+        };
+    }
+
+    /// A piece of the body the node is to get (ignored when no body is being gathered: a
+    /// static request's body is read and dropped).
+    fn gather(&mut self, now: Now, data: &[u8]) {
+        let max = self.cfg.app.as_ref().map_or(0, |r| r.max_body);
+        if let Job::Gathering { body } = &mut self.job {
+            if body.len() + data.len() > max {
+                self.job = Job::None;
+                return self.too_large(now);
+            }
+            body.extend_from_slice(data);
+        }
+    }
+
+    /// The body is whole: the request goes to the node.
+    fn body_gathered(&mut self) {
+        let Job::Gathering { body } = std::mem::replace(&mut self.job, Job::None) else {
+            return;
+        };
+        let Some(head) = self.request.clone() else {
+            return;
+        };
+        self.job = Job::AwaitingNode;
+        self.out.push_back(ConnOutput::ToNode(AppRequest {
+            head,
+            peer: self.peer,
+            body,
+        }));
+    }
+
+    /// `413`, and the connection closes behind it rather than read a body it will not use.
+    fn too_large(&mut self, now: Now) {
+        self.simple(now, Status::PAYLOAD_TOO_LARGE, &[("Connection", "close")]);
+    }
+
+    /// Carries out the node's reply to the request handed to it; a reply that answers nothing
+    /// (late, or out of order) is dropped.
+    fn on_reply(&mut self, now: Now, reply: AppReply) {
+        let (max_backlog, max_response) = self
+            .cfg
+            .app
+            .as_ref()
+            .map_or((0, 0), |r| (r.max_stream_backlog, r.max_response));
+        match (reply, &self.job) {
+            (AppReply::Respond { body, .. }, Job::AwaitingNode) if body.len() > max_response => {
+                debug_assert!(false, "the node's response is over max_response");
+                self.job = Job::None;
+                self.simple(now, Status::INTERNAL_SERVER_ERROR, &[]);
+            }
+            (AppReply::StreamData(data), Job::Streaming) if data.len() > max_response => {
+                debug_assert!(false, "the node's stream event is over max_response");
+                self.http.abort();
+            }
+            (AppReply::Respond { head, body }, Job::AwaitingNode) => {
+                self.job = Job::None;
+                self.http
+                    .send_head(now, head, BodyFraming::Length(body.len() as u64));
+                self.http.send_data(now, &body);
+                self.http.end_response(now);
+                self.finish(now, false);
+            }
+            (AppReply::Static, Job::AwaitingNode) => {
+                self.job = Job::None;
+                self.serve_static(now);
+            }
+            (AppReply::Stream { head }, Job::AwaitingNode) => {
+                self.job = Job::Streaming;
+                self.http.send_head(now, head, BodyFraming::Chunked);
+            }
+            (AppReply::StreamData(data), Job::Streaming) => {
+                self.http.send_data(now, &data);
+                if self.http.pending_len() > max_backlog as u64 {
+                    // Cut off; the reader resumes from its last event id (module docs).
+                    self.http.abort();
+                }
+            }
+            (AppReply::StreamEnd, Job::Streaming) => {
+                self.job = Job::None;
+                self.http.end_response(now);
+                self.finish(now, false);
+            }
+            _ => {}
+        }
+    }
+
+    /// Answers the current request by the static-file rules (module docs).
+    fn serve_static(&mut self, now: Now) {
+        let Some(method) = self.request.as_ref().map(|r| r.method.clone()) else {
+            return;
+        };
         match method {
             Method::Get | Method::Head => {}
             Method::Other(_) => return self.simple(now, Status::NOT_IMPLEMENTED, &[]),
@@ -404,7 +569,11 @@ impl BackendConn {
         match std::mem::replace(&mut self.job, Job::None) {
             Job::Sending { handle } => self.close_file(handle),
             Job::FirstRead { meta, .. } => self.close_file(meta.handle),
-            Job::None | Job::Opening { .. } => {}
+            Job::None
+            | Job::Opening { .. }
+            | Job::Gathering { .. }
+            | Job::AwaitingNode
+            | Job::Streaming => {}
         }
         self.finish(now, true);
     }
@@ -450,10 +619,10 @@ fn file_name(clean: &CleanPath) -> &str {
 }
 
 impl Connection for BackendConn {
-    type ToNode = std::convert::Infallible;
-    type FromNode = std::convert::Infallible;
+    type ToNode = AppRequest;
+    type FromNode = AppReply;
 
-    fn handle(&mut self, now: Now, input: ConnInput<'_>) {
+    fn handle(&mut self, now: Now, input: ConnInput<'_, AppReply>) {
         if self.finished {
             // Only the flush of what was queued before Close still matters, and its deadline.
             match input {
@@ -496,7 +665,7 @@ impl Connection for BackendConn {
                 }
             }
             ConnInput::File(FileReply::Read(result)) => self.on_read(now, result),
-            ConnInput::FromNode(never) => match never {},
+            ConnInput::FromNode(reply) => self.on_reply(now, reply),
         }
         if self.http.closing() == Closing::Abort {
             // Reset by the peer, or aborted by the HTTP layer itself (a send deadline, a bad
@@ -507,7 +676,7 @@ impl Connection for BackendConn {
         }
     }
 
-    fn poll_output(&mut self) -> ConnOutput {
+    fn poll_output(&mut self) -> ConnOutput<AppRequest> {
         if let Some(o) = self.out.pop_front() {
             return o;
         }
@@ -572,9 +741,15 @@ impl Connection for BackendConn {
                 "a file segment belongs to a response in progress"
             );
         }
-        // Memory per connection is bounded: one chunk beyond the low-water mark, plus a head.
+        // Memory per connection is bounded: one chunk beyond the low-water mark, plus a head,
+        // plus in app mode the stream backlog and one message of the node's beyond it.
+        let node = self
+            .cfg
+            .app
+            .as_ref()
+            .map_or(0, |r| r.max_stream_backlog + r.max_response);
         assert!(
-            self.http.transmit_len() <= 2 * self.cfg.read_chunk + 64 * 1024,
+            self.http.transmit_len() <= 2 * self.cfg.read_chunk + 64 * 1024 + node,
             "transmit buffer grew without bound"
         );
     }
