@@ -1,7 +1,10 @@
-//! The chat server's state, as pure values: channels, their messages and what a post may be.
-//! The node that owns it (with sessions, the durable log and the event streams) comes next.
+//! The chat server.
 //!
 //! * [`channels`]: channels, dense per-channel sequence numbers, server-wide positions (the
-//!   event ids of the live stream), idempotent posts by transaction id, history queries.
+//!   event ids of the live stream), idempotent posts by transaction id, history queries, as
+//!   pure values.
+//! * [`node`]: the node that owns them, with accounts, sessions, the durable log, the routes
+//!   and the event streams.
 
 pub mod channels;
+pub mod node;

@@ -149,6 +149,14 @@ impl Sessions {
         }
     }
 
+    /// Moves the last use of `token` to `at` (never back): what the owner's log recorded.
+    pub fn seen(&mut self, token: &str, at: UnixTime) {
+        if let Some(s) = self.by_token.get_mut(token) {
+            s.last_seen = s.last_seen.max(at.0);
+            s.persisted_seen = s.persisted_seen.max(at.0);
+        }
+    }
+
     /// Ends one session (logout); `false` when there was none.
     pub fn end(&mut self, token: &str) -> bool {
         self.by_token.remove(token).is_some()

@@ -1,0 +1,1303 @@
+//! The chat server's node: accounts, sessions, channels and their messages behind the
+//! WeApRous routes, on one durable log.
+//!
+//! Its connections are [`BackendConn`]s in app mode ([`crate::backend::app`]): they serve
+//! static assets and the login page alone and hand the node every other request, body and
+//! all; the node answers each with one [`AppReply`]. One node per process
+//! ([`Scope::Process`]): channels must be one.
+//!
+//! # Routes
+//! | route | what it does |
+//! |---|---|
+//! | `POST /login` | form or JSON `user`, `password`; a session cookie, then `303 /` for a browser or JSON |
+//! | `POST /logout` | ends the session on the server; `303 /login.html` or JSON |
+//! | `GET /`, `GET /index.html` | the chat page for a session, else `401` (a page linking to the login form for a browser) |
+//! | `GET /channels` | `[{"name", "messages"}]` |
+//! | `POST /channels` | `name`: `201` with the channel, `409` if it exists |
+//! | `GET /channel/{name}/messages` | `?after=SEQ`, `?before=SEQ`, `?limit=N` (≤ [`MAX_PAGE`]) |
+//! | `POST /channel/{name}/message` | `text`, optional `txn`: `201` with the message (a retried `txn` gets the original, `200`) |
+//! | `GET /events` | Server-Sent Events: every new message (`?channel=` filters), resumable by `Last-Event-ID` |
+//! | anything else | `GET`/`HEAD`: the static-file rules; other methods: `404` |
+//!
+//! Every API route needs a session cookie or `Authorization: Basic`; the author of a message is
+//! the authenticated user, never a field of the body. Errors are JSON
+//! `{"status":"error","message":...}` with their status; a `401` to an API client carries
+//! `WWW-Authenticate: Basic`; to a browser (its `Accept` names `text/html`) a challenge of a
+//! scheme browsers do not prompt for, so no password dialog opens. A change authenticated by
+//! cookie whose `Origin` names another site is refused (`403`).
+//!
+//! # Durability
+//! Every change is a record on the log [`LOG`] ([`AppRecord`], JSON in a checksummed frame,
+//! [`crate::node::record`]). A change is answered only after a sync covers its record (group
+//! commit), and only then does it become state: what a client was told happened survives a
+//! crash. At start the node reads the log, applies every intact record and cuts a torn or
+//! corrupt tail before it appends. While it does, and whenever the log has failed (an append
+//! or a sync that failed leaves state the log may not hold), requests are answered `503` with
+//! `Retry-After` and the node rebuilds its state from the log; it never gives the log up.
+//!
+//! # Passwords
+//! Hashing and verifying run off the loop ([`NodeOutput::Job`]) with the configured
+//! [`PasswordHasher`] (argon2 in the binaries, a cheap stand-in in the simulator). An empty
+//! log gets the account `admin` / `password` and an event saying to change it. Wrong passwords
+//! are limited per client address and per user ([`Limiter`]: 5 at once, then one a minute),
+//! answered `429` with `Retry-After`. Behind a proxy the client address is taken from
+//! `X-Forwarded-For` only when the peer is one of [`ChatConfig::trusted_proxies`].
+//!
+//! # Sessions
+//! A token is 256 bits of the driver's entropy, as `sid` (`HttpOnly; SameSite=Lax; Path=/`,
+//! `Max-Age` the absolute lifetime); expiry and limits are [`SessionPolicy`]'s. The log holds
+//! the token itself, so the data directory is as secret as the sessions it holds (the
+//! binaries create it `0700`).
+
+use super::channels::{Chat, ChatError, Message, Posted, Record};
+use crate::backend::app::{AppReply, AppRequest};
+use crate::backend::{BackendConfig, BackendConn};
+use crate::http::target::normalize_path;
+use crate::http::{Method, ResponseHead, Status};
+use crate::node::commit::GroupCommit;
+use crate::node::machine::{
+    ConnId, Entropy, NewConn, NodeInput, NodeMachine, NodeOutput, Scope, Token,
+};
+use crate::node::record;
+use crate::node::timers::Timers;
+use crate::node::{LogOp, LogReply, Now};
+use crate::time::Duration;
+use crate::web::accounts::{user_name, AccountRecord, Accounts, PasswordHasher};
+use crate::web::cookie::{cookie, SameSite, SetCookie};
+use crate::web::form::Form;
+use crate::web::limit::Limiter;
+use crate::web::request::{client_addr, error_json, origin_allowed, wants_html};
+use crate::web::router::{allow_value, Lookup, Params, Router};
+use crate::web::session::{new_token, Check, SessionPolicy, Sessions};
+use crate::web::sse;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+// `core::net` holds address values only (no sockets).
+use core::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// The log every change goes to.
+pub const LOG: &str = "chat";
+/// The largest record (a message of 4,000 characters is at most 16 KB of UTF-8).
+pub const MAX_RECORD: usize = 64 * 1024;
+/// The most messages one history page holds.
+pub const MAX_PAGE: usize = 200;
+/// The most missed events a resuming stream is sent; past it the stream says `reset` and the
+/// client reloads history.
+pub const MAX_REPLAY: usize = 1000;
+/// A comment on every idle event stream this often, so proxies keep it open.
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "sid";
+/// How long to wait before retrying a log that failed.
+pub const RECOVERY_RETRY: Duration = Duration::from_millis(200);
+/// The longest wait between recovery attempts.
+pub const RECOVERY_RETRY_MAX: Duration = Duration::from_secs(5);
+/// What a 401 to a browser names: a scheme no browser prompts for (RFC 7235 §3.1 wants a
+/// challenge on every 401; `Basic` would open a password dialog).
+pub const BROWSER_CHALLENGE: &str = "Session realm=\"weaprous\"";
+
+/// One record of the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppRecord {
+    Account(AccountRecord),
+    SessionStarted {
+        token: String,
+        user: String,
+        created: u64,
+    },
+    SessionEnded {
+        token: String,
+    },
+    /// The session was used at `at` (written every [`SessionPolicy::persist_every`], so a
+    /// restart loses at most that much of its idle clock).
+    SessionSeen {
+        token: String,
+        at: u64,
+    },
+    Chat(Record),
+}
+
+/// How the chat node runs.
+#[derive(Clone, Debug)]
+pub struct ChatConfig {
+    pub addr: SocketAddr,
+    /// What its connections serve alone; [`BackendConfig::app`] must be set.
+    pub site: Arc<BackendConfig>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    /// Peers whose `X-Forwarded-For` is believed (the proxy's address).
+    pub trusted_proxies: Vec<IpAddr>,
+    pub sessions: SessionPolicy,
+}
+
+/// Off-loop work: hashing and checking passwords.
+#[derive(Clone, Debug)]
+pub enum Job {
+    Verify {
+        hasher: Arc<dyn PasswordHasher>,
+        password: String,
+        hash: String,
+    },
+    Hash {
+        hasher: Arc<dyn PasswordHasher>,
+        password: String,
+        salt: [u8; 16],
+    },
+}
+
+/// What a [`Job`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobDone {
+    Verified(bool),
+    Hashed(String),
+}
+
+/// What observers (and oracles) see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChatEvent {
+    Listening(SocketAddr),
+    /// The log was read: records applied, bytes of a torn or corrupt tail cut.
+    Recovered {
+        records: u64,
+        cut: u64,
+    },
+    /// The log failed; state is rebuilt from it.
+    LogFailed,
+    /// An empty log got `admin` / `password`: change it.
+    DefaultAdminCreated,
+    /// A message became durable (and was answered).
+    Committed(Message),
+}
+
+/// Who a request is from, once authenticated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Auth {
+    user: String,
+    /// By session cookie (its token), not by Basic credentials: changes then need a matching
+    /// `Origin`.
+    session: Option<String>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Route {
+    Login,
+    Logout,
+    Page,
+    Channels,
+    CreateChannel,
+    History,
+    Post,
+    Events,
+}
+
+/// What a finished job continues with.
+enum AfterJob {
+    /// A login: on success, a session for `user`.
+    Login {
+        conn: ConnId,
+        user: String,
+        browser: bool,
+        client: String,
+    },
+    /// A request with Basic credentials, to run once they check out.
+    Basic {
+        conn: ConnId,
+        user: String,
+        client: String,
+        req: AppRequest,
+    },
+    /// The default account's hash.
+    DefaultAdmin,
+}
+
+/// What a durable record answers once synced.
+enum AfterSync {
+    Nothing,
+    Login {
+        conn: ConnId,
+        token: String,
+        browser: bool,
+    },
+    Logout {
+        conn: ConnId,
+        browser: bool,
+    },
+    Created {
+        conn: ConnId,
+    },
+    Posted {
+        conn: ConnId,
+    },
+}
+
+/// An append waiting for its sync: the record, what to answer, the log's length after it.
+struct Pending {
+    record: AppRecord,
+    then: AfterSync,
+    len: Option<u64>,
+}
+
+/// What a cut of the log is for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum AfterCut {
+    /// A torn or corrupt tail found at read: the state is whole once it is cut.
+    Recovered,
+    /// Unsynced records after a failure: the log is read again once they are cut.
+    Read,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Heartbeat,
+    RetryRecovery,
+}
+
+/// An open event stream.
+struct Subscriber {
+    channel: Option<String>,
+}
+
+/// The chat node (module docs).
+pub struct ChatNode {
+    cfg: ChatConfig,
+    router: Router<Route>,
+    out: VecDeque<NodeOutput<ChatNode>>,
+    timers: Timers<Timer>,
+    accounts: Accounts,
+    sessions: Sessions,
+    chat: Chat,
+    limiter: Limiter,
+    next_token: Token,
+    jobs: BTreeMap<Token, AfterJob>,
+    commit: GroupCommit<Token>,
+    appends: BTreeMap<Token, Pending>,
+    /// Until the log is read (again, after a failure), requests get 503.
+    recovering: bool,
+    read_token: Option<Token>,
+    /// The cut in flight, and what follows it.
+    cut: Option<(Token, AfterCut)>,
+    /// The log's length as the last successful sync left it (what was answered as durable).
+    durable_len: u64,
+    /// After a failed append or sync: the log is cut back to this before it is read again,
+    /// so records nobody was told are durable do not come back as history.
+    unsynced_cut: Option<u64>,
+    recovery_failures: u32,
+    records: u64,
+    subscribers: BTreeMap<ConnId, Subscriber>,
+    draining: bool,
+}
+
+impl ChatNode {
+    pub fn new(cfg: ChatConfig) -> ChatNode {
+        let mut router = Router::new();
+        router
+            .route(&[Method::Post], "/login", Route::Login)
+            .route(&[Method::Post], "/logout", Route::Logout)
+            .route(&[Method::Get], "/", Route::Page)
+            .route(&[Method::Get], "/index.html", Route::Page)
+            .route(&[Method::Get], "/channels", Route::Channels)
+            .route(&[Method::Post], "/channels", Route::CreateChannel)
+            .route(&[Method::Get], "/channel/{name}/messages", Route::History)
+            .route(&[Method::Post], "/channel/{name}/message", Route::Post)
+            .route(&[Method::Get], "/events", Route::Events);
+        let sessions = Sessions::new(cfg.sessions.clone());
+        ChatNode {
+            cfg,
+            router,
+            out: VecDeque::new(),
+            timers: Timers::default(),
+            accounts: Accounts::new(),
+            sessions,
+            chat: Chat::new(),
+            limiter: Limiter::new(5, 60, 100_000),
+            next_token: 0,
+            jobs: BTreeMap::new(),
+            commit: GroupCommit::new(LOG),
+            appends: BTreeMap::new(),
+            recovering: true,
+            read_token: None,
+            cut: None,
+            durable_len: 0,
+            unsynced_cut: None,
+            recovery_failures: 0,
+            records: 0,
+            subscribers: BTreeMap::new(),
+            draining: false,
+        }
+    }
+
+    /// The chat state (for tests and oracles).
+    pub fn chat(&self) -> &Chat {
+        &self.chat
+    }
+
+    /// Syncs issued so far.
+    pub fn syncs(&self) -> u64 {
+        self.commit.syncs
+    }
+
+    fn token(&mut self) -> Token {
+        self.next_token += 1;
+        self.next_token
+    }
+
+    fn reply(&mut self, conn: ConnId, msg: AppReply) {
+        self.out.push_back(NodeOutput::ToConn { conn, msg });
+    }
+
+    fn respond(&mut self, conn: ConnId, status: Status, headers: &[(&str, &str)], json: String) {
+        let mut head = ResponseHead::new(status);
+        head.headers.append("Content-Type", "application/json");
+        head.headers.append("Cache-Control", "no-store");
+        for (n, v) in headers {
+            head.headers.append(n, v);
+        }
+        self.reply(
+            conn,
+            AppReply::Respond {
+                head,
+                body: json.into_bytes(),
+            },
+        );
+    }
+
+    fn error(&mut self, conn: ConnId, status: u16, message: &str) {
+        self.respond(conn, Status(status), &[], error_json(message));
+    }
+
+    fn redirect(&mut self, conn: ConnId, location: &str, cookie: Option<&SetCookie>) {
+        let mut head = ResponseHead::new(Status(303));
+        head.headers.append("Location", location);
+        head.headers.append("Cache-Control", "no-store");
+        if let Some(c) = cookie {
+            head.headers.append("Set-Cookie", c.to_string());
+        }
+        self.reply(
+            conn,
+            AppReply::Respond {
+                head,
+                body: Vec::new(),
+            },
+        );
+    }
+
+    /// A 401: a page that links to the login form for a browser, JSON and a Basic challenge
+    /// for an API client.
+    fn unauthorized(&mut self, conn: ConnId, browser: bool) {
+        if browser {
+            let mut head = ResponseHead::new(Status(401));
+            head.headers
+                .append("Content-Type", "text/html; charset=utf-8");
+            head.headers.append("WWW-Authenticate", BROWSER_CHALLENGE);
+            head.headers.append("Cache-Control", "no-store");
+            let body = "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+                <title>Sign in</title>\n<meta http-equiv=\"refresh\" content=\"0; url=/login.html\">\n\
+                </head>\n<body>\n<p>You need to <a href=\"/login.html\">sign in</a>.</p>\n</body>\n</html>\n";
+            return self.reply(
+                conn,
+                AppReply::Respond {
+                    head,
+                    body: body.as_bytes().to_vec(),
+                },
+            );
+        }
+        self.respond(
+            conn,
+            Status(401),
+            &[("WWW-Authenticate", crate::web::basic::CHALLENGE)],
+            error_json("sign in first"),
+        );
+    }
+
+    fn unavailable(&mut self, conn: ConnId) {
+        self.respond(
+            conn,
+            Status::SERVICE_UNAVAILABLE,
+            &[("Retry-After", "1")],
+            error_json("the server is starting or recovering its log; try again"),
+        );
+    }
+
+    // ----- requests -----
+
+    fn on_request(&mut self, now: Now, conn: ConnId, req: AppRequest) {
+        let Ok(path) = normalize_path(req.head.target.path()) else {
+            return self.error(conn, 400, "bad path");
+        };
+        let (route, params) = match self.router.lookup(&req.head.method, &path) {
+            Lookup::Found { handler, params } => (*handler, params),
+            Lookup::MethodNotAllowed { allow } => {
+                let allow = allow_value(&allow);
+                return self.respond(
+                    conn,
+                    Status::METHOD_NOT_ALLOWED,
+                    &[("Allow", &allow)],
+                    error_json("this address does not take that method"),
+                );
+            }
+            Lookup::NotFound if matches!(req.head.method, Method::Get | Method::Head) => {
+                return self.reply(conn, AppReply::Static);
+            }
+            Lookup::NotFound => return self.error(conn, 404, "no such route"),
+        };
+        if self.recovering {
+            return self.unavailable(conn);
+        }
+        let client = self.client(&req);
+        if route == Route::Login {
+            return self.login(now, conn, &req, client);
+        }
+        // Everything else needs to know who asks.
+        if let Some(token) = header(&req, "cookie").and_then(|c| cookie(c, SESSION_COOKIE)) {
+            if let Check::Valid { user, persist } = self.sessions.check(token, now.wall) {
+                let auth = Auth {
+                    user,
+                    session: Some(token.to_string()),
+                };
+                if persist {
+                    let token = token.to_string();
+                    let at = now.wall.0;
+                    self.append(AppRecord::SessionSeen { token, at }, AfterSync::Nothing);
+                }
+                return self.dispatch(now, conn, route, params, req, auth);
+            }
+        }
+        if let Some((raw_user, password)) =
+            header(&req, "authorization").and_then(crate::web::basic::credentials)
+        {
+            let user = user_name(&raw_user).unwrap_or_default();
+            if let Err(wait) = self.allowed(&client, &user, now) {
+                return self.too_many(conn, wait);
+            }
+            let hash = self.accounts.hash_of(&user).unwrap_or("").to_string();
+            let token = self.token();
+            self.jobs.insert(
+                token,
+                AfterJob::Basic {
+                    conn,
+                    user,
+                    client,
+                    req,
+                },
+            );
+            let job = Job::Verify {
+                hasher: self.cfg.hasher.clone(),
+                password,
+                hash,
+            };
+            return self.out.push_back(NodeOutput::Job { token, job });
+        }
+        self.unauthorized(conn, browser(&req));
+    }
+
+    /// The client's address, for rate limits.
+    fn client(&self, req: &AppRequest) -> String {
+        client_addr(
+            req.peer.ip(),
+            header(req, "x-forwarded-for"),
+            &self.cfg.trusted_proxies,
+        )
+        .to_string()
+    }
+
+    fn allowed(&mut self, client: &str, user: &str, now: Now) -> Result<(), u64> {
+        let by_client = self.limiter.check(&format!("ip:{client}"), now.wall);
+        let by_user = self.limiter.check(&format!("user:{user}"), now.wall);
+        match (by_client, by_user) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(a), Err(b)) => Err(a.max(b)),
+            (Err(a), _) | (_, Err(a)) => Err(a),
+        }
+    }
+
+    fn too_many(&mut self, conn: ConnId, wait: u64) {
+        let wait = wait.max(1).to_string();
+        self.respond(
+            conn,
+            Status(429),
+            &[("Retry-After", &wait)],
+            error_json("too many wrong passwords; wait and try again"),
+        );
+    }
+
+    fn login(&mut self, now: Now, conn: ConnId, req: &AppRequest, client: String) {
+        let fields = match fields(req) {
+            Ok(f) => f,
+            Err((status, msg)) => return self.error(conn, status, &msg),
+        };
+        let (Some(raw_user), Some(password)) = (fields.get("user"), fields.get("password")) else {
+            return self.error(conn, 400, "user and password are required");
+        };
+        let user = user_name(raw_user).unwrap_or_default();
+        // Checked before the hash is computed, so guesses cannot even burn our CPU.
+        if let Err(wait) = self.allowed(&client, &user, now) {
+            return self.too_many(conn, wait);
+        }
+        let hash = self.accounts.hash_of(&user).unwrap_or("").to_string();
+        let token = self.token();
+        self.jobs.insert(
+            token,
+            AfterJob::Login {
+                conn,
+                user,
+                browser: browser(req),
+                client,
+            },
+        );
+        let job = Job::Verify {
+            hasher: self.cfg.hasher.clone(),
+            password: password.clone(),
+            hash,
+        };
+        self.out.push_back(NodeOutput::Job { token, job });
+    }
+
+    fn dispatch(
+        &mut self,
+        now: Now,
+        conn: ConnId,
+        route: Route,
+        params: Params,
+        req: AppRequest,
+        auth: Auth,
+    ) {
+        let changes = req.head.method == Method::Post;
+        if changes
+            && auth.session.is_some()
+            && !origin_allowed(header(&req, "origin"), header(&req, "host"))
+        {
+            return self.error(conn, 403, "a change from another site was refused");
+        }
+        let ts_ms = now.wall.0.saturating_mul(1000);
+        match route {
+            Route::Login => {}
+            Route::Page => self.reply(conn, AppReply::Static),
+            Route::Logout => {
+                let browser = browser(&req);
+                match auth.session {
+                    Some(token) => self.append(
+                        AppRecord::SessionEnded { token },
+                        AfterSync::Logout { conn, browser },
+                    ),
+                    None => self.logged_out(conn, browser),
+                }
+            }
+            Route::Channels => {
+                let list: Vec<serde_json::Value> = self
+                    .chat
+                    .channels()
+                    .map(|(name, n)| serde_json::json!({ "name": name, "messages": n }))
+                    .collect();
+                self.respond(
+                    conn,
+                    Status::OK,
+                    &[],
+                    serde_json::Value::from(list).to_string(),
+                );
+            }
+            Route::CreateChannel => {
+                let fields = match fields(&req) {
+                    Ok(f) => f,
+                    Err((status, msg)) => return self.error(conn, status, &msg),
+                };
+                let name = fields.get("name").map_or("", String::as_str);
+                match self.chat.create_channel(name, &auth.user, ts_ms) {
+                    Ok(record) => self.append(AppRecord::Chat(record), AfterSync::Created { conn }),
+                    Err(e) => self.chat_error(conn, &e),
+                }
+            }
+            Route::History => {
+                let name = params.get("name").unwrap_or("").to_ascii_lowercase();
+                let query = Form::parse(req.head.target.query().unwrap_or("").as_bytes())
+                    .unwrap_or_default();
+                let number = |k: &str| query.get(k).and_then(|v| v.parse::<u64>().ok());
+                let limit = number("limit").map_or(50, |l| (l as usize).clamp(1, MAX_PAGE));
+                match self
+                    .chat
+                    .history(&name, number("after"), number("before"), limit)
+                {
+                    Some(msgs) => {
+                        let body = serde_json::json!({ "channel": name, "messages": msgs });
+                        self.respond(conn, Status::OK, &[], body.to_string());
+                    }
+                    None => self.chat_error(conn, &ChatError::NoChannel),
+                }
+            }
+            Route::Post => {
+                let fields = match fields(&req) {
+                    Ok(f) => f,
+                    Err((status, msg)) => return self.error(conn, status, &msg),
+                };
+                let channel = params.get("name").unwrap_or("");
+                let text = fields.get("text").or(fields.get("message"));
+                let txn = fields.get("txn").map(String::as_str);
+                let posted = self.chat.post(
+                    &auth.user,
+                    channel,
+                    text.map_or("", String::as_str),
+                    txn,
+                    ts_ms,
+                );
+                match posted {
+                    Ok(Posted::New(record)) => {
+                        self.append(AppRecord::Chat(record), AfterSync::Posted { conn })
+                    }
+                    Ok(Posted::Duplicate(m)) => {
+                        self.respond(conn, Status::OK, &[], message_json(&m))
+                    }
+                    // The same post waits for its sync: this retry is answered as the
+                    // original will be, once durable (it may yet fail: then retry again).
+                    Ok(Posted::InFlight { .. }) => self.respond(
+                        conn,
+                        Status(409),
+                        &[("Retry-After", "1")],
+                        error_json("that transaction is still being saved; retry"),
+                    ),
+                    Err(e) => self.chat_error(conn, &e),
+                }
+            }
+            Route::Events if req.head.method == Method::Head => {
+                let mut head = ResponseHead::new(Status::OK);
+                head.headers.append("Content-Type", "text/event-stream");
+                self.reply(
+                    conn,
+                    AppReply::Respond {
+                        head,
+                        body: Vec::new(),
+                    },
+                );
+            }
+            Route::Events => self.subscribe(conn, &req),
+        }
+    }
+
+    fn chat_error(&mut self, conn: ConnId, e: &ChatError) {
+        self.error(conn, e.status(), &e.message());
+    }
+
+    fn logged_out(&mut self, conn: ConnId, browser: bool) {
+        let removal = SetCookie::removal(SESSION_COOKIE, "/");
+        if browser {
+            return self.redirect(conn, "/login.html", removal.as_ref());
+        }
+        let c = removal.map(|c| c.to_string()).unwrap_or_default();
+        self.respond(
+            conn,
+            Status::OK,
+            &[("Set-Cookie", &c)],
+            r#"{"status":"ok"}"#.into(),
+        );
+    }
+
+    // ----- event streams -----
+
+    fn subscribe(&mut self, conn: ConnId, req: &AppRequest) {
+        let query =
+            Form::parse(req.head.target.query().unwrap_or("").as_bytes()).unwrap_or_default();
+        let channel = query.get("channel").map(str::to_ascii_lowercase);
+        let resume = header(req, "last-event-id")
+            .or(query.get("after"))
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let mut head = ResponseHead::new(Status::OK);
+        head.headers.append("Content-Type", "text/event-stream");
+        head.headers.append("Cache-Control", "no-store");
+        // nginx and others buffer responses unless told not to.
+        head.headers.append("X-Accel-Buffering", "no");
+        self.reply(conn, AppReply::Stream { head });
+        let mut first = Vec::new();
+        sse::comment("welcome", &mut first);
+        let after = resume.unwrap_or(self.chat.applied_pos());
+        match self.chat.since(after, MAX_REPLAY) {
+            Some(missed) => {
+                for m in missed {
+                    if channel.as_deref().is_none_or(|c| c == m.channel) {
+                        event_of(m).encode(&mut first);
+                    }
+                }
+            }
+            None => {
+                // Too much was missed to replay: the client reloads history.
+                sse::Event {
+                    id: Some(self.chat.applied_pos().to_string()),
+                    event: Some("reset".into()),
+                    data: "{}".into(),
+                }
+                .encode(&mut first);
+            }
+        }
+        self.reply(conn, AppReply::StreamData(first));
+        // The first stream starts the heartbeat; it stops when the last one goes (`handle`).
+        self.subscribers.insert(conn, Subscriber { channel });
+    }
+
+    fn publish(&mut self, m: &Message) {
+        let mut bytes = Vec::new();
+        event_of(m).encode(&mut bytes);
+        let to: Vec<ConnId> = self
+            .subscribers
+            .iter()
+            .filter(|(_, s)| s.channel.as_deref().is_none_or(|c| c == m.channel))
+            .map(|(&c, _)| c)
+            .collect();
+        for conn in to {
+            self.reply(conn, AppReply::StreamData(bytes.clone()));
+        }
+    }
+
+    // ----- the log -----
+
+    fn append(&mut self, record: AppRecord, then: AfterSync) {
+        let token = self.token();
+        let payload = serde_json::to_vec(&record).unwrap_or_default();
+        let mut bytes = Vec::with_capacity(payload.len() + record::HEADER);
+        record::encode(&payload, &mut bytes);
+        self.appends.insert(
+            token,
+            Pending {
+                record,
+                then,
+                len: None,
+            },
+        );
+        self.out.push_back(NodeOutput::Log {
+            token,
+            op: LogOp::Append {
+                log: LOG.into(),
+                bytes,
+            },
+        });
+        if let Some(op) = self.commit.commit(token) {
+            self.out.push_back(NodeOutput::Log { token: 0, op });
+        }
+    }
+
+    /// Makes a durable record state (after its sync, or replaying the log).
+    fn apply(&mut self, record: &AppRecord) -> Result<(), String> {
+        match record {
+            AppRecord::Account(a) => self.accounts.apply(a),
+            AppRecord::SessionStarted {
+                token,
+                user,
+                created,
+            } => {
+                self.sessions
+                    .create(token.clone(), user, crate::time::UnixTime(*created));
+                Ok(())
+            }
+            AppRecord::SessionEnded { token } => {
+                self.sessions.end(token);
+                Ok(())
+            }
+            AppRecord::SessionSeen { token, at } => {
+                self.sessions.seen(token, crate::time::UnixTime(*at));
+                Ok(())
+            }
+            AppRecord::Chat(r) => self.chat.apply(r),
+        }
+    }
+
+    fn cut_log(&mut self, len: u64, then: AfterCut) {
+        let token = self.token();
+        self.cut = Some((token, then));
+        self.out.push_back(NodeOutput::Log {
+            token,
+            op: LogOp::Truncate {
+                log: LOG.into(),
+                len,
+            },
+        });
+    }
+
+    /// The next step of recovery: cut what a failure left unsynced, else read.
+    fn recover(&mut self) {
+        match self.unsynced_cut {
+            Some(len) => self.cut_log(len, AfterCut::Read),
+            None => self.read_log(),
+        }
+    }
+
+    fn read_log(&mut self) {
+        let token = self.token();
+        self.read_token = Some(token);
+        self.out.push_back(NodeOutput::Log {
+            token,
+            op: LogOp::Read { log: LOG.into() },
+        });
+    }
+
+    /// The log failed (or recovery did): every waiter is answered 503, and after a wait that
+    /// doubles with each failure the unsynced tail is cut and the state rebuilt from the log.
+    fn log_failed(&mut self, now: Now) {
+        self.out.push_back(NodeOutput::Event(ChatEvent::LogFailed));
+        self.recovering = true;
+        self.recovery_failures += 1;
+        self.read_token = None;
+        self.cut = None;
+        if !self.appends.is_empty() {
+            let to = self
+                .unsynced_cut
+                .map_or(self.durable_len, |c| c.min(self.durable_len));
+            self.unsynced_cut = Some(to);
+        }
+        let waiting: Vec<Pending> = std::mem::take(&mut self.appends).into_values().collect();
+        self.commit = GroupCommit::new(LOG);
+        for p in waiting {
+            if let Some(conn) = p.then.conn() {
+                self.unavailable(conn);
+            }
+        }
+        let doublings = (self.recovery_failures - 1).min(16);
+        let wait = RECOVERY_RETRY
+            .saturating_mul(1 << doublings)
+            .min(RECOVERY_RETRY_MAX);
+        self.timers.set(Timer::RetryRecovery, now.mono + wait);
+    }
+
+    fn on_contents(&mut self, now: Now, bytes: &[u8], entropy: &mut dyn Entropy) {
+        self.accounts = Accounts::new();
+        self.sessions = Sessions::new(self.cfg.sessions.clone());
+        self.chat = Chat::new();
+        let scan = record::scan(bytes, MAX_RECORD);
+        let mut applied = 0u64;
+        let mut valid_len = scan.valid_len;
+        for range in &scan.records {
+            let parsed = serde_json::from_slice::<AppRecord>(&bytes[range.clone()])
+                .map_err(|e| e.to_string())
+                .and_then(|r| self.apply(&r));
+            if parsed.is_err() {
+                // A record that does not follow the history: the log ends before it.
+                valid_len = range.start - record::HEADER;
+                break;
+            }
+            applied += 1;
+        }
+        self.records = applied;
+        self.durable_len = valid_len as u64;
+        let cut = (bytes.len() - valid_len) as u64;
+        if cut > 0 {
+            self.cut_log(valid_len as u64, AfterCut::Recovered);
+        }
+        self.out.push_back(NodeOutput::Event(ChatEvent::Recovered {
+            records: applied,
+            cut,
+        }));
+        if cut == 0 {
+            self.recovered(now, entropy);
+        }
+    }
+
+    /// The log is whole again: requests are served; a new log gets `general` and `admin`.
+    fn recovered(&mut self, now: Now, entropy: &mut dyn Entropy) {
+        self.recovering = false;
+        self.recovery_failures = 0;
+        if !self.chat.has_channel("general") {
+            let ts_ms = now.wall.0.saturating_mul(1000);
+            if let Ok(r) = self.chat.create_channel("general", "admin", ts_ms) {
+                self.append(AppRecord::Chat(r), AfterSync::Nothing);
+            }
+        }
+        if self.accounts.is_empty()
+            && !self
+                .jobs
+                .values()
+                .any(|j| matches!(j, AfterJob::DefaultAdmin))
+        {
+            let token = self.token();
+            self.jobs.insert(token, AfterJob::DefaultAdmin);
+            let mut salt = [0u8; 16];
+            entropy.fill(&mut salt);
+            let job = Job::Hash {
+                hasher: self.cfg.hasher.clone(),
+                password: "password".into(),
+                salt,
+            };
+            self.out.push_back(NodeOutput::Job { token, job });
+        }
+    }
+
+    fn log_reply(&mut self, now: Now, token: Token, reply: LogReply, entropy: &mut dyn Entropy) {
+        match reply {
+            LogReply::Contents(Ok(bytes)) if Some(token) == self.read_token => {
+                self.on_contents(now, &bytes, entropy)
+            }
+            LogReply::Contents(Err(_)) if Some(token) == self.read_token => self.log_failed(now),
+            LogReply::Contents(_) => {}
+            LogReply::Truncated(result) => {
+                let Some((t, then)) = self.cut else {
+                    return;
+                };
+                if t != token {
+                    return;
+                }
+                self.cut = None;
+                match (result, then) {
+                    (Err(_), _) => self.log_failed(now),
+                    (Ok(()), AfterCut::Recovered) => self.recovered(now, entropy),
+                    (Ok(()), AfterCut::Read) => {
+                        self.unsynced_cut = None;
+                        self.read_log();
+                    }
+                }
+            }
+            LogReply::Appended(result) => {
+                if let Some(p) = self.appends.get_mut(&token) {
+                    p.len = result.ok();
+                    self.commit.appended(token, result);
+                }
+            }
+            LogReply::Synced(result) => {
+                let (done, next) = self.commit.synced(result);
+                if let Some(op) = next {
+                    self.out.push_back(NodeOutput::Log { token: 0, op });
+                }
+                let mut failed = false;
+                for (waiter, result) in done {
+                    let Some(p) = self.appends.remove(&waiter) else {
+                        continue;
+                    };
+                    if result.is_err() || failed {
+                        if !failed {
+                            self.unsynced_cut = Some(self.durable_len);
+                        }
+                        failed = true;
+                        if let Some(conn) = p.then.conn() {
+                            self.unavailable(conn);
+                        }
+                        continue;
+                    }
+                    if let Some(len) = p.len {
+                        self.durable_len = self.durable_len.max(len);
+                    }
+                    self.committed(p.record, p.then);
+                }
+                if failed {
+                    // State may hold what the log does not: rebuild it from the log.
+                    self.log_failed(now);
+                }
+            }
+        }
+    }
+
+    /// A record is durable: it becomes state, and its request is answered.
+    fn committed(&mut self, record: AppRecord, then: AfterSync) {
+        if let Err(e) = self.apply(&record) {
+            debug_assert!(false, "a committed record did not apply: {e}");
+        }
+        self.records += 1;
+        match (then, &record) {
+            (
+                AfterSync::Login {
+                    conn,
+                    token,
+                    browser,
+                },
+                _,
+            ) => {
+                let mut c = SetCookie::new(SESSION_COOKIE, &token);
+                if let Some(c) = c.as_mut() {
+                    c.path = Some("/".into());
+                    c.http_only = true;
+                    c.same_site = Some(SameSite::Lax);
+                    c.max_age = Some(self.cfg.sessions.absolute_secs as i64);
+                }
+                if browser {
+                    return self.redirect(conn, "/", c.as_ref());
+                }
+                let user = self
+                    .sessions
+                    .get(&token)
+                    .map(|s| s.user.clone())
+                    .unwrap_or_default();
+                let set = c.map(|c| c.to_string()).unwrap_or_default();
+                let body = serde_json::json!({ "status": "ok", "user": user }).to_string();
+                self.respond(conn, Status::OK, &[("Set-Cookie", &set)], body);
+            }
+            (AfterSync::Logout { conn, browser }, _) => self.logged_out(conn, browser),
+            (AfterSync::Created { conn }, AppRecord::Chat(Record::Channel { name, .. })) => {
+                let body = serde_json::json!({ "name": name, "messages": 0 }).to_string();
+                self.respond(conn, Status(201), &[], body);
+            }
+            (AfterSync::Posted { conn }, AppRecord::Chat(Record::Message(m))) => {
+                self.respond(conn, Status(201), &[], message_json(m));
+                self.publish(m);
+                self.out
+                    .push_back(NodeOutput::Event(ChatEvent::Committed(m.clone())));
+            }
+            _ => {}
+        }
+    }
+
+    fn job_done(&mut self, now: Now, token: Token, done: JobDone, entropy: &mut dyn Entropy) {
+        let Some(after) = self.jobs.remove(&token) else {
+            return;
+        };
+        match (after, done) {
+            (
+                AfterJob::Login {
+                    conn,
+                    user,
+                    browser,
+                    client,
+                },
+                JobDone::Verified(ok),
+            ) => {
+                if self.recovering {
+                    return self.unavailable(conn);
+                }
+                if !ok {
+                    self.limiter.failed(&format!("ip:{client}"), now.wall);
+                    self.limiter.failed(&format!("user:{user}"), now.wall);
+                    if browser {
+                        return self.redirect(conn, "/login.html?failed=1", None);
+                    }
+                    return self.error(conn, 401, "wrong user name or password");
+                }
+                self.limiter.succeeded(&format!("user:{user}"));
+                let mut secret = [0u8; 32];
+                entropy.fill(&mut secret);
+                let token = new_token(secret);
+                self.append(
+                    AppRecord::SessionStarted {
+                        token: token.clone(),
+                        user,
+                        created: now.wall.0,
+                    },
+                    AfterSync::Login {
+                        conn,
+                        token,
+                        browser,
+                    },
+                );
+            }
+            (
+                AfterJob::Basic {
+                    conn,
+                    user,
+                    client,
+                    req,
+                },
+                JobDone::Verified(ok),
+            ) => {
+                if !ok {
+                    self.limiter.failed(&format!("ip:{client}"), now.wall);
+                    self.limiter.failed(&format!("user:{user}"), now.wall);
+                    return self.unauthorized(conn, browser(&req));
+                }
+                self.limiter.succeeded(&format!("user:{user}"));
+                let Ok(path) = normalize_path(req.head.target.path()) else {
+                    return self.error(conn, 400, "bad path");
+                };
+                let found = match self.router.lookup(&req.head.method, &path) {
+                    Lookup::Found { handler, params } => Some((*handler, params)),
+                    _ => None,
+                };
+                if let Some((route, params)) = found {
+                    let auth = Auth {
+                        user,
+                        session: None,
+                    };
+                    self.dispatch(now, conn, route, params, req, auth);
+                }
+            }
+            (AfterJob::DefaultAdmin, JobDone::Hashed(hash)) if self.accounts.is_empty() => {
+                self.out
+                    .push_back(NodeOutput::Event(ChatEvent::DefaultAdminCreated));
+                self.append(
+                    AppRecord::Account(AccountRecord::Created {
+                        user: "admin".into(),
+                        hash,
+                    }),
+                    AfterSync::Nothing,
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+impl AfterSync {
+    fn conn(&self) -> Option<ConnId> {
+        match self {
+            AfterSync::Nothing => None,
+            AfterSync::Login { conn, .. }
+            | AfterSync::Logout { conn, .. }
+            | AfterSync::Created { conn }
+            | AfterSync::Posted { conn } => Some(*conn),
+        }
+    }
+}
+
+fn header<'a>(req: &'a AppRequest, name: &str) -> Option<&'a str> {
+    req.head.headers.get_str(name)
+}
+
+fn browser(req: &AppRequest) -> bool {
+    wants_html(header(req, "accept"))
+}
+
+/// A body's fields: a form or a JSON object of strings (numbers and booleans as text).
+fn fields(req: &AppRequest) -> Result<BTreeMap<String, String>, (u16, String)> {
+    let ty = header(req, "content-type")
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match ty.as_str() {
+        "application/json" => {
+            let value: serde_json::Value = serde_json::from_slice(&req.body)
+                .map_err(|e| (400, format!("the body is not JSON: {e}")))?;
+            let obj = value
+                .as_object()
+                .ok_or((400, "the body must be a JSON object".to_string()))?;
+            let mut out = BTreeMap::new();
+            for (k, v) in obj {
+                let text = match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Number(n) => n.to_string(),
+                    serde_json::Value::Bool(b) => b.to_string(),
+                    _ => return Err((400, format!("field {k} must be a string"))),
+                };
+                out.insert(k.clone(), text);
+            }
+            Ok(out)
+        }
+        "application/x-www-form-urlencoded" | "" => {
+            let form = Form::parse(&req.body).map_err(|e| (400, format!("bad form: {e:?}")))?;
+            let mut out = BTreeMap::new();
+            for (k, v) in form.pairs {
+                out.entry(k).or_insert(v);
+            }
+            Ok(out)
+        }
+        _ => Err((415, "send a form or JSON".to_string())),
+    }
+}
+
+fn message_json(m: &Message) -> String {
+    serde_json::to_string(m).unwrap_or_default()
+}
+
+fn event_of(m: &Message) -> sse::Event {
+    sse::Event {
+        id: Some(m.pos.to_string()),
+        event: Some("message".into()),
+        data: message_json(m),
+    }
+}
+
+impl NodeMachine for ChatNode {
+    type Conn = BackendConn;
+    type Spawn = Arc<BackendConfig>;
+    type Job = Job;
+    type JobDone = JobDone;
+    type Command = std::convert::Infallible;
+    type Event = ChatEvent;
+
+    const SCOPE: Scope = Scope::Process;
+
+    fn spawn(cfg: &Arc<BackendConfig>, now: Now, conn: NewConn) -> BackendConn {
+        BackendConn::with_buggify(cfg.clone(), now, conn.buggify).with_peer(conn.peer)
+    }
+
+    fn run_job(job: Job) -> JobDone {
+        match job {
+            Job::Verify {
+                hasher,
+                password,
+                hash,
+            } => JobDone::Verified(!hash.is_empty() && hasher.verify(&password, &hash)),
+            Job::Hash {
+                hasher,
+                password,
+                salt,
+            } => JobDone::Hashed(hasher.hash(&password, &salt)),
+        }
+    }
+
+    fn handle(&mut self, now: Now, input: NodeInput<Self>, entropy: &mut dyn Entropy) {
+        match input {
+            NodeInput::Start => {
+                self.out.push_back(NodeOutput::Listen {
+                    listener: 0,
+                    addr: self.cfg.addr,
+                    spawn: self.cfg.site.clone(),
+                });
+                self.read_log();
+            }
+            NodeInput::Listening { result, .. } => self.out.push_back(match result {
+                Ok(addr) => NodeOutput::Event(ChatEvent::Listening(addr)),
+                Err(e) => NodeOutput::Exit {
+                    reason: format!("cannot listen on {}: {}", self.cfg.addr, e.0),
+                },
+            }),
+            NodeInput::FromConn { conn, msg } => {
+                if self.draining {
+                    return self.unavailable(conn);
+                }
+                self.on_request(now, conn, msg)
+            }
+            NodeInput::Closed { conn } => {
+                self.subscribers.remove(&conn);
+            }
+            NodeInput::Connected { .. } | NodeInput::ConnectFailed { .. } => {}
+            NodeInput::Log { token, reply } => self.log_reply(now, token, reply, entropy),
+            NodeInput::JobDone { token, done } => self.job_done(now, token, done, entropy),
+            NodeInput::Timeout => {
+                while let Some(t) = self.timers.pop_due(now.mono) {
+                    match t {
+                        Timer::RetryRecovery => self.recover(),
+                        Timer::Heartbeat => {
+                            let mut ping = Vec::new();
+                            sse::comment("", &mut ping);
+                            let conns: Vec<ConnId> = self.subscribers.keys().copied().collect();
+                            for conn in conns {
+                                self.reply(conn, AppReply::StreamData(ping.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+            NodeInput::Command(never) => match never {},
+            NodeInput::Drain => {
+                self.draining = true;
+                let conns: Vec<ConnId> =
+                    std::mem::take(&mut self.subscribers).into_keys().collect();
+                for conn in conns {
+                    let mut bye = Vec::new();
+                    sse::Event {
+                        id: None,
+                        event: Some("shutdown".into()),
+                        data: "{}".into(),
+                    }
+                    .encode(&mut bye);
+                    self.reply(conn, AppReply::StreamData(bye));
+                    self.reply(conn, AppReply::StreamEnd);
+                }
+            }
+        }
+        if !self.subscribers.is_empty() && self.timers.get(&Timer::Heartbeat).is_none() {
+            self.timers.set(Timer::Heartbeat, now.mono + HEARTBEAT);
+        }
+        if self.subscribers.is_empty() {
+            self.timers.cancel(&Timer::Heartbeat);
+        }
+    }
+
+    fn poll_output(&mut self) -> NodeOutput<Self> {
+        self.out.pop_front().unwrap_or(NodeOutput::Wait {
+            deadline: self.timers.next(),
+        })
+    }
+
+    fn check_invariants(&self) {
+        self.timers.check_invariants();
+        assert_eq!(
+            self.commit.waiting(),
+            self.appends.len(),
+            "every waiting append has its record"
+        );
+    }
+}

@@ -1,0 +1,628 @@
+//! The chat node driven directly: a log in memory whose syncs the test releases, jobs run at
+//! once, and every reply each connection got.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use weaprous_core::backend::app::{AppReply, AppRequest, AppRules};
+use weaprous_core::backend::BackendConfig;
+use weaprous_core::chat::node::{ChatConfig, ChatEvent, ChatNode, LOG};
+use weaprous_core::http::parse::{Event, Kind};
+use weaprous_core::node::machine::{NodeInput, NodeMachine, NodeOutput, SeededEntropy, Token};
+use weaprous_core::node::{record, FsError, LogOp, LogReply, Now};
+use weaprous_core::time::{Instant, UnixTime};
+use weaprous_core::web::accounts::StandInHasher;
+use weaprous_core::web::session::SessionPolicy;
+
+struct Harness {
+    node: ChatNode,
+    now: Now,
+    /// The log as the disk holds it, and how much of it a sync made durable.
+    log: Vec<u8>,
+    durable: usize,
+    /// Syncs wait here while `hold_syncs`.
+    hold_syncs: bool,
+    held: Vec<Token>,
+    fail_syncs: bool,
+    replies: BTreeMap<u64, Vec<AppReply>>,
+    events: Vec<ChatEvent>,
+    entropy: SeededEntropy,
+}
+
+fn config() -> ChatConfig {
+    let mut site = BackendConfig::new("/www", "/static");
+    site.app = Some(AppRules::default());
+    ChatConfig {
+        addr: "127.0.0.1:8000".parse().unwrap(),
+        site: Arc::new(site),
+        hasher: Arc::new(StandInHasher),
+        trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
+        sessions: SessionPolicy::default(),
+    }
+}
+
+impl Harness {
+    fn start_with(log: Vec<u8>) -> Harness {
+        let durable = log.len();
+        let mut h = Harness {
+            node: ChatNode::new(config()),
+            now: Now {
+                mono: Instant::ZERO,
+                wall: UnixTime(1_800_000_000),
+            },
+            log,
+            durable,
+            hold_syncs: false,
+            held: Vec::new(),
+            fail_syncs: false,
+            replies: BTreeMap::new(),
+            events: Vec::new(),
+            entropy: SeededEntropy(fastrand::Rng::with_seed(7)),
+        };
+        h.input(NodeInput::Start);
+        h
+    }
+    fn start() -> Harness {
+        Harness::start_with(Vec::new())
+    }
+    /// A crash: a new node on what the disk holds durably.
+    fn restart(&self) -> Harness {
+        Harness::start_with(self.log[..self.durable].to_vec())
+    }
+    fn input(&mut self, input: NodeInput<ChatNode>) {
+        self.node.handle(self.now, input, &mut self.entropy);
+        self.pump();
+    }
+    fn pump(&mut self) {
+        for _ in 0..100_000 {
+            let out = self.node.poll_output();
+            self.node.check_invariants();
+            let input = match out {
+                NodeOutput::Listen { listener, addr, .. } => NodeInput::Listening {
+                    listener,
+                    result: Ok(addr),
+                },
+                NodeOutput::Log { token, op } => match self.log_op(token, op) {
+                    Some(reply) => NodeInput::Log { token, reply },
+                    None => continue,
+                },
+                NodeOutput::Job { token, job } => NodeInput::JobDone {
+                    token,
+                    done: ChatNode::run_job(job),
+                },
+                NodeOutput::ToConn { conn, msg } => {
+                    self.replies.entry(conn).or_default().push(msg);
+                    continue;
+                }
+                NodeOutput::Event(e) => {
+                    self.events.push(e);
+                    continue;
+                }
+                NodeOutput::Exit { reason } => panic!("exit: {reason}"),
+                NodeOutput::Connect { .. } => panic!("the chat node connects nowhere"),
+                NodeOutput::Wait { .. } => return,
+            };
+            self.node.handle(self.now, input, &mut self.entropy);
+        }
+        panic!("the node never settled");
+    }
+    fn log_op(&mut self, token: Token, op: LogOp) -> Option<LogReply> {
+        assert_eq!(op.log(), LOG);
+        Some(match op {
+            LogOp::Append { bytes, .. } => {
+                self.log.extend_from_slice(&bytes);
+                LogReply::Appended(Ok(self.log.len() as u64))
+            }
+            LogOp::Sync { .. } if self.hold_syncs => {
+                self.held.push(token);
+                return None;
+            }
+            LogOp::Sync { .. } => self.sync(),
+            LogOp::Read { .. } => LogReply::Contents(Ok(self.log.clone())),
+            LogOp::Truncate { len, .. } => {
+                self.log.truncate(len as usize);
+                self.durable = self.durable.min(self.log.len());
+                LogReply::Truncated(Ok(()))
+            }
+        })
+    }
+    fn sync(&mut self) -> LogReply {
+        if self.fail_syncs {
+            return LogReply::Synced(Err(FsError::Io));
+        }
+        self.durable = self.log.len();
+        LogReply::Synced(Ok(()))
+    }
+    fn release_syncs(&mut self) {
+        self.hold_syncs = false;
+        for token in std::mem::take(&mut self.held) {
+            let reply = self.sync();
+            self.input(NodeInput::Log { token, reply });
+        }
+    }
+
+    /// Sends `head` (request line and fields, no final blank line) and `body` on `conn`;
+    /// returns what the connection got back.
+    fn request(&mut self, conn: u64, head: &str, body: &str) -> Vec<AppReply> {
+        let raw = format!("{head}\r\nContent-Length: {}\r\n\r\n", body.len());
+        let (events, err) = common::run(Kind::Request, &[raw.as_bytes()], false);
+        assert!(err.is_none(), "{err:?}");
+        let Some(Event::Request(head)) = events.into_iter().next() else {
+            panic!("no request head");
+        };
+        let msg = AppRequest {
+            head,
+            peer: "192.0.2.1:5000".parse().unwrap(),
+            body: body.as_bytes().to_vec(),
+        };
+        self.input(NodeInput::FromConn { conn, msg });
+        self.replies.remove(&conn).unwrap_or_default()
+    }
+    fn login(&mut self, conn: u64, user: &str, password: &str) -> String {
+        let r = self.request(
+            conn,
+            "POST /login HTTP/1.1\r\nHost: chat\r\nContent-Type: application/x-www-form-urlencoded",
+            &format!("user={user}&password={password}"),
+        );
+        let (status, headers, body) = whole(&r);
+        assert_eq!(status, 200, "{body}");
+        let set = header(&headers, "set-cookie").expect("a session cookie");
+        let sid = set.split(';').next().unwrap().to_string();
+        assert!(sid.starts_with("sid=") && sid.len() == 4 + 64, "{set}");
+        sid
+    }
+}
+
+/// The status, head fields and body of a single `Respond`.
+fn whole(replies: &[AppReply]) -> (u16, Vec<(String, String)>, String) {
+    assert_eq!(replies.len(), 1, "one reply: {replies:?}");
+    match &replies[0] {
+        AppReply::Respond { head, body } => (
+            head.status.0,
+            head.headers
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        String::from_utf8_lossy(n).to_ascii_lowercase(),
+                        String::from_utf8_lossy(v).into_owned(),
+                    )
+                })
+                .collect(),
+            String::from_utf8_lossy(body).into_owned(),
+        ),
+        other => panic!("not a response: {other:?}"),
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+fn stream_text(replies: &[AppReply]) -> String {
+    replies
+        .iter()
+        .filter_map(|r| match r {
+            AppReply::StreamData(d) => Some(String::from_utf8_lossy(d).into_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+const API: &str = "Host: chat\r\nContent-Type: application/json";
+
+#[test]
+fn a_new_log_gets_general_and_the_default_admin_and_a_login_opens_a_session() {
+    let mut h = Harness::start();
+    assert!(
+        h.events.contains(&ChatEvent::DefaultAdminCreated),
+        "{:?}",
+        h.events
+    );
+    let sid = h.login(1, "admin", "password");
+    let r = h.request(
+        2,
+        &format!("GET /channels HTTP/1.1\r\nHost: chat\r\nCookie: {sid}"),
+        "",
+    );
+    let (status, _, body) = whole(&r);
+    assert_eq!(status, 200);
+    assert_eq!(
+        json(&body),
+        serde_json::json!([{ "name": "general", "messages": 0 }])
+    );
+}
+
+#[test]
+fn wrong_passwords_are_401_then_rate_limited_and_open_nothing() {
+    let mut h = Harness::start();
+    for _ in 0..5 {
+        let r = h.request(
+            1,
+            &format!("POST /login HTTP/1.1\r\n{API}"),
+            r#"{"user":"admin","password":"wrong-one"}"#,
+        );
+        let (status, headers, _) = whole(&r);
+        assert_eq!(status, 401);
+        assert!(header(&headers, "set-cookie").is_none());
+    }
+    let r = h.request(
+        1,
+        &format!("POST /login HTTP/1.1\r\n{API}"),
+        r#"{"user":"admin","password":"password"}"#,
+    );
+    let (status, headers, _) = whole(&r);
+    assert_eq!(status, 429, "even the right password waits");
+    assert!(header(&headers, "retry-after").is_some_and(|v| v.parse::<u64>().unwrap() >= 1));
+}
+
+#[test]
+fn a_browser_is_redirected_and_pages_need_a_session() {
+    let mut h = Harness::start();
+    let browser = "Host: chat\r\nAccept: text/html,*/*";
+    let r = h.request(1, &format!("GET / HTTP/1.1\r\n{browser}"), "");
+    let (status, headers, body) = whole(&r);
+    assert_eq!(status, 401);
+    assert!(body.contains("/login.html"), "{body}");
+    let challenge = header(&headers, "www-authenticate").expect("a challenge on every 401");
+    assert!(
+        !challenge.starts_with("Basic"),
+        "no password dialog: {challenge}"
+    );
+
+    let r = h.request(
+        1,
+        &format!("GET / HTTP/1.1\r\n{browser}\r\nCookie: auth=true"),
+        "",
+    );
+    assert_eq!(whole(&r).0, 401, "a hand-made cookie opens nothing");
+
+    let r = h.request(
+        1,
+        &format!(
+            "POST /login HTTP/1.1\r\n{browser}\r\nContent-Type: application/x-www-form-urlencoded"
+        ),
+        "user=admin&password=password",
+    );
+    let (status, headers, _) = whole(&r);
+    assert_eq!(status, 303);
+    assert_eq!(header(&headers, "location"), Some("/"));
+    let set = header(&headers, "set-cookie").unwrap();
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age="] {
+        assert!(set.contains(attr), "{set}");
+    }
+    let sid = set.split(';').next().unwrap();
+    let r = h.request(
+        1,
+        &format!("GET / HTTP/1.1\r\n{browser}\r\nCookie: {sid}"),
+        "",
+    );
+    assert_eq!(
+        r,
+        vec![AppReply::Static],
+        "the page itself comes from the static rules"
+    );
+}
+
+#[test]
+fn api_clients_get_a_basic_challenge_and_may_use_basic() {
+    let mut h = Harness::start();
+    let r = h.request(1, "GET /channels HTTP/1.1\r\nHost: chat", "");
+    let (status, headers, body) = whole(&r);
+    assert_eq!(status, 401);
+    assert_eq!(
+        header(&headers, "www-authenticate"),
+        Some("Basic realm=\"weaprous\", charset=\"UTF-8\"")
+    );
+    assert_eq!(json(&body)["status"], "error");
+    let basic = weaprous_core::web::basic::authorization("admin", "password");
+    let r = h.request(
+        1,
+        &format!("GET /channels HTTP/1.1\r\nHost: chat\r\nAuthorization: {basic}"),
+        "",
+    );
+    assert_eq!(whole(&r).0, 200);
+    let bad = weaprous_core::web::basic::authorization("admin", "nope-nope");
+    let r = h.request(
+        1,
+        &format!("GET /channels HTTP/1.1\r\nHost: chat\r\nAuthorization: {bad}"),
+        "",
+    );
+    assert_eq!(whole(&r).0, 401);
+}
+
+#[test]
+fn a_post_is_answered_only_once_its_record_is_synced() {
+    let mut h = Harness::start();
+    let sid = h.login(1, "admin", "password");
+    h.hold_syncs = true;
+    let r = h.request(
+        2,
+        &format!("POST /channel/general/message HTTP/1.1\r\n{API}\r\nCookie: {sid}"),
+        r#"{"text":"hello <b>world</b>","txn":"t-1"}"#,
+    );
+    assert!(r.is_empty(), "no answer before the sync: {r:?}");
+    let lost = h.restart();
+    let r = {
+        let mut lost = lost;
+        let sid2 = lost.login(1, "admin", "password");
+        lost.request(
+            1,
+            &format!("GET /channel/general/messages HTTP/1.1\r\nHost: chat\r\nCookie: {sid2}"),
+            "",
+        )
+    };
+    assert_eq!(
+        json(&whole(&r).2)["messages"],
+        serde_json::json!([]),
+        "an unsynced post was never acknowledged"
+    );
+    h.release_syncs();
+    let (status, _, body) = whole(&h.replies.remove(&2).unwrap());
+    assert_eq!(status, 201);
+    let m = json(&body);
+    assert_eq!(
+        (m["seq"].as_u64(), m["author"].as_str()),
+        (Some(1), Some("admin"))
+    );
+    assert_eq!(m["text"], "hello <b>world</b>", "stored as text, never cut");
+
+    // A retry with the same transaction id gets the original, not a second message.
+    let r = h.request(
+        3,
+        &format!("POST /channel/general/message HTTP/1.1\r\n{API}\r\nCookie: {sid}"),
+        r#"{"text":"hello <b>world</b>","txn":"t-1"}"#,
+    );
+    let (status, _, body) = whole(&r);
+    assert_eq!((status, json(&body)["seq"].as_u64()), (200, Some(1)));
+}
+
+#[test]
+fn state_and_sessions_survive_a_restart_and_a_torn_tail_is_cut() {
+    let mut h = Harness::start();
+    let sid = h.login(1, "admin", "password");
+    let r = h.request(
+        2,
+        &format!("POST /channels HTTP/1.1\r\n{API}\r\nCookie: {sid}"),
+        r#"{"name":"Ops"}"#,
+    );
+    assert_eq!(whole(&r).0, 201);
+    let r = h.request(
+        2,
+        &format!("POST /channels HTTP/1.1\r\n{API}\r\nCookie: {sid}"),
+        r#"{"name":"ops"}"#,
+    );
+    assert_eq!(whole(&r).0, 409, "names compare lowercased");
+    for i in 0..3 {
+        let r = h.request(
+            2,
+            &format!("POST /channel/ops/message HTTP/1.1\r\n{API}\r\nCookie: {sid}"),
+            &format!(r#"{{"text":"m{i}"}}"#),
+        );
+        assert_eq!(whole(&r).0, 201);
+    }
+    // Half a record, as a crash mid-append leaves it.
+    let mut torn = h.log.clone();
+    let mut extra = Vec::new();
+    record::encode(br#"{"session_ended":{"token":"x"}}"#, &mut extra);
+    torn.extend_from_slice(&extra[..extra.len() - 3]);
+    let mut h2 = Harness::start_with(torn);
+    let cut = h2.events.iter().find_map(|e| match e {
+        ChatEvent::Recovered { cut, .. } => Some(*cut),
+        _ => None,
+    });
+    assert_eq!(cut, Some(extra.len() as u64 - 3));
+    assert_eq!(h2.log, h.log, "cut back to the whole records");
+    assert!(!h2.events.contains(&ChatEvent::DefaultAdminCreated));
+    let r = h2.request(
+        1,
+        &format!(
+            "GET /channel/OPS/messages?after=1&limit=5 HTTP/1.1\r\nHost: chat\r\nCookie: {sid}"
+        ),
+        "",
+    );
+    let (status, _, body) = whole(&r);
+    assert_eq!(status, 200, "the session survived: {body}");
+    let texts: Vec<String> = json(&body)["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(texts, ["m1", "m2"]);
+}
+
+#[test]
+fn logout_ends_the_session_for_good() {
+    let mut h = Harness::start();
+    let sid = h.login(1, "admin", "password");
+    let r = h.request(
+        1,
+        &format!("POST /logout HTTP/1.1\r\nHost: chat\r\nCookie: {sid}"),
+        "",
+    );
+    let (status, headers, _) = whole(&r);
+    assert_eq!(status, 200);
+    assert!(header(&headers, "set-cookie").is_some_and(|c| c.contains("Max-Age=0")));
+    let r = h.request(
+        1,
+        &format!("GET /channels HTTP/1.1\r\nHost: chat\r\nCookie: {sid}"),
+        "",
+    );
+    assert_eq!(whole(&r).0, 401);
+    let mut h2 = h.restart();
+    let r = h2.request(
+        1,
+        &format!("GET /channels HTTP/1.1\r\nHost: chat\r\nCookie: {sid}"),
+        "",
+    );
+    assert_eq!(whole(&r).0, 401, "the end was durable");
+}
+
+#[test]
+fn a_cookie_change_from_another_site_is_refused() {
+    let mut h = Harness::start();
+    let sid = h.login(1, "admin", "password");
+    let r = h.request(
+        1,
+        &format!(
+            "POST /channels HTTP/1.1\r\n{API}\r\nOrigin: http://evil.example\r\nCookie: {sid}"
+        ),
+        r#"{"name":"x"}"#,
+    );
+    assert_eq!(whole(&r).0, 403);
+    let r = h.request(
+        1,
+        &format!("POST /channels HTTP/1.1\r\n{API}\r\nOrigin: http://chat\r\nCookie: {sid}"),
+        r#"{"name":"x"}"#,
+    );
+    assert_eq!(whole(&r).0, 201);
+}
+
+#[test]
+fn routes_fall_back_to_static_files_and_say_404_405_415() {
+    let mut h = Harness::start();
+    let sid = h.login(1, "admin", "password");
+    assert_eq!(
+        h.request(1, "GET /nothing-here HTTP/1.1\r\nHost: chat", ""),
+        vec![AppReply::Static]
+    );
+    assert_eq!(
+        whole(&h.request(1, "POST /nothing-here HTTP/1.1\r\nHost: chat", "")).0,
+        404
+    );
+    let r = h.request(1, "DELETE /channels HTTP/1.1\r\nHost: chat", "");
+    let (status, headers, _) = whole(&r);
+    assert_eq!(status, 405);
+    assert_eq!(header(&headers, "allow"), Some("GET, HEAD, POST"));
+    let r = h.request(
+        1,
+        &format!(
+            "POST /channels HTTP/1.1\r\nHost: chat\r\nContent-Type: text/plain\r\nCookie: {sid}"
+        ),
+        "name=x",
+    );
+    assert_eq!(whole(&r).0, 415);
+    let r = h.request(
+        1,
+        &format!("POST /channel/general/message HTTP/1.1\r\n{API}\r\nCookie: {sid}"),
+        r#"{"text":"   "}"#,
+    );
+    assert_eq!(whole(&r).0, 400, "whitespace only");
+    let long = "x".repeat(4001);
+    let r = h.request(
+        1,
+        &format!("POST /channel/general/message HTTP/1.1\r\n{API}\r\nCookie: {sid}"),
+        &format!(r#"{{"text":"{long}"}}"#),
+    );
+    assert_eq!(whole(&r).0, 413, "refused, never truncated");
+}
+
+#[test]
+fn event_streams_get_new_messages_and_resume_from_the_last_event_id() {
+    let mut h = Harness::start();
+    let sid = h.login(1, "admin", "password");
+    let r = h.request(
+        5,
+        &format!("GET /events HTTP/1.1\r\nHost: chat\r\nCookie: {sid}"),
+        "",
+    );
+    assert!(
+        matches!(&r[0], AppReply::Stream { head } if head.headers.get_str("content-type") == Some("text/event-stream")),
+        "{r:?}"
+    );
+    for text in ["one", "two"] {
+        let r = h.request(
+            2,
+            &format!("POST /channel/general/message HTTP/1.1\r\n{API}\r\nCookie: {sid}"),
+            &format!(r#"{{"text":"{text}"}}"#),
+        );
+        assert_eq!(whole(&r).0, 201);
+    }
+    let live = stream_text(&h.replies.remove(&5).unwrap());
+    let mut reader = weaprous_core::web::sse::Reader::new();
+    let events = reader.feed(live.as_bytes()).unwrap();
+    let ids: Vec<String> = events.iter().map(|e| e.id.clone().unwrap()).collect();
+    assert_eq!(events.len(), 2, "{live:?}");
+    assert!(events[1].data.contains("\"two\""));
+
+    // A reconnect that saw only the first replays the second, once.
+    let r = h.request(
+        6,
+        &format!(
+            "GET /events HTTP/1.1\r\nHost: chat\r\nCookie: {sid}\r\nLast-Event-ID: {}",
+            ids[0]
+        ),
+        "",
+    );
+    let replay = reader_events(&stream_text(&r));
+    assert_eq!(replay.len(), 1);
+    assert_eq!(replay[0].id.as_deref(), Some(ids[1].as_str()));
+
+    // Shutdown: every stream gets a last event and ends.
+    h.input(NodeInput::Drain);
+    let end = h.replies.remove(&6).unwrap();
+    assert!(stream_text(&end).contains("event: shutdown"));
+    assert_eq!(end.last(), Some(&AppReply::StreamEnd));
+}
+
+fn reader_events(text: &str) -> Vec<weaprous_core::web::sse::Event> {
+    weaprous_core::web::sse::Reader::new()
+        .feed(text.as_bytes())
+        .unwrap()
+}
+
+#[test]
+fn a_failed_sync_answers_503_and_state_is_rebuilt_from_the_log() {
+    let mut h = Harness::start();
+    let sid = h.login(1, "admin", "password");
+    h.fail_syncs = true;
+    let r = h.request(
+        2,
+        &format!("POST /channel/general/message HTTP/1.1\r\n{API}\r\nCookie: {sid}"),
+        r#"{"text":"lost"}"#,
+    );
+    let (status, headers, _) = whole(&r);
+    assert_eq!(status, 503);
+    assert_eq!(header(&headers, "retry-after"), Some("1"));
+    assert!(h.events.contains(&ChatEvent::LogFailed));
+    h.fail_syncs = false;
+    // The log is read again after its wait.
+    h.now.mono = h.now.mono + weaprous_core::time::Duration::from_secs(1);
+    h.input(NodeInput::Timeout);
+    let r = h.request(
+        2,
+        &format!("POST /channel/general/message HTTP/1.1\r\n{API}\r\nCookie: {sid}"),
+        r#"{"text":"kept"}"#,
+    );
+    let (status, _, body) = whole(&r);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        json(&body)["seq"].as_u64(),
+        Some(1),
+        "the failed post left no number behind"
+    );
+    let r = h.request(
+        2,
+        &format!("GET /channel/general/messages HTTP/1.1\r\nHost: chat\r\nCookie: {sid}"),
+        "",
+    );
+    let texts: Vec<String> = json(&whole(&r).2)["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        texts,
+        ["kept"],
+        "the post answered 503 was cut from the log, not replayed"
+    );
+}
