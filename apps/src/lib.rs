@@ -2,6 +2,7 @@
 //! helpers. No protocol logic lives here.
 
 pub mod cmd;
+pub mod password;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;

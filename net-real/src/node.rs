@@ -392,7 +392,11 @@ impl<N: RealNode> NodeHandler<N> {
                 })
                 .detach();
             }
-            NodeOutput::Event(_) => {}
+            NodeOutput::Event(e) => {
+                if let Some(text) = N::notice(&e) {
+                    eprintln!("{}: {text}", self.name);
+                }
+            }
             NodeOutput::Exit { reason } => {
                 eprintln!("{}: {reason}", self.name);
                 *self.exit.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);

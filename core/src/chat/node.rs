@@ -214,6 +214,8 @@ enum AfterJob {
 /// What a durable record answers once synced.
 enum AfterSync {
     Nothing,
+    /// The default account is durable: requests are served.
+    AdminReady,
     Login {
         conn: ConnId,
         token: String,
@@ -274,6 +276,9 @@ pub struct ChatNode {
     appends: BTreeMap<Token, Pending>,
     /// Until the log is read (again, after a failure), requests get 503.
     recovering: bool,
+    /// A new log waits for its default account (whose hash takes a while): 503 meanwhile, so
+    /// nobody is told `admin` does not exist.
+    awaiting_admin: bool,
     read_token: Option<Token>,
     /// The cut in flight, and what follows it.
     cut: Option<(Token, AfterCut)>,
@@ -316,6 +321,7 @@ impl ChatNode {
             commit: GroupCommit::new(LOG),
             appends: BTreeMap::new(),
             recovering: true,
+            awaiting_admin: false,
             read_token: None,
             cut: None,
             durable_len: 0,
@@ -441,7 +447,7 @@ impl ChatNode {
             }
             Lookup::NotFound => return self.error(conn, 404, "no such route"),
         };
-        if self.recovering {
+        if self.recovering || self.awaiting_admin {
             return self.unavailable(conn);
         }
         let client = self.client(&req);
@@ -897,12 +903,12 @@ impl ChatNode {
                 self.append(AppRecord::Chat(r), AfterSync::Nothing);
             }
         }
-        if self.accounts.is_empty()
-            && !self
-                .jobs
-                .values()
-                .any(|j| matches!(j, AfterJob::DefaultAdmin))
-        {
+        self.awaiting_admin = self.accounts.is_empty();
+        let hashing = self
+            .jobs
+            .values()
+            .any(|j| matches!(j, AfterJob::DefaultAdmin));
+        if self.awaiting_admin && !hashing {
             let token = self.token();
             self.jobs.insert(token, AfterJob::DefaultAdmin);
             let mut salt = [0u8; 16];
@@ -1014,6 +1020,7 @@ impl ChatNode {
                 self.respond(conn, Status::OK, &[("Set-Cookie", &set)], body);
             }
             (AfterSync::Logout { conn, browser }, _) => self.logged_out(conn, browser),
+            (AfterSync::AdminReady, _) => self.awaiting_admin = false,
             (AfterSync::Created { conn }, AppRecord::Chat(Record::Channel { name, .. })) => {
                 let body = serde_json::json!({ "name": name, "messages": 0 }).to_string();
                 self.respond(conn, Status(201), &[], body);
@@ -1100,7 +1107,11 @@ impl ChatNode {
                     self.dispatch(now, conn, route, params, req, auth);
                 }
             }
-            (AfterJob::DefaultAdmin, JobDone::Hashed(hash)) if self.accounts.is_empty() => {
+            // (A hash that comes while the log is being recovered again is dropped: the
+            // recovery's end asks for a new one if the account is still missing.)
+            (AfterJob::DefaultAdmin, JobDone::Hashed(hash))
+                if self.accounts.is_empty() && !self.recovering =>
+            {
                 self.out
                     .push_back(NodeOutput::Event(ChatEvent::DefaultAdminCreated));
                 self.append(
@@ -1108,7 +1119,7 @@ impl ChatNode {
                         user: "admin".into(),
                         hash,
                     }),
-                    AfterSync::Nothing,
+                    AfterSync::AdminReady,
                 );
             }
             _ => {}
@@ -1119,7 +1130,7 @@ impl ChatNode {
 impl AfterSync {
     fn conn(&self) -> Option<ConnId> {
         match self {
-            AfterSync::Nothing => None,
+            AfterSync::Nothing | AfterSync::AdminReady => None,
             AfterSync::Login { conn, .. }
             | AfterSync::Logout { conn, .. }
             | AfterSync::Created { conn }
@@ -1290,6 +1301,20 @@ impl NodeMachine for ChatNode {
         self.out.pop_front().unwrap_or(NodeOutput::Wait {
             deadline: self.timers.next(),
         })
+    }
+
+    fn notice(event: &ChatEvent) -> Option<String> {
+        match event {
+            ChatEvent::DefaultAdminCreated => Some(
+                "created the account admin with the password \"password\": sign in and change it"
+                    .into(),
+            ),
+            ChatEvent::Recovered { records, cut } if *cut > 0 => Some(format!(
+                "read {records} records from the log and cut {cut} bytes of a torn or corrupt tail"
+            )),
+            ChatEvent::LogFailed => Some("the log failed; rebuilding the state from it".into()),
+            _ => None,
+        }
     }
 
     fn check_invariants(&self) {

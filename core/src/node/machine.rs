@@ -212,4 +212,9 @@ pub trait NodeMachine {
     fn poll_output(&mut self) -> NodeOutput<Self>;
     /// Cheap internal consistency checks; the simulator calls this after every step.
     fn check_invariants(&self) {}
+    /// What an operator should read of `event`, if anything (a default password, a log cut
+    /// at start): `net-real` prints it on standard error. Most events are for oracles only.
+    fn notice(_event: &Self::Event) -> Option<String> {
+        None
+    }
 }

@@ -1,0 +1,103 @@
+//! `sampleapp`: the chat server (see `weaprous_core::chat::node`).
+//!
+//! Serves the chat's pages from `--www` and `--static` (the login page and assets without a
+//! session, the chat page with one), its API and event stream, and keeps accounts, sessions,
+//! channels and messages in `--data-dir` (created `0700`: it holds session tokens and
+//! password hashes). Prints `sampleapp listening on ADDR`, one access-log line per request,
+//! and notices (the default account, a log cut at start) on standard error.
+//! SIGINT/SIGTERM: event streams get a last event and end, in-flight requests finish, exit.
+
+use clap::Parser;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use weaprous_core::backend::app::AppRules;
+use weaprous_core::backend::BackendConfig;
+use weaprous_core::chat::node::{ChatConfig, ChatNode};
+use weaprous_core::web::session::SessionPolicy;
+use weaprous_net_real::node::serve_node;
+use weaprous_net_real::server::ServeOptions;
+
+#[derive(Parser, Debug)]
+#[command(name = "sampleapp", version, about = "weaprous chat server")]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    server_ip: String,
+    /// Port to listen on (0 picks a free one; the startup line tells which).
+    #[arg(long, default_value_t = 8000)]
+    server_port: u16,
+    /// Where accounts, sessions and messages are kept.
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
+    /// Root for HTML pages.
+    #[arg(long, default_value = "www")]
+    www: PathBuf,
+    /// Root for every other file (css, js, images, ...).
+    #[arg(long = "static", default_value = "static")]
+    static_dir: PathBuf,
+    /// A proxy whose `X-Forwarded-For` is believed for rate limits (repeatable).
+    #[arg(long = "trusted-proxy")]
+    trusted_proxy: Vec<IpAddr>,
+    /// Worker threads, each an event loop with its own listening socket (default: one per
+    /// core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Do not print an access-log line per request.
+    #[arg(long)]
+    no_access_log: bool,
+}
+
+/// Parses `args` (the first is the program name) and runs the chat server until
+/// SIGINT/SIGTERM.
+pub fn main_with<I, T>(args: I) -> !
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args = Args::parse_from(args);
+    match run(args) {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("sampleapp: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let addr = crate::socket_addr(&args.server_ip, args.server_port)?;
+    let www = crate::root_dir("--www", &args.www)?;
+    let static_root = crate::root_dir("--static", &args.static_dir)?;
+    private_dir(&args.data_dir)?;
+    let mut site = BackendConfig::new(www, static_root);
+    site.app = Some(AppRules::default());
+    let cfg = ChatConfig {
+        addr,
+        site: Arc::new(site),
+        hasher: Arc::new(crate::password::Argon2Hasher),
+        trusted_proxies: args.trusted_proxy,
+        sessions: SessionPolicy::default(),
+    };
+    let mut opts = ServeOptions::new("sampleapp", addr);
+    if let Some(t) = args.threads {
+        opts.threads = t;
+    }
+    opts.access_log = !args.no_access_log;
+    serve_node(opts, Some(args.data_dir), move |_| {
+        ChatNode::new(cfg.clone())
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// Creates `dir` if needed, readable by its owner only.
+fn private_dir(dir: &std::path::Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("--data-dir {}: {e}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("--data-dir {}: {e}", dir.display()))?;
+    }
+    Ok(())
+}
