@@ -39,6 +39,7 @@ fn config() -> ChatConfig {
         hasher: Arc::new(StandInHasher),
         trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
         sessions: SessionPolicy::default(),
+        registration: true,
     }
 }
 
@@ -562,7 +563,10 @@ fn event_streams_get_new_messages_and_resume_from_the_last_event_id() {
         ),
         "",
     );
-    let replay = reader_events(&stream_text(&r));
+    let replay: Vec<_> = reader_events(&stream_text(&r))
+        .into_iter()
+        .filter(|e| e.event.as_deref() == Some("message"))
+        .collect();
     assert_eq!(replay.len(), 1);
     assert_eq!(replay[0].id.as_deref(), Some(ids[1].as_str()));
 
@@ -624,5 +628,71 @@ fn a_failed_sync_answers_503_and_state_is_rebuilt_from_the_log() {
         texts,
         ["kept"],
         "the post answered 503 was cut from the log, not replayed"
+    );
+}
+
+#[test]
+fn registration_makes_an_account_once_and_presence_follows_open_streams() {
+    let mut h = Harness::start();
+    let r = h.request(
+        1,
+        &format!("POST /register HTTP/1.1\r\n{API}"),
+        r#"{"user":"Bea","password":"long enough"}"#,
+    );
+    let (status, _, body) = whole(&r);
+    assert_eq!((status, json(&body)["user"].as_str()), (201, Some("bea")));
+    let r = h.request(
+        1,
+        &format!("POST /register HTTP/1.1\r\n{API}"),
+        r#"{"user":"bea","password":"other password"}"#,
+    );
+    assert_eq!(whole(&r).0, 409, "taken");
+    let r = h.request(
+        1,
+        &format!("POST /register HTTP/1.1\r\n{API}"),
+        r#"{"user":"cy","password":"short"}"#,
+    );
+    assert_eq!(whole(&r).0, 400, "a password of 5 characters");
+
+    let admin = h.login(1, "admin", "password");
+    let bea = h.login(2, "bea", "long%20enough");
+    let r = h.request(
+        2,
+        &format!("GET /me HTTP/1.1\r\nHost: chat\r\nCookie: {bea}"),
+        "",
+    );
+    assert_eq!(json(&whole(&r).2)["user"], "bea");
+
+    let presence = |text: &str| -> Vec<serde_json::Value> {
+        reader_events(text)
+            .into_iter()
+            .filter(|e| e.event.as_deref() == Some("presence"))
+            .map(|e| json(&e.data)["online"].clone())
+            .collect()
+    };
+    let r = h.request(
+        10,
+        &format!("GET /events HTTP/1.1\r\nHost: chat\r\nCookie: {admin}"),
+        "",
+    );
+    assert_eq!(presence(&stream_text(&r)), [serde_json::json!(["admin"])]);
+    let r = h.request(
+        11,
+        &format!("GET /events HTTP/1.1\r\nHost: chat\r\nCookie: {bea}"),
+        "",
+    );
+    assert_eq!(
+        presence(&stream_text(&r)),
+        [serde_json::json!(["admin", "bea"])]
+    );
+    assert_eq!(
+        presence(&stream_text(&h.replies.remove(&10).unwrap())),
+        [serde_json::json!(["admin", "bea"])],
+        "the others are told"
+    );
+    h.input(NodeInput::Closed { conn: 11 });
+    assert_eq!(
+        presence(&stream_text(&h.replies.remove(&10).unwrap())),
+        [serde_json::json!(["admin"])]
     );
 }

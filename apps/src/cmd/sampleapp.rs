@@ -46,6 +46,9 @@ pub struct Args {
     /// Do not print an access-log line per request.
     #[arg(long)]
     no_access_log: bool,
+    /// Refuse `POST /register` (403): accounts are made some other way.
+    #[arg(long)]
+    no_register: bool,
 }
 
 /// Parses `args` (the first is the program name) and runs the chat server until
@@ -78,6 +81,7 @@ fn run(args: Args) -> Result<(), String> {
         hasher: Arc::new(crate::password::Argon2Hasher),
         trusted_proxies: args.trusted_proxy,
         sessions: SessionPolicy::default(),
+        registration: !args.no_register,
     };
     let mut opts = ServeOptions::new("sampleapp", addr);
     if let Some(t) = args.threads {

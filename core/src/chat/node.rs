@@ -16,7 +16,9 @@
 //! | `POST /channels` | `name`: `201` with the channel, `409` if it exists |
 //! | `GET /channel/{name}/messages` | `?after=SEQ`, `?before=SEQ`, `?limit=N` (≤ [`MAX_PAGE`]) |
 //! | `POST /channel/{name}/message` | `text`, optional `txn`: `201` with the message (a retried `txn` gets the original, `200`) |
-//! | `GET /events` | Server-Sent Events: every new message (`?channel=` filters), resumable by `Last-Event-ID` |
+//! | `GET /events` | Server-Sent Events: every new message (`?channel=` filters), resumable by `Last-Event-ID`, and who is online |
+//! | `GET /me` | `{"user"}`: who the session belongs to |
+//! | `POST /register` | `user`, `password` (8 to 256 characters): `201`, or `303 /login.html?registered=1` for a browser; `409` if taken; `403` when [`ChatConfig::registration`] is off |
 //! | anything else | `GET`/`HEAD`: the static-file rules; other methods: `404` |
 //!
 //! Every API route needs a session cookie or `Authorization: Basic`; the author of a message is
@@ -34,6 +36,11 @@
 //! corrupt tail before it appends. While it does, and whenever the log has failed (an append
 //! or a sync that failed leaves state the log may not hold), requests are answered `503` with
 //! `Retry-After` and the node rebuilds its state from the log; it never gives the log up.
+//!
+//! # Presence
+//! Who is online is who has an event stream open: every new stream starts with a `presence`
+//! event naming them, and every stream gets one whenever the set changes. Presence events
+//! carry no id (ids are message positions, what a reconnect resumes from).
 //!
 //! # Passwords
 //! Hashing and verifying run off the loop ([`NodeOutput::Job`]) with the configured
@@ -62,7 +69,7 @@ use crate::node::record;
 use crate::node::timers::Timers;
 use crate::node::{LogOp, LogReply, Now};
 use crate::time::Duration;
-use crate::web::accounts::{user_name, AccountRecord, Accounts, PasswordHasher};
+use crate::web::accounts::{user_name, AccountError, AccountRecord, Accounts, PasswordHasher};
 use crate::web::cookie::{cookie, SameSite, SetCookie};
 use crate::web::form::Form;
 use crate::web::limit::Limiter;
@@ -71,7 +78,7 @@ use crate::web::router::{allow_value, Lookup, Params, Router};
 use crate::web::session::{new_token, Check, SessionPolicy, Sessions};
 use crate::web::sse;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 // `core::net` holds address values only (no sockets).
 use core::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -129,6 +136,8 @@ pub struct ChatConfig {
     /// Peers whose `X-Forwarded-For` is believed (the proxy's address).
     pub trusted_proxies: Vec<IpAddr>,
     pub sessions: SessionPolicy,
+    /// `POST /register` makes accounts (else it is 403).
+    pub registration: bool,
 }
 
 /// Off-loop work: hashing and checking passwords.
@@ -189,6 +198,8 @@ enum Route {
     History,
     Post,
     Events,
+    Me,
+    Register,
 }
 
 /// What a finished job continues with.
@@ -209,6 +220,12 @@ enum AfterJob {
     },
     /// The default account's hash.
     DefaultAdmin,
+    /// A new account's hash.
+    Register {
+        conn: ConnId,
+        user: String,
+        browser: bool,
+    },
 }
 
 /// What a durable record answers once synced.
@@ -230,6 +247,11 @@ enum AfterSync {
     },
     Posted {
         conn: ConnId,
+    },
+    Registered {
+        conn: ConnId,
+        user: String,
+        browser: bool,
     },
 }
 
@@ -258,6 +280,7 @@ enum Timer {
 /// An open event stream.
 struct Subscriber {
     channel: Option<String>,
+    user: String,
 }
 
 /// The chat node (module docs).
@@ -290,6 +313,8 @@ pub struct ChatNode {
     recovery_failures: u32,
     records: u64,
     subscribers: BTreeMap<ConnId, Subscriber>,
+    /// Names whose account is being made.
+    registering: BTreeSet<String>,
     draining: bool,
 }
 
@@ -305,7 +330,9 @@ impl ChatNode {
             .route(&[Method::Post], "/channels", Route::CreateChannel)
             .route(&[Method::Get], "/channel/{name}/messages", Route::History)
             .route(&[Method::Post], "/channel/{name}/message", Route::Post)
-            .route(&[Method::Get], "/events", Route::Events);
+            .route(&[Method::Get], "/events", Route::Events)
+            .route(&[Method::Get], "/me", Route::Me)
+            .route(&[Method::Post], "/register", Route::Register);
         let sessions = Sessions::new(cfg.sessions.clone());
         ChatNode {
             cfg,
@@ -329,6 +356,7 @@ impl ChatNode {
             recovery_failures: 0,
             records: 0,
             subscribers: BTreeMap::new(),
+            registering: BTreeSet::new(),
             draining: false,
         }
     }
@@ -427,7 +455,7 @@ impl ChatNode {
 
     // ----- requests -----
 
-    fn on_request(&mut self, now: Now, conn: ConnId, req: AppRequest) {
+    fn on_request(&mut self, now: Now, conn: ConnId, req: AppRequest, entropy: &mut dyn Entropy) {
         let Ok(path) = normalize_path(req.head.target.path()) else {
             return self.error(conn, 400, "bad path");
         };
@@ -453,6 +481,9 @@ impl ChatNode {
         let client = self.client(&req);
         if route == Route::Login {
             return self.login(now, conn, &req, client);
+        }
+        if route == Route::Register {
+            return self.register(conn, &req, entropy);
         }
         // Everything else needs to know who asks.
         if let Some(token) = header(&req, "cookie").and_then(|c| cookie(c, SESSION_COOKIE)) {
@@ -497,6 +528,57 @@ impl ChatNode {
         self.unauthorized(conn, browser(&req));
     }
 
+    /// A new account: its name and password checked now, its hash made off the loop, its
+    /// record answered once synced. A name being registered is taken until that ends.
+    fn register(&mut self, conn: ConnId, req: &AppRequest, entropy: &mut dyn Entropy) {
+        if !self.cfg.registration {
+            return self.error(conn, 403, "registration is off on this server");
+        }
+        let fields = match fields(req) {
+            Ok(f) => f,
+            Err((status, msg)) => return self.error(conn, status, &msg),
+        };
+        let raw_user = fields.get("user").or(fields.get("username"));
+        let (Some(raw_user), Some(password)) = (raw_user, fields.get("password")) else {
+            return self.error(conn, 400, "user and password are required");
+        };
+        let user = match self.accounts.may_create(raw_user, password) {
+            Ok(u) if self.registering.contains(&u) => {
+                return self.error(conn, 409, &AccountError::Taken.message())
+            }
+            Ok(u) => u,
+            Err(e) => return self.error(conn, e.status(), &e.message()),
+        };
+        self.registering.insert(user.clone());
+        let mut salt = [0u8; 16];
+        entropy.fill(&mut salt);
+        let token = self.token();
+        self.jobs.insert(
+            token,
+            AfterJob::Register {
+                conn,
+                user,
+                browser: browser(req),
+            },
+        );
+        let job = Job::Hash {
+            hasher: self.cfg.hasher.clone(),
+            password: password.clone(),
+            salt,
+        };
+        self.out.push_back(NodeOutput::Job { token, job });
+    }
+
+    /// A change that will not be made (its log failed): 503, and what it held is let go.
+    fn abandon(&mut self, then: AfterSync) {
+        if let AfterSync::Registered { user, .. } = &then {
+            self.registering.remove(user);
+        }
+        if let Some(conn) = then.conn() {
+            self.unavailable(conn);
+        }
+    }
+
     /// The client's address, for rate limits.
     fn client(&self, req: &AppRequest) -> String {
         client_addr(
@@ -532,7 +614,9 @@ impl ChatNode {
             Ok(f) => f,
             Err((status, msg)) => return self.error(conn, status, &msg),
         };
-        let (Some(raw_user), Some(password)) = (fields.get("user"), fields.get("password")) else {
+        // `username` is the seed's form field.
+        let raw_user = fields.get("user").or(fields.get("username"));
+        let (Some(raw_user), Some(password)) = (raw_user, fields.get("password")) else {
             return self.error(conn, 400, "user and password are required");
         };
         let user = user_name(raw_user).unwrap_or_default();
@@ -577,7 +661,8 @@ impl ChatNode {
         }
         let ts_ms = now.wall.0.saturating_mul(1000);
         match route {
-            Route::Login => {}
+            // Answered before anyone is known (`on_request`).
+            Route::Login | Route::Register => {}
             Route::Page => self.reply(conn, AppReply::Static),
             Route::Logout => {
                 let browser = browser(&req);
@@ -674,7 +759,11 @@ impl ChatNode {
                     },
                 );
             }
-            Route::Events => self.subscribe(conn, &req),
+            Route::Events => self.subscribe(conn, &req, auth.user),
+            Route::Me => {
+                let body = serde_json::json!({ "user": auth.user }).to_string();
+                self.respond(conn, Status::OK, &[], body);
+            }
         }
     }
 
@@ -698,7 +787,7 @@ impl ChatNode {
 
     // ----- event streams -----
 
-    fn subscribe(&mut self, conn: ConnId, req: &AppRequest) {
+    fn subscribe(&mut self, conn: ConnId, req: &AppRequest, user: String) {
         let query =
             Form::parse(req.head.target.query().unwrap_or("").as_bytes()).unwrap_or_default();
         let channel = query.get("channel").map(str::to_ascii_lowercase);
@@ -732,9 +821,38 @@ impl ChatNode {
                 .encode(&mut first);
             }
         }
-        self.reply(conn, AppReply::StreamData(first));
         // The first stream starts the heartbeat; it stops when the last one goes (`handle`).
-        self.subscribers.insert(conn, Subscriber { channel });
+        let before = self.online();
+        self.subscribers.insert(conn, Subscriber { channel, user });
+        let after = self.online();
+        presence_event(&after, &mut first);
+        self.reply(conn, AppReply::StreamData(first));
+        if after != before {
+            self.tell_presence(Some(conn));
+        }
+    }
+
+    /// Who is online: the users with an open event stream, sorted, once each.
+    fn online(&self) -> Vec<String> {
+        let mut users: Vec<String> = self.subscribers.values().map(|s| s.user.clone()).collect();
+        users.sort();
+        users.dedup();
+        users
+    }
+
+    /// Sends who is online to every stream but `except`.
+    fn tell_presence(&mut self, except: Option<ConnId>) {
+        let mut bytes = Vec::new();
+        presence_event(&self.online(), &mut bytes);
+        let to: Vec<ConnId> = self
+            .subscribers
+            .keys()
+            .copied()
+            .filter(|&c| Some(c) != except)
+            .collect();
+        for conn in to {
+            self.reply(conn, AppReply::StreamData(bytes.clone()));
+        }
     }
 
     fn publish(&mut self, m: &Message) {
@@ -849,9 +967,7 @@ impl ChatNode {
         let waiting: Vec<Pending> = std::mem::take(&mut self.appends).into_values().collect();
         self.commit = GroupCommit::new(LOG);
         for p in waiting {
-            if let Some(conn) = p.then.conn() {
-                self.unavailable(conn);
-            }
+            self.abandon(p.then);
         }
         let doublings = (self.recovery_failures - 1).min(16);
         let wait = RECOVERY_RETRY
@@ -967,9 +1083,7 @@ impl ChatNode {
                             self.unsynced_cut = Some(self.durable_len);
                         }
                         failed = true;
-                        if let Some(conn) = p.then.conn() {
-                            self.unavailable(conn);
-                        }
+                        self.abandon(p.then);
                         continue;
                     }
                     if let Some(len) = p.len {
@@ -1021,6 +1135,21 @@ impl ChatNode {
             }
             (AfterSync::Logout { conn, browser }, _) => self.logged_out(conn, browser),
             (AfterSync::AdminReady, _) => self.awaiting_admin = false,
+            (
+                AfterSync::Registered {
+                    conn,
+                    user,
+                    browser,
+                },
+                _,
+            ) => {
+                self.registering.remove(&user);
+                if browser {
+                    return self.redirect(conn, "/login.html?registered=1", None);
+                }
+                let body = serde_json::json!({ "status": "ok", "user": user }).to_string();
+                self.respond(conn, Status(201), &[], body);
+            }
             (AfterSync::Created { conn }, AppRecord::Chat(Record::Channel { name, .. })) => {
                 let body = serde_json::json!({ "name": name, "messages": 0 }).to_string();
                 self.respond(conn, Status(201), &[], body);
@@ -1122,6 +1251,30 @@ impl ChatNode {
                     AfterSync::AdminReady,
                 );
             }
+            (
+                AfterJob::Register {
+                    conn,
+                    user,
+                    browser,
+                },
+                JobDone::Hashed(hash),
+            ) => {
+                if self.recovering {
+                    self.registering.remove(&user);
+                    return self.unavailable(conn);
+                }
+                self.append(
+                    AppRecord::Account(AccountRecord::Created {
+                        user: user.clone(),
+                        hash,
+                    }),
+                    AfterSync::Registered {
+                        conn,
+                        user,
+                        browser,
+                    },
+                );
+            }
             _ => {}
         }
     }
@@ -1134,7 +1287,8 @@ impl AfterSync {
             AfterSync::Login { conn, .. }
             | AfterSync::Logout { conn, .. }
             | AfterSync::Created { conn }
-            | AfterSync::Posted { conn } => Some(*conn),
+            | AfterSync::Posted { conn }
+            | AfterSync::Registered { conn, .. } => Some(*conn),
         }
     }
 }
@@ -1189,6 +1343,17 @@ fn fields(req: &AppRequest) -> Result<BTreeMap<String, String>, (u16, String)> {
 
 fn message_json(m: &Message) -> String {
     serde_json::to_string(m).unwrap_or_default()
+}
+
+/// Who is online, as an event without an id (ids are message positions, what a reconnect
+/// resumes from; presence is sent whole to every new stream instead).
+fn presence_event(online: &[String], out: &mut Vec<u8>) {
+    sse::Event {
+        id: None,
+        event: Some("presence".into()),
+        data: serde_json::json!({ "online": online }).to_string(),
+    }
+    .encode(out);
 }
 
 fn event_of(m: &Message) -> sse::Event {
@@ -1248,10 +1413,14 @@ impl NodeMachine for ChatNode {
                 if self.draining {
                     return self.unavailable(conn);
                 }
-                self.on_request(now, conn, msg)
+                self.on_request(now, conn, msg, entropy)
             }
             NodeInput::Closed { conn } => {
+                let before = self.online();
                 self.subscribers.remove(&conn);
+                if self.online() != before {
+                    self.tell_presence(None);
+                }
             }
             NodeInput::Connected { .. } | NodeInput::ConnectFailed { .. } => {}
             NodeInput::Log { token, reply } => self.log_reply(now, token, reply, entropy),
