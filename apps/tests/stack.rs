@@ -17,21 +17,28 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// stack's arguments: the two ports, the repository's site, and `extra`.
-fn stack_args(port: u16, proxy_port: u16, extra: &[&str]) -> Vec<String> {
+/// stack's arguments: the backend's and the proxy's ports, a free port for the chat server,
+/// the repository's site, a data directory of its own (removed when the returned guard
+/// drops), and `extra`.
+fn stack_args(port: u16, proxy_port: u16, extra: &[&str]) -> (Vec<String>, common::TempDir) {
     let root = env!("CARGO_MANIFEST_DIR");
+    let data = common::TempDir::new("stack-data");
     let mut args = vec![
         "--backend-port".into(),
         port.to_string(),
         "--proxy-port".into(),
         proxy_port.to_string(),
+        "--app-port".into(),
+        free_port().to_string(),
+        "--data-dir".into(),
+        data.path().to_string_lossy().into_owned(),
         "--www".into(),
         format!("{root}/../www"),
         "--static".into(),
         format!("{root}/../static"),
     ];
     args.extend(extra.iter().map(|a| a.to_string()));
-    args
+    (args, data)
 }
 
 /// The process ids of `pid`'s children.
@@ -73,7 +80,7 @@ fn stack_starts_the_backend_and_the_proxy_and_stops_everything_on_sigterm() {
         format!("host \"app1.local\" {{ proxy_pass http://127.0.0.1:{port}; }}\n"),
     )
     .unwrap();
-    let args = stack_args(
+    let (args, _data) = stack_args(
         port,
         proxy_port,
         &["--ip", "127.0.0.1", "--config", conf.to_str().unwrap()],
@@ -101,7 +108,7 @@ fn stack_starts_the_backend_and_the_proxy_and_stops_everything_on_sigterm() {
     // Each child's lines come through, named.
     let log = stack.wait_line("\"GET /css/styles.css\"");
     assert!(
-        log.starts_with("backend | 20") || log.starts_with("proxy   | 20"),
+        log.starts_with("backend   | 20") || log.starts_with("proxy     | 20"),
         "{log}"
     );
     stack.signal("-TERM");
@@ -120,7 +127,8 @@ fn stack_starts_the_backend_and_the_proxy_and_stops_everything_on_sigterm() {
 #[test]
 fn without_a_config_the_proxy_reaches_the_backend_stack_started_on_any_port() {
     let (port, proxy_port) = (free_port(), free_port());
-    let (stack, seen) = start(&stack_args(port, proxy_port, &[]));
+    let (args, _data) = stack_args(port, proxy_port, &[]);
+    let (stack, seen) = start(&args);
     // The URLs come after both children listen.
     let listening = seen
         .iter()
@@ -128,31 +136,56 @@ fn without_a_config_the_proxy_reaches_the_backend_stack_started_on_any_port() {
         .unwrap();
     let url = seen
         .iter()
-        .position(|l| l.starts_with("stack: the site"))
+        .position(|l| l.starts_with("stack: the chat, through the proxy"))
         .unwrap();
     assert!(url > listening, "{seen:?}");
     assert!(
         seen[url].contains(&format!("http://localhost:{proxy_port}/")),
         "{seen:?}"
     );
-    for host in [
-        "localhost",
-        &format!("localhost:{proxy_port}"),
-        "127.0.0.1",
-        "app1.local",
-    ] {
-        let r = request(
-            proxy_port,
-            &format!(
-                "GET / HTTP/1.1\r\nHost: {host}\r\nAccept: text/html\r\nConnection: close\r\n\r\n"
-            ),
+    // A person's hosts reach the chat: its page needs a session, its login page does not.
+    for host in ["localhost", &format!("localhost:{proxy_port}"), "127.0.0.1"] {
+        // Retried while the chat answers 503 (a new data directory waits for the default
+        // account's hash), as its page does by itself.
+        let page = |path: &str| {
+            let get = || {
+                request(
+                    proxy_port,
+                    &format!(
+                        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/html\r\nConnection: close\r\n\r\n"
+                    ),
+                )
+            };
+            let mut r = get();
+            for _ in 0..400 {
+                if r.status() != 503 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+                r = get();
+            }
+            r
+        };
+        let r = page("/");
+        assert_eq!(r.status(), 401, "{host}");
+        assert!(
+            String::from_utf8_lossy(&r.body).contains("/login.html"),
+            "{host}"
         );
+        let r = page("/login.html");
         assert_eq!(r.status(), 200, "{host}");
         assert!(
-            String::from_utf8_lossy(&r.body).contains("weaprous"),
+            String::from_utf8_lossy(&r.body).contains("Sign in"),
             "{host}"
         );
     }
+    // app1.local reaches the static backend.
+    let r = request(
+        proxy_port,
+        "GET / HTTP/1.1\r\nHost: app1.local\r\nAccept: text/html\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status(), 200);
+    assert!(String::from_utf8_lossy(&r.body).contains("weaprous"));
     // Killed outright, stack still takes its children with it.
     let children = children_of(stack.child.id());
     drop(stack);
@@ -204,7 +237,8 @@ fn a_child_that_cannot_start_stops_the_stack_with_its_name_and_status() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let proxy_port = free_port();
-    let (status, out) = run_to_end(&stack_args(port, proxy_port, &[]));
+    let (args, _data) = stack_args(port, proxy_port, &[]);
+    let (status, out) = run_to_end(&args);
     assert_eq!(status.code(), Some(1), "{out}");
     assert!(
         out.contains("stack: backend exited (exit status: 1) before it was listening"),
@@ -223,7 +257,7 @@ fn a_child_that_cannot_start_stops_the_stack_with_its_name_and_status() {
     let dir = common::TempDir::new("stack-bad");
     let conf = dir.path().join("proxy.conf");
     std::fs::write(&conf, "host {").unwrap();
-    let args = stack_args(
+    let (args, _data) = stack_args(
         free_port(),
         free_port(),
         &["--config", conf.to_str().unwrap()],
@@ -235,7 +269,7 @@ fn a_child_that_cannot_start_stops_the_stack_with_its_name_and_status() {
         "{out}"
     );
     assert!(
-        out.contains("proxy   | proxy: "),
+        out.contains("proxy     | proxy: "),
         "the proxy's own words: {out}"
     );
 }
@@ -243,7 +277,8 @@ fn a_child_that_cannot_start_stops_the_stack_with_its_name_and_status() {
 #[test]
 fn a_child_that_dies_stops_the_stack_with_its_name_and_status() {
     let (port, proxy_port) = (free_port(), free_port());
-    let (mut stack, _) = start(&stack_args(port, proxy_port, &[]));
+    let (args, _data) = stack_args(port, proxy_port, &[]);
+    let (mut stack, _) = start(&args);
     // The children are the stack process's children; kill the backend outright.
     let backend = children_of(stack.child.id())
         .into_iter()

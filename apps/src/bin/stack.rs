@@ -1,6 +1,6 @@
 //! `stack`: starts every weaprous process as a child, prints the URLs once they all listen,
-//! and stops them all on Ctrl-C (SIGINT) or SIGTERM. Today that is the `backend` and the
-//! `proxy`; the chat app joins them with its issue.
+//! and stops them all on Ctrl-C (SIGINT) or SIGTERM: the static `backend`, the chat server
+//! `sampleapp` and the `proxy` in front of them.
 //!
 //! Decisions (foreman's, where it has one):
 //! * Each child's output comes through stack, every line prefixed with the child's name
@@ -11,8 +11,10 @@
 //!   rest of the log) which child and its exit status, and exits 1. Ctrl-C or SIGTERM stop them all and stack exits 0 when they
 //!   stopped cleanly.
 //! * Without `--config`, the proxy's routes are written from stack's own flags, so they point
-//!   at the processes it started whatever their ports: every host (`localhost`, `127.0.0.1`,
-//!   `app1.local`, ...) reaches the backend. A `--config` given is used as it is.
+//!   at the processes it started whatever their ports: `app1.local` reaches the backend and
+//!   every other host (`localhost`, `127.0.0.1`, ...) the chat, which is what a person opening
+//!   the site sees. A `--config` given is used as it is. The chat server believes the
+//!   proxy's `X-Forwarded-For` (its rate limits are per client, not per proxy).
 //!
 //! Each child is this same executable run as `stack child NAME ARGS...`, so `cargo run --bin
 //! stack` needs no other binary to have been built.
@@ -41,6 +43,12 @@ struct Args {
     /// Port of the reverse proxy.
     #[arg(long, default_value_t = 8080)]
     proxy_port: u16,
+    /// Port of the chat server.
+    #[arg(long, default_value_t = 8000)]
+    app_port: u16,
+    /// Where the chat server keeps accounts, sessions and messages.
+    #[arg(long, default_value = "data")]
+    data_dir: String,
     /// The proxy's routes, used as they are (default: routes written from these flags, every
     /// host to the backend started here).
     #[arg(long)]
@@ -104,14 +112,16 @@ fn spawn(name: &'static str, args: &[String], tx: &Sender<Said>) -> Result<Proc,
     })
 }
 
-/// The proxy's routes when none were given: every host to the backend at `upstream`.
-fn generated_config(upstream: &str) -> String {
+/// The proxy's routes when none were given: `app1.local` to the backend, every other host
+/// to the chat server.
+fn generated_config(backend: &str, app: &str) -> String {
     format!(
-        "# Written by stack from its flags: every host reaches the backend it started.\n\
+        "# Written by stack from its flags: app1.local reaches the backend it started, every\n\
+         # other host the chat server.\n\
          proxy_connect_timeout 5s;\n\
          proxy_read_timeout 60s;\n\
-         host \"app1.local\" {{ proxy_pass http://{upstream}; }}\n\
-         default {{ proxy_pass http://{upstream}; }}\n"
+         host \"app1.local\" {{ proxy_pass http://{backend}; }}\n\
+         default {{ proxy_pass http://{app}; }}\n"
     )
 }
 
@@ -155,6 +165,9 @@ fn main() {
         match argv.get(2).and_then(|n| n.to_str()) {
             Some("backend") => weaprous_apps::cmd::backend::main_with(argv[2..].iter().cloned()),
             Some("proxy") => weaprous_apps::cmd::proxy::main_with(argv[2..].iter().cloned()),
+            Some("sampleapp") => {
+                weaprous_apps::cmd::sampleapp::main_with(argv[2..].iter().cloned())
+            }
             other => {
                 eprintln!("stack: unknown child {other:?}");
                 std::process::exit(2);
@@ -174,17 +187,20 @@ fn run(args: Args) -> i32 {
         "::" => "::1",
         ip => ip,
     };
-    let upstream = if upstream_ip.contains(':') {
-        format!("[{upstream_ip}]:{}", args.backend_port)
-    } else {
-        format!("{upstream_ip}:{}", args.backend_port)
+    let at = |port: u16| {
+        if upstream_ip.contains(':') {
+            format!("[{upstream_ip}]:{port}")
+        } else {
+            format!("{upstream_ip}:{port}")
+        }
     };
+    let (backend, app) = (at(args.backend_port), at(args.app_port));
     let generated =
         std::env::temp_dir().join(format!("weaprous-stack-{}.conf", std::process::id()));
     let config = match &args.config {
         Some(c) => c.clone(),
         None => {
-            if let Err(e) = std::fs::write(&generated, generated_config(&upstream)) {
+            if let Err(e) = std::fs::write(&generated, generated_config(&backend, &app)) {
                 eprintln!(
                     "stack: cannot write the proxy's routes to {}: {e}",
                     generated.display()
@@ -194,7 +210,7 @@ fn run(args: Args) -> i32 {
             generated.to_string_lossy().into_owned()
         }
     };
-    let children: [(&'static str, Vec<String>); 2] = [
+    let children: [(&'static str, Vec<String>); 3] = [
         (
             "backend",
             vec![
@@ -206,6 +222,23 @@ fn run(args: Args) -> i32 {
                 args.www.clone(),
                 "--static".into(),
                 args.static_dir.clone(),
+            ],
+        ),
+        (
+            "sampleapp",
+            vec![
+                "--server-ip".into(),
+                args.ip.clone(),
+                "--server-port".into(),
+                args.app_port.to_string(),
+                "--www".into(),
+                args.www.clone(),
+                "--static".into(),
+                args.static_dir.clone(),
+                "--data-dir".into(),
+                args.data_dir.clone(),
+                "--trusted-proxy".into(),
+                upstream_ip.to_string(),
             ],
         ),
         (
@@ -288,7 +321,7 @@ fn heard(said: Said, procs: &mut [Proc], announced: &mut bool, args: &Args, conf
     match said {
         Said::Line(name, line) => {
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{name:<7} | {line}");
+            let _ = writeln!(out, "{name:<9} | {line}");
         }
         Said::Listening(name) => {
             if let Some(p) = procs.iter_mut().find(|p| p.name == name) {
@@ -314,12 +347,16 @@ fn announce(args: &Args, config: &str) {
         ip => ip,
     };
     println!(
-        "stack: the site, through the proxy     http://{host}:{}/",
+        "stack: the chat, through the proxy     http://{host}:{}/  (admin / password on a new --data-dir)",
         args.proxy_port
     );
     println!(
         "stack: proxy routes in {config}; a named host: curl -H 'Host: app1.local' http://{host}:{}/",
         args.proxy_port
+    );
+    println!(
+        "stack: the chat server alone           http://{host}:{}/",
+        args.app_port
     );
     println!(
         "stack: backend (static files) alone    http://{host}:{}/",

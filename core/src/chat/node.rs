@@ -453,6 +453,25 @@ impl ChatNode {
         );
     }
 
+    /// A 503 for a browser: a page that reloads itself a second later.
+    fn starting_page(&mut self, conn: ConnId) {
+        let mut head = ResponseHead::new(Status::SERVICE_UNAVAILABLE);
+        head.headers
+            .append("Content-Type", "text/html; charset=utf-8");
+        head.headers.append("Retry-After", "1");
+        head.headers.append("Cache-Control", "no-store");
+        let body = "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+            <title>Starting</title>\n<meta http-equiv=\"refresh\" content=\"1\">\n</head>\n\
+            <body>\n<p>The chat is starting; this page reloads by itself.</p>\n</body>\n</html>\n";
+        self.reply(
+            conn,
+            AppReply::Respond {
+                head,
+                body: body.as_bytes().to_vec(),
+            },
+        );
+    }
+
     // ----- requests -----
 
     fn on_request(&mut self, now: Now, conn: ConnId, req: AppRequest, entropy: &mut dyn Entropy) {
@@ -476,6 +495,9 @@ impl ChatNode {
             Lookup::NotFound => return self.error(conn, 404, "no such route"),
         };
         if self.recovering || self.awaiting_admin {
+            if browser(&req) {
+                return self.starting_page(conn);
+            }
             return self.unavailable(conn);
         }
         let client = self.client(&req);
