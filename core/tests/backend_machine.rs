@@ -473,3 +473,32 @@ fn error_pages_are_html_for_a_browser_and_text_otherwise() {
         "{w}"
     );
 }
+
+#[test]
+fn a_304_ends_its_response_so_the_next_request_on_the_connection_is_answered() {
+    // A browser revalidates a page and then asks for the next thing on the same connection:
+    // the 304 must leave the connection ready for it (it once hung here forever).
+    let mut h = Harness::new(64 * 1024);
+    h.send(b"GET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n");
+    let etag = h
+        .wire()
+        .lines()
+        .find_map(|l| l.strip_prefix("ETag: ").map(str::to_string))
+        .expect("an ETag");
+    h.wire.clear();
+    h.send(
+        format!(
+            "GET /f.txt HTTP/1.1\r\nHost: a\r\nIf-None-Match: {etag}\r\n\r\nGET /f.txt HTTP/1.1\r\nHost: a\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    let w = h.wire();
+    assert!(w.starts_with("HTTP/1.1 304 "), "{w}");
+    assert!(
+        w.contains("HTTP/1.1 200 OK"),
+        "the request after the 304 is answered: {w}"
+    );
+    assert!(w.ends_with("0123456789abcdef"), "{w}");
+    assert!(h.closed.is_none());
+    assert_eq!(h.open_files, 0);
+}

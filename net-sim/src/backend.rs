@@ -79,6 +79,8 @@ pub const BACKEND_COVERAGE: &[&str] = &[
     "client.broken_chunk_end_answered_once",
     "client.server_closed_after_last_answer",
     "client.absolute_form_target",
+    "client.revalidated_304",
+    "client.stale_validator_full_answer",
     "client.encoded_dot_segment",
     "client.percent_encoded_target",
     "client.dot_segment",
@@ -266,12 +268,13 @@ impl BackendScenario {
         let mut out = Vec::new();
         let m = &self.mix;
         type Off = fn(&mut Mix);
-        let families: [(bool, Off); 5] = [
+        let families: [(bool, Off); 6] = [
             (m.bodies, |m| m.bodies = false),
             (m.expect_continue, |m| m.expect_continue = false),
             (m.methods, |m| m.methods = false),
             (m.targets, |m| m.targets = false),
             (m.malformed, |m| m.malformed = false),
+            (m.conditional, |m| m.conditional = false),
         ];
         for (on, off) in families {
             if on {

@@ -137,6 +137,9 @@ pub struct ClientReq {
     /// incarnation, connection number and place on it), so every attempt is a distinct target the world
     /// can count at its servers.
     pub once: bool,
+    /// A revalidation (a conditional field among `raw_headers`): `Some(true)` when the
+    /// validator is current (a 304 is due), `Some(false)` when it is stale.
+    pub not_modified: Option<bool>,
     pub expect: Expect,
 }
 
@@ -152,6 +155,7 @@ impl ClientReq {
             expect_continue: false,
             brk: None,
             once: false,
+            not_modified: None,
             expect,
         }
     }
@@ -792,6 +796,11 @@ fn kinds(req: &ClientReq, status: u16) -> Vec<&'static str> {
     }
     if t.starts_with("http://") {
         k.push("client.absolute_form_target");
+    }
+    match (req.not_modified, status) {
+        (Some(true), 304) => k.push("client.revalidated_304"),
+        (Some(false), 200 | 206) => k.push("client.stale_validator_full_answer"),
+        _ => {}
     }
     let path = t.split('?').next().unwrap_or("");
     if path.contains("%2e") || path.contains("%2E") {

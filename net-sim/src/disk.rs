@@ -85,6 +85,10 @@ impl Disk {
         self.links.insert(path.to_string(), target.to_string());
     }
     /// The contents of the file at `path`, links followed.
+    /// The length and modification time of the file at real path `real`.
+    pub fn meta(&self, real: &str) -> Option<(u64, UnixTime)> {
+        self.files.get(real).map(|(d, m)| (d.len() as u64, *m))
+    }
     pub fn file(&self, path: &str) -> Option<&[u8]> {
         match self.resolve(path) {
             Ok(Node::File(real)) => self.files.get(&real).map(|(d, _)| d.as_slice()),

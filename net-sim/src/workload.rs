@@ -42,6 +42,10 @@ pub struct Mix {
     pub methods: bool,
     pub targets: bool,
     pub malformed: bool,
+    /// Revalidations: `If-None-Match` and `If-Modified-Since`, holding or not. (Absent from
+    /// scenarios saved before it existed: off there.)
+    #[serde(default)]
+    pub conditional: bool,
 }
 
 impl Mix {
@@ -52,6 +56,7 @@ impl Mix {
             methods: true,
             targets: true,
             malformed: true,
+            conditional: true,
         }
     }
     /// Each family on with probability 1/2, from the seed's own stream (so the mix changes
@@ -64,6 +69,8 @@ impl Mix {
             methods: r.bool(),
             targets: r.bool(),
             malformed: r.bool(),
+            // Drawn last, so every other family of a seed is what it was before this one.
+            conditional: r.bool(),
         }
     }
 }
@@ -282,8 +289,35 @@ pub fn is_once(target: &str) -> bool {
 /// A GET or HEAD of the seed's mapping: `/` and folders → `index.html` of the www root, HTML
 /// names → the www root, anything else → the static root; the real path must stay inside.
 fn file_expect(disk: &Disk, req: &ClientReq) -> Expect {
-    let Some((segments, folder)) = target_path(&req.target).and_then(model_path) else {
-        return Expect::status(400);
+    let real = match served_file(disk, &req.target) {
+        Ok(real) => real,
+        Err(e) => return e,
+    };
+    if req.not_modified == Some(true) {
+        // The client's copy is current: no body, whatever the method or range.
+        return Expect::exact(304, vec![]);
+    }
+    let data = disk.file(&real).unwrap_or_default();
+    let head = req.method == Method::Head;
+    match req.range {
+        Some((a, _)) if a >= data.len() as u64 => Expect::status(416),
+        Some((a, b)) => {
+            let end = (b as usize).min(data.len() - 1);
+            let body = if head {
+                vec![]
+            } else {
+                data[a as usize..=end].to_vec()
+            };
+            Expect::exact(206, body)
+        }
+        None => Expect::exact(200, if head { vec![] } else { data.to_vec() }),
+    }
+}
+
+/// The real path of the file a GET of `target` serves, or the answer that is not a file.
+fn served_file(disk: &Disk, target: &str) -> Result<String, Expect> {
+    let Some((segments, folder)) = target_path(target).and_then(model_path) else {
+        return Err(Expect::status(400));
     };
     let name = if folder {
         "index.html"
@@ -304,29 +338,49 @@ fn file_expect(disk: &Disk, req: &ClientReq) -> Expect {
         path.push_str("/index.html");
     }
     let inside = |real: &str| real.strip_prefix(root).is_some_and(|r| r.starts_with('/'));
-    let real = match disk.resolve(&path) {
-        Err(FsError::NotFound) => return Expect::status(404),
-        Err(_) => return Expect::status(500),
-        Ok(Node::Dir(real)) if !inside(&real) => return Expect::status(403),
-        Ok(Node::Dir(_)) => return Expect::status(if folder { 404 } else { 301 }),
-        Ok(Node::File(real)) if !inside(&real) => return Expect::status(403),
-        Ok(Node::File(real)) => real,
-    };
-    let data = disk.file(&real).unwrap_or_default();
-    let head = req.method == Method::Head;
-    match req.range {
-        Some((a, _)) if a >= data.len() as u64 => Expect::status(416),
-        Some((a, b)) => {
-            let end = (b as usize).min(data.len() - 1);
-            let body = if head {
-                vec![]
-            } else {
-                data[a as usize..=end].to_vec()
-            };
-            Expect::exact(206, body)
-        }
-        None => Expect::exact(200, if head { vec![] } else { data.to_vec() }),
+    match disk.resolve(&path) {
+        Err(FsError::NotFound) => Err(Expect::status(404)),
+        Err(_) => Err(Expect::status(500)),
+        Ok(Node::Dir(real)) if !inside(&real) => Err(Expect::status(403)),
+        Ok(Node::Dir(_)) => Err(Expect::status(if folder { 404 } else { 301 })),
+        Ok(Node::File(real)) if !inside(&real) => Err(Expect::status(403)),
+        Ok(Node::File(real)) => Ok(real),
     }
+}
+
+/// A revalidation of `req`'s file, as a browser sends with what it cached: the validator it
+/// holds (`If-None-Match` with the file's entity tag, alone or in a list, or
+/// `If-Modified-Since` its time: 304), or one that no longer matches (200). The entity tag
+/// is written here from its documented form, `"MTIME-LEN"` in hex, not by the backend's code.
+fn revalidate(r: &mut fastrand::Rng, disk: &Disk, req: &mut ClientReq) {
+    let Some((len, modified)) = served_file(disk, &req.target)
+        .ok()
+        .and_then(|real| disk.meta(&real))
+    else {
+        return;
+    };
+    let tag = format!("\"{:x}-{:x}\"", modified.0, len);
+    let (field, current) = match r.u8(..5) {
+        0 => (format!("If-None-Match: {tag}"), true),
+        1 => (format!("If-None-Match: \"stale\", W/{tag}"), true),
+        2 => ("If-None-Match: \"stale\"".to_string(), false),
+        3 => (
+            format!(
+                "If-Modified-Since: {}",
+                weaprous_core::http::date::format(modified)
+            ),
+            true,
+        ),
+        _ => (
+            format!(
+                "If-Modified-Since: {}",
+                weaprous_core::http::date::format(UnixTime(modified.0.saturating_sub(86_400)))
+            ),
+            false,
+        ),
+    };
+    req.raw_headers.push(field);
+    req.not_modified = Some(current);
 }
 
 /// One request: a GET or HEAD (sometimes of a missing file, sometimes a range), then, as the
@@ -406,6 +460,9 @@ pub fn request(r: &mut fastrand::Rng, mix: &Mix, disk: &Disk, paths: &[String]) 
     }
     if mix.expect_continue && req.body.is_some() && req.brk.is_none() && r.bool() {
         req.expect_continue = true;
+    }
+    if mix.conditional && r.u8(..4) == 0 {
+        revalidate(r, disk, &mut req);
     }
     // (`*` takes no query to carry the attempt in.)
     req.once = (matches!(req.method, Method::Post | Method::Patch) || req.body.is_some())

@@ -434,6 +434,9 @@ impl BackendConn {
             head.headers.remove("content-type");
             head.headers.remove("accept-ranges");
             self.http.send_head(now, head, BodyFraming::None);
+            // A 304 has no body, but its response still ends here: without this the next
+            // request on the connection was never read.
+            self.http.end_response(now);
             return self.finish(now, false);
         }
         let (start, len) = match answer {
