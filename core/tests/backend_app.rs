@@ -183,8 +183,13 @@ fn the_node_may_answer_with_the_static_file_the_request_names() {
     let mut h = Harness::new();
     h.send(b"GET /index.html HTTP/1.1\r\nHost: a\r\n\r\n");
     h.take_request();
-    h.reply(AppReply::Static);
+    h.reply(AppReply::Static { private: true });
     assert!(h.wire().starts_with("HTTP/1.1 200 OK"), "{}", h.wire());
+    assert!(
+        h.wire().contains("Cache-Control: private, no-cache\r\n"),
+        "a page that depends on who asks is revalidated every time: {}",
+        h.wire()
+    );
     assert!(h.wire().ends_with("<h1>chat</h1>"), "{}", h.wire());
     assert_eq!(h.open_files, 0);
 }

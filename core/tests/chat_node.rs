@@ -307,7 +307,7 @@ fn a_browser_is_redirected_and_pages_need_a_session() {
     );
     assert_eq!(
         r,
-        vec![AppReply::Static],
+        vec![AppReply::Static { private: true }],
         "the page itself comes from the static rules"
     );
 }
@@ -493,7 +493,7 @@ fn routes_fall_back_to_static_files_and_say_404_405_415() {
     let sid = h.login(1, "admin", "password");
     assert_eq!(
         h.request(1, "GET /nothing-here HTTP/1.1\r\nHost: chat", ""),
-        vec![AppReply::Static]
+        vec![AppReply::Static { private: false }]
     );
     assert_eq!(
         whole(&h.request(1, "POST /nothing-here HTTP/1.1\r\nHost: chat", "")).0,

@@ -189,7 +189,13 @@ const messageTexts = (page) =>
   evaluate(page, "[...document.querySelectorAll('#messages li:not(.pending) .text')].map((e) => e.textContent)");
 
 try {
-  await withTimeout(new Promise((r) => setTimeout(r, 0)), "start");
+  // A new data directory answers 503 until its default account exists.
+  await withTimeout(
+    (async () => {
+      while ((await fetch(base + "/me")).status === 503) await new Promise((r) => setTimeout(r, 50));
+    })(),
+    "the chat server to be ready",
+  );
   const a = await openPage("A");
   const b = await openPage("B");
 

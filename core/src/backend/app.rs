@@ -18,7 +18,9 @@
 //! * [`AppReply::Respond`]: a whole response (the connection frames it with `Content-Length`;
 //!   for `HEAD` it sends the head alone);
 //! * [`AppReply::Static`]: serve what the static-file rules give for this request (a protected
-//!   page, once the node has checked the session);
+//!   page, once the node has checked the session). With `private`, the answer says
+//!   `Cache-Control: private, no-cache`: it depends on who asks, so a browser must ask again
+//!   each time (a 304 once the session still holds) and never shows it after a sign-out;
 //! * [`AppReply::Stream`]: a chunked response that stays open, fed by
 //!   [`AppReply::StreamData`] and ended by [`AppReply::StreamEnd`] (Server-Sent Events).
 //!
@@ -87,7 +89,7 @@ pub struct AppRequest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AppReply {
     Respond { head: ResponseHead, body: Vec<u8> },
-    Static,
+    Static { private: bool },
     Stream { head: ResponseHead },
     StreamData(Vec<u8>),
     StreamEnd,

@@ -131,6 +131,9 @@ pub struct BackendConn {
     request: Option<RequestHead>,
     /// The far end (handed to an app's node, for rate limits and logs).
     peer: SocketAddr,
+    /// The file being served depends on who asks (the node said so): no shared caching, and
+    /// revalidation every time.
+    private: bool,
     out: VecDeque<ConnOutput<AppRequest>>,
     finished: bool,
     /// Abort was returned (nothing more will be).
@@ -153,6 +156,7 @@ impl BackendConn {
             job: Job::None,
             request: None,
             peer: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+            private: false,
             out: VecDeque::new(),
             finished: false,
             aborted: false,
@@ -305,8 +309,9 @@ impl BackendConn {
                 self.http.end_response(now);
                 self.finish(now, false);
             }
-            (AppReply::Static, Job::AwaitingNode) => {
+            (AppReply::Static { private }, Job::AwaitingNode) => {
                 self.job = Job::None;
+                self.private = private;
                 self.serve_static(now);
             }
             (AppReply::Stream { head }, Job::AwaitingNode) => {
@@ -418,6 +423,9 @@ impl BackendConn {
             .append("Last-Modified", crate::http::date::format(meta.modified));
         head.headers.append("ETag", &tag);
         head.headers.append("Accept-Ranges", "bytes");
+        if self.private {
+            head.headers.append("Cache-Control", "private, no-cache");
+        }
         // Judged before anything is sent, while the request is borrowed (not copied).
         let no_headers = crate::http::Headers::new();
         let req_headers = self.request.as_ref().map_or(&no_headers, |r| &r.headers);
@@ -599,6 +607,7 @@ impl BackendConn {
 
     fn finish(&mut self, now: Now, aborted: bool) {
         self.job = Job::None;
+        self.private = false;
         let Some(req) = self.request.take() else {
             return;
         };

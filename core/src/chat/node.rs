@@ -490,12 +490,14 @@ impl ChatNode {
                 );
             }
             Lookup::NotFound if matches!(req.head.method, Method::Get | Method::Head) => {
-                return self.reply(conn, AppReply::Static);
+                return self.reply(conn, AppReply::Static { private: false });
             }
             Lookup::NotFound => return self.error(conn, 404, "no such route"),
         };
         if self.recovering || self.awaiting_admin {
-            if browser(&req) {
+            // (A page that reloads itself only for a GET: reloading a form's POST would
+            // send a GET to its action.)
+            if browser(&req) && matches!(req.head.method, Method::Get | Method::Head) {
                 return self.starting_page(conn);
             }
             return self.unavailable(conn);
@@ -685,7 +687,7 @@ impl ChatNode {
         match route {
             // Answered before anyone is known (`on_request`).
             Route::Login | Route::Register => {}
-            Route::Page => self.reply(conn, AppReply::Static),
+            Route::Page => self.reply(conn, AppReply::Static { private: true }),
             Route::Logout => {
                 let browser = browser(&req);
                 match auth.session {

@@ -1,0 +1,82 @@
+//! The chat in a real browser: headless Chromium (Debian's package, installed by the test
+//! command) drives `stack` through the proxy, by `apps/tests/browser/chat.mjs` (Node.js over
+//! the DevTools protocol). Two sessions sign in, one posts, the other sees it live; HTML in a
+//! message stays text; a reload shows the history; signing out makes `/` a 401 again.
+//! Screenshots are kept in `target/test-artifacts/browser/`.
+//!
+//! Chromium and Node.js are required: without them this test fails, it never skips.
+
+mod common;
+
+use std::process::Command;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn two_people_chat_through_the_proxy_in_chromium() {
+    for tool in ["node", "chromium"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            found,
+            "{tool} is missing: scripts/test installs it (apt-get install nodejs chromium)"
+        );
+    }
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let data = common::TempDir::new("browser-data");
+    let proxy_port = free_port();
+    let args: Vec<String> = vec![
+        "--backend-port".into(),
+        free_port().to_string(),
+        "--app-port".into(),
+        free_port().to_string(),
+        "--proxy-port".into(),
+        proxy_port.to_string(),
+        "--data-dir".into(),
+        data.path().to_string_lossy().into_owned(),
+        "--www".into(),
+        format!("{root}/www"),
+        "--static".into(),
+        format!("{root}/static"),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let stack =
+        common::Server::start_waiting_for(env!("CARGO_BIN_EXE_stack"), &args, "proxy listening on");
+    stack.wait_line("Ctrl-C stops everything");
+    let artifacts = format!("{root}/target/test-artifacts/browser");
+    // Screenshots of an earlier run must not pass for this one's.
+    let _ = std::fs::remove_dir_all(&artifacts);
+    let out = Command::new("node")
+        .arg(format!("{root}/apps/tests/browser/chat.mjs"))
+        .arg(format!("http://localhost:{proxy_port}"))
+        .arg(&artifacts)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(report["ok"], true);
+    // The latency a person saw, from A's Enter to B's page showing the message.
+    println!(
+        "browser: A's message reached B's page in {} ms; screenshots in {artifacts}",
+        report["latency_ms"]
+    );
+    for shot in [
+        "b-live.png",
+        "a-sent.png",
+        "b-reloaded.png",
+        "a-signed-out.png",
+    ] {
+        let len = std::fs::metadata(format!("{artifacts}/{shot}")).map_or(0, |m| m.len());
+        assert!(len > 1000, "{shot} was not kept ({len} bytes)");
+    }
+}
