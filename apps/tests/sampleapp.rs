@@ -198,3 +198,174 @@ fn sign_in_post_and_see_it_live_then_survive_a_kill() {
     );
     assert_eq!(r.status(), 200);
 }
+
+/// One request on a fresh connection, or `None` when the server is not there (killed, or
+/// restarting): status and body.
+fn try_request(port: u16, raw: &str) -> Option<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.write_all(raw.as_bytes()).ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    let text = String::from_utf8_lossy(&out);
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let at = out.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    Some((status, out[at..].to_vec()))
+}
+
+fn start_on(dir: &Path, port: u16) -> Server {
+    let (www, st) = site(dir);
+    let data = dir.join("data");
+    Server::start(
+        env!("CARGO_BIN_EXE_sampleapp"),
+        &[
+            "--server-ip",
+            "127.0.0.1",
+            "--server-port",
+            &port.to_string(),
+            "--threads",
+            TEST_THREADS,
+            "--www",
+            &www,
+            "--static",
+            &st,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--no-access-log",
+        ],
+    )
+}
+
+#[test]
+fn every_acknowledged_message_survives_sigkill_exactly_once_in_one_order() {
+    const CLIENTS: usize = 20;
+    const EACH: usize = 100;
+    let dir = TempDir::new("sampleapp-crash");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = std::sync::Arc::new(std::sync::Mutex::new(Some(start_on(dir.path(), port))));
+    let sid = login(port);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // Each client posts its messages in order, each retried under its transaction id until a
+    // 2xx says it is durable.
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let (sid, done) = (sid.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                for m in 0..EACH {
+                    let body = format!(r#"{{"text":"c{c} m{m}","txn":"c{c}-m{m}"}}"#);
+                    let raw = format!(
+                        "POST /channel/general/message HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nCookie: {sid}\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+                    loop {
+                        assert!(std::time::Instant::now() < deadline, "c{c} m{m} never acknowledged");
+                        match try_request(port, &raw) {
+                            Some((200 | 201, b)) => {
+                                let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+                                acked.push(v["seq"].as_u64().unwrap());
+                                break;
+                            }
+                            Some((503 | 409, _)) | None => {
+                                std::thread::sleep(Duration::from_millis(20))
+                            }
+                            Some((status, b)) => panic!(
+                                "c{c} m{m}: {status} {}",
+                                String::from_utf8_lossy(&b)
+                            ),
+                        }
+                    }
+                }
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                acked
+            })
+        })
+        .collect();
+    // Meanwhile: SIGKILL at moments drawn from the clock, and a restart on the same port.
+    let mut kills = 0;
+    let mut rng = fastrand::Rng::new();
+    while done.load(std::sync::atomic::Ordering::SeqCst) < CLIENTS {
+        std::thread::sleep(Duration::from_millis(rng.u64(5..80)));
+        if done.load(std::sync::atomic::Ordering::SeqCst) == CLIENTS || kills == 8 {
+            continue;
+        }
+        let mut slot = server.lock().unwrap();
+        if let Some(s) = slot.as_mut() {
+            let _ = s.child.kill();
+            let _ = s.child.wait();
+        }
+        kills += 1;
+        *slot = Some(start_on(dir.path(), port));
+    }
+    let acked: Vec<Vec<u64>> = clients.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(kills >= 1, "the server was never killed");
+
+    // Restart once more and read the whole channel back.
+    {
+        let mut slot = server.lock().unwrap();
+        if let Some(s) = slot.as_mut() {
+            let _ = s.child.kill();
+            let _ = s.child.wait();
+        }
+        *slot = Some(start_on(dir.path(), port));
+    }
+    let mut history = Vec::new();
+    let mut after = 0;
+    loop {
+        let r = retrying(|| {
+            with_cookie(
+                port,
+                &format!("/channel/general/messages?after={after}&limit=200"),
+                &sid,
+            )
+        });
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let page = v["messages"].as_array().unwrap().clone();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().unwrap()["seq"].as_u64().unwrap();
+        history.extend(page);
+    }
+    let seqs: Vec<u64> = history.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=history.len() as u64).collect::<Vec<_>>(),
+        "one dense order"
+    );
+    let mut txns: Vec<&str> = history.iter().map(|m| m["txn"].as_str().unwrap()).collect();
+    txns.sort();
+    let before = txns.len();
+    txns.dedup();
+    assert_eq!(txns.len(), before, "no message twice");
+    for (c, seqs_of_c) in acked.iter().enumerate() {
+        assert_eq!(seqs_of_c.len(), EACH);
+        for (m, seq) in seqs_of_c.iter().enumerate() {
+            let stored = &history[*seq as usize - 1];
+            assert_eq!(
+                stored["txn"].as_str(),
+                Some(format!("c{c}-m{m}").as_str()),
+                "acknowledged as seq {seq}, stored there"
+            );
+        }
+        assert!(
+            seqs_of_c.windows(2).all(|w| w[0] < w[1]),
+            "c{c}'s messages in its order"
+        );
+    }
+    assert_eq!(
+        history.len(),
+        CLIENTS * EACH,
+        "every message, acknowledged, is there"
+    );
+    println!(
+        "crash test: {kills} SIGKILLs, {} messages, all there once",
+        history.len()
+    );
+}
