@@ -33,6 +33,7 @@
 //! node, as the static backend's connection needs none).
 
 pub mod commit;
+pub mod direct;
 pub mod lines;
 pub mod machine;
 pub mod record;

@@ -696,3 +696,25 @@ fn registration_makes_an_account_once_and_presence_follows_open_streams() {
         [serde_json::json!(["admin"])]
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, failure_persistence: None, ..Default::default() })]
+    /// Arbitrary request sequences (the `chat_requests` fuzz target's layout): no panic, one
+    /// answer each, JSON errors.
+    #[test]
+    fn any_requests_get_one_answer_each(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+        weaprous_core::chat::check::check_requests(&data);
+    }
+}
+
+#[test]
+fn the_request_checker_sees_every_route() {
+    // One request per route, each with the session cookie and a JSON body.
+    let mut data = Vec::new();
+    for route in 0..14u8 {
+        data.extend_from_slice(&[route, 0, 0, 1]);
+        data.extend_from_slice(br#"{"name":"ops","text":"hi","user":"x","password":"yyyyyyyy"}"#);
+        data.push(0);
+    }
+    weaprous_core::chat::check::check_requests(&data);
+}

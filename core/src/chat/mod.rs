@@ -5,6 +5,9 @@
 //!   pure values.
 //! * [`node`]: the node that owns them, with accounts, sessions, the durable log, the routes
 //!   and the event streams.
+//! * [`check`]: what any sequence of requests must do to the node (the fuzz target's and a
+//!   property test's body).
 
 pub mod channels;
+pub mod check;
 pub mod node;
