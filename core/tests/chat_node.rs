@@ -30,13 +30,32 @@ struct Harness {
     entropy: SeededEntropy,
 }
 
+thread_local! {
+    /// Password checks run on this thread (the harness runs jobs inline).
+    static VERIFIES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The stand-in hasher, counting its checks.
+#[derive(Debug)]
+struct Counting;
+
+impl weaprous_core::web::accounts::PasswordHasher for Counting {
+    fn hash(&self, password: &str, salt: &[u8; 16]) -> String {
+        StandInHasher.hash(password, salt)
+    }
+    fn verify(&self, password: &str, hash: &str) -> bool {
+        VERIFIES.with(|v| v.set(v.get() + 1));
+        StandInHasher.verify(password, hash)
+    }
+}
+
 fn config() -> ChatConfig {
     let mut site = BackendConfig::new("/www", "/static");
     site.app = Some(AppRules::default());
     ChatConfig {
         addr: "127.0.0.1:8000".parse().unwrap(),
         site: Arc::new(site),
-        hasher: Arc::new(StandInHasher),
+        hasher: Arc::new(Counting),
         trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
         sessions: SessionPolicy::default(),
         registration: true,
@@ -717,4 +736,30 @@ fn the_request_checker_sees_every_route() {
         data.push(0);
     }
     weaprous_core::chat::check::check_requests(&data);
+}
+
+#[test]
+fn verified_basic_credentials_are_believed_for_a_minute_and_wrong_ones_never() {
+    let mut h = Harness::start();
+    let basic = weaprous_core::web::basic::authorization("admin", "password");
+    let get = |h: &mut Harness, auth: &str| {
+        whole(&h.request(
+            1,
+            &format!("GET /me HTTP/1.1\r\nHost: chat\r\nAuthorization: {auth}"),
+            "",
+        ))
+        .0
+    };
+    let checks = || VERIFIES.with(|v| v.get());
+    let before = checks();
+    assert_eq!(get(&mut h, &basic), 200);
+    assert_eq!(get(&mut h, &basic), 200);
+    assert_eq!(checks() - before, 1, "the second call costs no hash");
+    h.now.mono = h.now.mono + weaprous_core::time::Duration::from_secs(61);
+    assert_eq!(get(&mut h, &basic), 200);
+    assert_eq!(checks() - before, 2, "after a minute it is checked again");
+    let wrong = weaprous_core::web::basic::authorization("admin", "not-it-at-all");
+    assert_eq!(get(&mut h, &wrong), 401);
+    assert_eq!(get(&mut h, &wrong), 401);
+    assert_eq!(checks() - before, 4, "a wrong password is never cached");
 }

@@ -50,6 +50,11 @@
 //! answered `429` with `Retry-After`. Behind a proxy the client address is taken from
 //! `X-Forwarded-For` only when the peer is one of [`ChatConfig::trusted_proxies`].
 //!
+//! An API client sending `Authorization: Basic` on every call would cost a hash per call, so a
+//! verified header value is believed for [`BASIC_CACHE_TTL`] (60 s; at most
+//! [`BASIC_CACHE_MAX`] remembered, in memory only, the oldest dropped first). A wrong password
+//! is never cached: each one costs a hash and counts against the guess limits.
+//!
 //! # Sessions
 //! A token is 256 bits of the driver's entropy, as `sid` (`HttpOnly; SameSite=Lax; Path=/`,
 //! `Max-Age` the absolute lifetime); expiry and limits are [`SessionPolicy`]'s. The log holds
@@ -96,6 +101,10 @@ pub const MAX_REPLAY: usize = 1000;
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "sid";
+/// How long verified Basic credentials are believed without hashing them again.
+pub const BASIC_CACHE_TTL: Duration = Duration::from_secs(60);
+/// The most verified Basic credentials remembered (the oldest goes first).
+pub const BASIC_CACHE_MAX: usize = 1024;
 /// How long to wait before retrying a log that failed.
 pub const RECOVERY_RETRY: Duration = Duration::from_millis(200);
 /// The longest wait between recovery attempts.
@@ -315,6 +324,8 @@ pub struct ChatNode {
     subscribers: BTreeMap<ConnId, Subscriber>,
     /// Names whose account is being made.
     registering: BTreeSet<String>,
+    /// Verified `Authorization: Basic` values: the user and when (module docs).
+    basic_ok: BTreeMap<String, (String, crate::time::Instant)>,
     draining: bool,
 }
 
@@ -357,6 +368,7 @@ impl ChatNode {
             records: 0,
             subscribers: BTreeMap::new(),
             registering: BTreeSet::new(),
+            basic_ok: BTreeMap::new(),
             draining: false,
         }
     }
@@ -527,6 +539,16 @@ impl ChatNode {
         if let Some((raw_user, password)) =
             header(&req, "authorization").and_then(crate::web::basic::credentials)
         {
+            let key = header(&req, "authorization").unwrap_or("");
+            if let Some((user, at)) = self.basic_ok.get(key) {
+                if now.mono < *at + BASIC_CACHE_TTL && self.accounts.hash_of(user).is_some() {
+                    let auth = Auth {
+                        user: user.clone(),
+                        session: None,
+                    };
+                    return self.dispatch(now, conn, route, params, req, auth);
+                }
+            }
             let user = user_name(&raw_user).unwrap_or_default();
             if let Err(wait) = self.allowed(&client, &user, now) {
                 return self.too_many(conn, wait);
@@ -1245,6 +1267,14 @@ impl ChatNode {
                     return self.unauthorized(conn, browser(&req));
                 }
                 self.limiter.succeeded(&format!("user:{user}"));
+                if self.basic_ok.len() >= BASIC_CACHE_MAX {
+                    let oldest = self.basic_ok.iter().min_by_key(|(_, (_, at))| *at);
+                    if let Some(k) = oldest.map(|(k, _)| k.clone()) {
+                        self.basic_ok.remove(&k);
+                    }
+                }
+                let key = header(&req, "authorization").unwrap_or("").to_string();
+                self.basic_ok.insert(key, (user.clone(), now.mono));
                 let Ok(path) = normalize_path(req.head.target.path()) else {
                     return self.error(conn, 400, "bad path");
                 };
@@ -1252,12 +1282,16 @@ impl ChatNode {
                     Lookup::Found { handler, params } => Some((*handler, params)),
                     _ => None,
                 };
-                if let Some((route, params)) = found {
-                    let auth = Auth {
-                        user,
-                        session: None,
-                    };
-                    self.dispatch(now, conn, route, params, req, auth);
+                match found {
+                    Some((route, params)) => {
+                        let auth = Auth {
+                            user,
+                            session: None,
+                        };
+                        self.dispatch(now, conn, route, params, req, auth);
+                    }
+                    // (It was routed before the hash; a request is answered whatever happens.)
+                    None => self.error(conn, 404, "no such route"),
                 }
             }
             // (A hash that comes while the log is being recovered again is dropped: the
