@@ -7,6 +7,18 @@ pub mod password;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
+/// Ends the process: status 0 for `Ok`, else the error on stderr as `NAME: error` and
+/// status 1.
+pub fn exit_with(name: &str, result: Result<(), String>) -> ! {
+    match result {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
 /// `--server-ip` and `--server-port` as one address.
 pub fn socket_addr(ip: &str, port: u16) -> Result<SocketAddr, String> {
     let ip: IpAddr = ip

@@ -10,14 +10,6 @@ mod common;
 
 use std::process::Command;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn two_people_chat_through_the_proxy_in_chromium() {
     for tool in ["node", "chromium"] {
@@ -32,12 +24,12 @@ fn two_people_chat_through_the_proxy_in_chromium() {
     }
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let data = common::TempDir::new("browser-data");
-    let proxy_port = free_port();
+    let proxy_port = common::free_port();
     let args: Vec<String> = vec![
         "--backend-port".into(),
-        free_port().to_string(),
+        common::free_port().to_string(),
         "--app-port".into(),
-        free_port().to_string(),
+        common::free_port().to_string(),
         "--proxy-port".into(),
         proxy_port.to_string(),
         "--data-dir".into(),

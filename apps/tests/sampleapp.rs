@@ -24,25 +24,7 @@ fn site(dir: &Path) -> (String, String) {
 }
 
 fn start(dir: &Path) -> Server {
-    let (www, st) = site(dir);
-    let data = dir.join("data");
-    Server::start(
-        env!("CARGO_BIN_EXE_sampleapp"),
-        &[
-            "--server-ip",
-            "127.0.0.1",
-            "--server-port",
-            "0",
-            "--threads",
-            TEST_THREADS,
-            "--www",
-            &www,
-            "--static",
-            &st,
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-    )
+    start_on(dir, 0)
 }
 
 fn post(port: u16, path: &str, extra: &str, body: &str) -> common::Resp {
@@ -213,6 +195,7 @@ fn try_request(port: u16, raw: &str) -> Option<(u16, Vec<u8>)> {
     Some((status, out[at..].to_vec()))
 }
 
+/// `sampleapp` on `port` (0: a free one), serving `dir`'s site, keeping its data there.
 fn start_on(dir: &Path, port: u16) -> Server {
     let (www, st) = site(dir);
     let data = dir.join("data");
@@ -241,11 +224,7 @@ fn every_acknowledged_message_survives_sigkill_exactly_once_in_one_order() {
     const CLIENTS: usize = 20;
     const EACH: usize = 100;
     let dir = TempDir::new("sampleapp-crash");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let server = std::sync::Arc::new(std::sync::Mutex::new(Some(start_on(dir.path(), port))));
     let sid = login(port);
     let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));

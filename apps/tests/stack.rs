@@ -9,14 +9,6 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// stack's arguments: the backend's and the proxy's ports, a free port for the chat server,
 /// the repository's site, a data directory of its own (removed when the returned guard
 /// drops), and `extra`.
@@ -29,7 +21,7 @@ fn stack_args(port: u16, proxy_port: u16, extra: &[&str]) -> (Vec<String>, commo
         "--proxy-port".into(),
         proxy_port.to_string(),
         "--app-port".into(),
-        free_port().to_string(),
+        common::free_port().to_string(),
         "--data-dir".into(),
         data.path().to_string_lossy().into_owned(),
         "--www".into(),
@@ -72,7 +64,7 @@ fn start(args: &[String]) -> (Server, Vec<String>) {
 
 #[test]
 fn stack_starts_the_backend_and_the_proxy_and_stops_everything_on_sigterm() {
-    let (port, proxy_port) = (free_port(), free_port());
+    let (port, proxy_port) = (common::free_port(), common::free_port());
     let dir = common::TempDir::new("stack");
     let conf = dir.path().join("proxy.conf");
     std::fs::write(
@@ -126,7 +118,7 @@ fn stack_starts_the_backend_and_the_proxy_and_stops_everything_on_sigterm() {
 
 #[test]
 fn without_a_config_the_proxy_reaches_the_backend_stack_started_on_any_port() {
-    let (port, proxy_port) = (free_port(), free_port());
+    let (port, proxy_port) = (common::free_port(), common::free_port());
     let (args, _data) = stack_args(port, proxy_port, &[]);
     let (stack, seen) = start(&args);
     // The URLs come after both children listen.
@@ -236,7 +228,7 @@ fn a_child_that_cannot_start_stops_the_stack_with_its_name_and_status() {
     // The backend's port is taken.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let proxy_port = free_port();
+    let proxy_port = common::free_port();
     let (args, _data) = stack_args(port, proxy_port, &[]);
     let (status, out) = run_to_end(&args);
     assert_eq!(status.code(), Some(1), "{out}");
@@ -258,8 +250,8 @@ fn a_child_that_cannot_start_stops_the_stack_with_its_name_and_status() {
     let conf = dir.path().join("proxy.conf");
     std::fs::write(&conf, "host {").unwrap();
     let (args, _data) = stack_args(
-        free_port(),
-        free_port(),
+        common::free_port(),
+        common::free_port(),
         &["--config", conf.to_str().unwrap()],
     );
     let (status, out) = run_to_end(&args);
@@ -276,7 +268,7 @@ fn a_child_that_cannot_start_stops_the_stack_with_its_name_and_status() {
 
 #[test]
 fn a_child_that_dies_stops_the_stack_with_its_name_and_status() {
-    let (port, proxy_port) = (free_port(), free_port());
+    let (port, proxy_port) = (common::free_port(), common::free_port());
     let (args, _data) = stack_args(port, proxy_port, &[]);
     let (mut stack, _) = start(&args);
     // The children are the stack process's children; kill the backend outright.

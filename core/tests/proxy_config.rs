@@ -70,11 +70,11 @@ fn the_shipped_file_routes_as_documented() {
             .unwrap();
     let c = Config::parse(&text).unwrap();
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-    // The entry point reaches the backend until the chat app (:8000) exists.
+    // The entry point reaches the chat app, as the seed routes it.
     for h in ["localhost:8080", "127.0.0.1:8080", "LOCALHOST:8080"] {
         assert_eq!(
             c.route(h).unwrap().location("/").upstreams,
-            vec![up("127.0.0.1", 9000)],
+            vec![up("127.0.0.1", 8000)],
             "{h}"
         );
     }

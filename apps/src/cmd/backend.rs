@@ -42,14 +42,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let args = Args::parse_from(args);
-    match run(args) {
-        Ok(()) => std::process::exit(0),
-        Err(e) => {
-            eprintln!("backend: {e}");
-            std::process::exit(1);
-        }
-    }
+    crate::exit_with("backend", run(Args::parse_from(args)))
 }
 
 fn run(args: Args) -> Result<(), String> {

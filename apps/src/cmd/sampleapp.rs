@@ -58,14 +58,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let args = Args::parse_from(args);
-    match run(args) {
-        Ok(()) => std::process::exit(0),
-        Err(e) => {
-            eprintln!("sampleapp: {e}");
-            std::process::exit(1);
-        }
-    }
+    crate::exit_with("sampleapp", run(Args::parse_from(args)))
 }
 
 fn run(args: Args) -> Result<(), String> {

@@ -137,6 +137,15 @@ impl Server {
     }
 }
 
+/// A loopback port nothing listens on now (for a server that must be told its port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Worker threads of every server a test starts: explicit and small, so a test behaves the
 /// same on a 2-core machine and on a 64-core one.
 pub const TEST_THREADS: &str = "2";

@@ -554,22 +554,13 @@ impl ChatNode {
                 return self.too_many(conn, wait);
             }
             let hash = self.accounts.hash_of(&user).unwrap_or("").to_string();
-            let token = self.token();
-            self.jobs.insert(
-                token,
-                AfterJob::Basic {
-                    conn,
-                    user,
-                    client,
-                    req,
-                },
-            );
-            let job = Job::Verify {
-                hasher: self.cfg.hasher.clone(),
-                password,
-                hash,
+            let then = AfterJob::Basic {
+                conn,
+                user,
+                client,
+                req,
             };
-            return self.out.push_back(NodeOutput::Job { token, job });
+            return self.verify(password, hash, then);
         }
         self.unauthorized(conn, browser(&req));
     }
@@ -671,19 +662,23 @@ impl ChatNode {
             return self.too_many(conn, wait);
         }
         let hash = self.accounts.hash_of(&user).unwrap_or("").to_string();
+        let then = AfterJob::Login {
+            conn,
+            user,
+            browser: browser(req),
+            client,
+        };
+        self.verify(password.clone(), hash, then);
+    }
+
+    /// Checks `password` against `hash` off the loop (an unknown user's empty hash never
+    /// matches); `then` continues with the verdict.
+    fn verify(&mut self, password: String, hash: String, then: AfterJob) {
         let token = self.token();
-        self.jobs.insert(
-            token,
-            AfterJob::Login {
-                conn,
-                user,
-                browser: browser(req),
-                client,
-            },
-        );
+        self.jobs.insert(token, then);
         let job = Job::Verify {
             hasher: self.cfg.hasher.clone(),
-            password: password.clone(),
+            password,
             hash,
         };
         self.out.push_back(NodeOutput::Job { token, job });
