@@ -271,11 +271,19 @@ try {
   if (said.length) console.error(`chromium said:\n${said.slice(-40).join("\n")}`);
   process.exitCode = 1;
 } finally {
+  // The profile goes once Chromium has exited (it writes there until then).
+  const exited = new Promise((r) => (browser.exitCode !== null ? r() : browser.once("exit", r)));
   try {
     await withTimeout(send("Browser.close"), "Browser.close", 5000);
+    await withTimeout(exited, "Chromium to exit", 5000);
   } catch (_) {
     browser.kill("SIGKILL");
+    await withTimeout(exited, "Chromium to be killed", 5000).catch(() => {});
   }
-  rmSync(profile, { recursive: true, force: true });
+  try {
+    rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+  } catch (e) {
+    console.error(`could not remove ${profile}: ${e.message}`);
+  }
   setTimeout(() => process.exit(), 100).unref();
 }
