@@ -270,7 +270,12 @@ fn sweep<W: World + 'static>(
                         events.fetch_add(r.events, Ordering::Relaxed);
                         coverage.lock().unwrap().merge(&r.coverage);
                     }
-                    Err(f) => failures.lock().unwrap().push((seed, f.message)),
+                    Err(f) => {
+                        // Said at once too, so a long sweep's failures can be replayed
+                        // before it ends.
+                        eprintln!("{name}: seed {seed} failed: {}", f.message);
+                        failures.lock().unwrap().push((seed, f.message));
+                    }
                 }
             })
         })
