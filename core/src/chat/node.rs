@@ -550,17 +550,13 @@ impl ChatNode {
                 }
             }
             let user = user_name(&raw_user).unwrap_or_default();
-            if let Err(wait) = self.allowed(&client, &user, now) {
-                return self.too_many(conn, wait);
-            }
-            let hash = self.accounts.hash_of(&user).unwrap_or("").to_string();
             let then = AfterJob::Basic {
                 conn,
-                user,
-                client,
+                user: user.clone(),
+                client: client.clone(),
                 req,
             };
-            return self.verify(password, hash, then);
+            return self.verify(now, (conn, &client, &user), password, then);
         }
         self.unauthorized(conn, browser(&req));
     }
@@ -657,23 +653,29 @@ impl ChatNode {
             return self.error(conn, 400, "user and password are required");
         };
         let user = user_name(raw_user).unwrap_or_default();
-        // Checked before the hash is computed, so guesses cannot even burn our CPU.
-        if let Err(wait) = self.allowed(&client, &user, now) {
-            return self.too_many(conn, wait);
-        }
-        let hash = self.accounts.hash_of(&user).unwrap_or("").to_string();
         let then = AfterJob::Login {
             conn,
-            user,
+            user: user.clone(),
             browser: browser(req),
-            client,
+            client: client.clone(),
         };
-        self.verify(password.clone(), hash, then);
+        self.verify(now, (conn, &client, &user), password.clone(), then);
     }
 
-    /// Checks `password` against `hash` off the loop (an unknown user's empty hash never
-    /// matches); `then` continues with the verdict.
-    fn verify(&mut self, password: String, hash: String, then: AfterJob) {
+    /// Checks `password` for `user` off the loop, once the guess limits allow (checked
+    /// before the hash, so guesses cannot even burn our CPU); an unknown user's empty hash
+    /// never matches. `then` continues with the verdict.
+    fn verify(
+        &mut self,
+        now: Now,
+        (conn, client, user): (ConnId, &str, &str),
+        password: String,
+        then: AfterJob,
+    ) {
+        if let Err(wait) = self.allowed(client, user, now) {
+            return self.too_many(conn, wait);
+        }
+        let hash = self.accounts.hash_of(user).unwrap_or("").to_string();
         let token = self.token();
         self.jobs.insert(token, then);
         let job = Job::Verify {
