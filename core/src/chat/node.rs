@@ -567,14 +567,11 @@ impl ChatNode {
         if !self.cfg.registration {
             return self.error(conn, 403, "registration is off on this server");
         }
-        let fields = match fields(req) {
-            Ok(f) => f,
+        let (raw_user, password) = match credentials(req) {
+            Ok(c) => c,
             Err((status, msg)) => return self.error(conn, status, &msg),
         };
-        let raw_user = fields.get("user").or(fields.get("username"));
-        let (Some(raw_user), Some(password)) = (raw_user, fields.get("password")) else {
-            return self.error(conn, 400, "user and password are required");
-        };
+        let (raw_user, password) = (&raw_user, &password);
         let user = match self.accounts.may_create(raw_user, password) {
             Ok(u) if self.registering.contains(&u) => {
                 return self.error(conn, 409, &AccountError::Taken.message())
@@ -643,15 +640,11 @@ impl ChatNode {
     }
 
     fn login(&mut self, now: Now, conn: ConnId, req: &AppRequest, client: String) {
-        let fields = match fields(req) {
-            Ok(f) => f,
+        let (raw_user, password) = match credentials(req) {
+            Ok(c) => c,
             Err((status, msg)) => return self.error(conn, status, &msg),
         };
-        // `username` is the seed's form field.
-        let raw_user = fields.get("user").or(fields.get("username"));
-        let (Some(raw_user), Some(password)) = (raw_user, fields.get("password")) else {
-            return self.error(conn, 400, "user and password are required");
-        };
+        let (raw_user, password) = (&raw_user, &password);
         let user = user_name(raw_user).unwrap_or_default();
         let then = AfterJob::Login {
             conn,
@@ -1393,6 +1386,17 @@ fn fields(req: &AppRequest) -> Result<BTreeMap<String, String>, (u16, String)> {
             Ok(out)
         }
         _ => Err((415, "send a form or JSON".to_string())),
+    }
+}
+
+/// A sign-in or registration body's user name and password (`username` is the seed's form
+/// field).
+fn credentials(req: &AppRequest) -> Result<(String, String), (u16, String)> {
+    let mut f = fields(req)?;
+    let user = f.remove("user").or(f.remove("username"));
+    match (user, f.remove("password")) {
+        (Some(u), Some(p)) => Ok((u, p)),
+        _ => Err((400, "user and password are required".to_string())),
     }
 }
 
