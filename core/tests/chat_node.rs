@@ -763,3 +763,35 @@ fn verified_basic_credentials_are_believed_for_a_minute_and_wrong_ones_never() {
     assert_eq!(get(&mut h, &wrong), 401);
     assert_eq!(checks() - before, 4, "a wrong password is never cached");
 }
+
+/// Found by the chat world: a restarted simulator host lent the entropy of its previous life
+/// again, so a new sign-in got the token of a session from before the crash, and that
+/// browser's cookie opened the other account. Real entropy does not repeat, but a node that
+/// hands out a live token a second time breaks "a session never opens another account" on
+/// any entropy that does (a cloned VM's, a broken RNG's): a token already live is drawn again.
+#[test]
+fn a_new_session_never_takes_a_live_token_even_when_the_entropy_repeats() {
+    let mut h = Harness::start();
+    let r = h.request(
+        1,
+        &format!("POST /register HTTP/1.1\r\n{API}"),
+        r#"{"user":"bea","password":"long enough"}"#,
+    );
+    assert_eq!(whole(&r).0, 201);
+    h.entropy = SeededEntropy(fastrand::Rng::with_seed(99));
+    let admin = h.login(1, "admin", "password");
+    h.entropy = SeededEntropy(fastrand::Rng::with_seed(99));
+    let bea = h.login(2, "bea", "long%20enough");
+    assert_ne!(
+        admin, bea,
+        "the second sign-in drew the first one's token again"
+    );
+    for (sid, user) in [(&admin, "admin"), (&bea, "bea")] {
+        let r = h.request(
+            3,
+            &format!("GET /me HTTP/1.1\r\nHost: chat\r\nCookie: {sid}"),
+            "",
+        );
+        assert_eq!(json(&whole(&r).2)["user"], user);
+    }
+}

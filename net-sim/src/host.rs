@@ -19,7 +19,8 @@
 //! * **Log operations** on the host's simulated disk (its faults, and crashes that keep only
 //!   synced bytes), answered in the order they were asked.
 //! * **Jobs** complete after a seeded delay of up to [`MAX_JOB_DELAY`].
-//! * **Entropy** from a seeded stream of the host's own, never the node's RNG.
+//! * **Entropy** from a seeded stream of the host's own, never the node's RNG, and new in each
+//!   life of the host (a restart never lends the same bytes again).
 //! * **Drain** ([`MachineHost::drain`]): every connection and the node get `Drain`.
 
 use crate::deadlines::Deadlines;
@@ -629,6 +630,10 @@ impl<N: NodeMachine + 'static> Node for MachineHost<N> {
     fn start(&mut self, cx: &mut Cx) {
         if !self.started {
             self.started = true;
+            // The OS's random source never repeats, so a restarted host must not lend the
+            // bytes its previous life lent (the session tokens it minted would come again).
+            let life = cx.machine_seed();
+            self.entropy = SeededEntropy(fastrand::Rng::with_seed(self.entropy.0.u64(..) ^ life));
             self.node_input(cx, NodeInput::Start);
         }
         self.settle(cx);

@@ -21,6 +21,9 @@
 //! * [`backend`]: the backend world (the real backend machine and 100 clients).
 //! * [`line_world`]: the node contract's demonstration node and clients under faults (a world
 //!   built on [`host`] alone).
+//! * [`chat_browser`]: a simulated browser of the chat server, and the oracles a client
+//!   states.
+//! * [`chat_world`]: the chat world (the chat node and 50 browsers under faults).
 //! * [`origin`]: scripted origins that answer in every shape HTTP allows, and malformed.
 //! * [`proxy_world`]: the proxy world (the real proxy machines, three backends, clients).
 //! * [`world`]: the [`world::World`] trait (a world is its topology, workload, faults and
@@ -28,6 +31,8 @@
 //!   replay and shrinking.
 
 pub mod backend;
+pub mod chat_browser;
+pub mod chat_world;
 pub mod client;
 pub mod clock;
 pub mod coverage;

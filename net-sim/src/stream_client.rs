@@ -61,6 +61,10 @@ impl Io<'_, '_> {
     pub fn now(&self) -> Instant {
         self.cx.now().mono
     }
+    /// This host's wall clock (skewed, and it may jump).
+    pub fn wall(&self) -> weaprous_core::time::UnixTime {
+        self.cx.now().wall
+    }
     pub fn host(&self) -> HostId {
         self.cx.host()
     }

@@ -1,7 +1,8 @@
 //! Every saved failing scenario in `net-sim/regressions/` replays and passes, in the world its
-//! file name starts with (`proxy-`, `line-`, else the backend world), as `sim --replay` picks it.
+//! file name starts with (`proxy-`, `line-`, `chat-`, else the backend world), as `sim --replay` picks it.
 
 use weaprous_net_sim::backend::BackendWorld;
+use weaprous_net_sim::chat_world::ChatWorld;
 use weaprous_net_sim::line_world::LineWorld;
 use weaprous_net_sim::proxy_world::ProxyWorld;
 use weaprous_net_sim::world::{replay, World};
@@ -26,6 +27,8 @@ fn saved_failing_scenarios_now_pass() {
             replay_file::<ProxyWorld>(&text)
         } else if name.starts_with("line-") {
             replay_file::<LineWorld>(&text)
+        } else if name.starts_with("chat-") {
+            replay_file::<ChatWorld>(&text)
         } else {
             replay_file::<BackendWorld>(&text)
         };

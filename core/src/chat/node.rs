@@ -99,6 +99,8 @@ pub const MAX_PAGE: usize = 200;
 pub const MAX_REPLAY: usize = 1000;
 /// A comment on every idle event stream this often, so proxies keep it open.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
+/// How many tokens a sign-in draws before it gives up on a source whose draws all collide.
+pub const MINT_TRIES: usize = 4;
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "sid";
 /// How long verified Basic credentials are believed without hashing them again.
@@ -381,6 +383,21 @@ impl ChatNode {
     /// Syncs issued so far.
     pub fn syncs(&self) -> u64 {
         self.commit.syncs
+    }
+
+    /// A session token that no live or pending session holds. Entropy that repeats (a cloned
+    /// machine's, a broken source's) must not hand one user's session to another; after
+    /// [`MINT_TRIES`] draws that all collide the source is broken and the sign-in gets 503.
+    fn mint_token(&self, entropy: &mut dyn Entropy) -> Option<String> {
+        (0..MINT_TRIES).find_map(|_| {
+            let mut secret = [0u8; 32];
+            entropy.fill(&mut secret);
+            let token = new_token(secret);
+            let pending = self.appends.values().any(
+                |p| matches!(&p.record, AppRecord::SessionStarted { token: t, .. } if *t == token),
+            );
+            (self.sessions.get(&token).is_none() && !pending).then_some(token)
+        })
     }
 
     fn token(&mut self) -> Token {
@@ -1226,9 +1243,9 @@ impl ChatNode {
                     return self.error(conn, 401, "wrong user name or password");
                 }
                 self.limiter.succeeded(&format!("user:{user}"));
-                let mut secret = [0u8; 32];
-                entropy.fill(&mut secret);
-                let token = new_token(secret);
+                let Some(token) = self.mint_token(entropy) else {
+                    return self.unavailable(conn);
+                };
                 self.append(
                     AppRecord::SessionStarted {
                         token: token.clone(),

@@ -20,6 +20,7 @@ use clap::Parser;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use weaprous_net_sim::backend::{BackendScenario, BackendWorld};
+use weaprous_net_sim::chat_world::{ChatScenario, ChatWorld};
 use weaprous_net_sim::coverage::Coverage;
 use weaprous_net_sim::line_world::{LineScenario, LineWorld};
 use weaprous_net_sim::proxy_world::ProxyWorld;
@@ -84,6 +85,10 @@ const SCENARIOS: &[(&str, &str)] = &[
         "the node contract's line node and 6 clients under swarm-chosen faults",
     ),
     (
+        "chat-faults",
+        "the chat server and 50 browsers under swarm-chosen faults",
+    ),
+    (
         "proxy-faults",
         "the proxy, backends, origins and 30 clients under swarm-chosen faults and families",
     ),
@@ -105,7 +110,13 @@ macro_rules! in_world {
                 type $w = LineWorld;
                 $body
             }
-            other => die(&format!("unknown world {other:?} (backend, proxy or line)")),
+            "chat" => {
+                type $w = ChatWorld;
+                $body
+            }
+            other => die(&format!(
+                "unknown world {other:?} (backend, proxy, line or chat)"
+            )),
         }
     };
 }
@@ -116,6 +127,7 @@ fn world_of(name: &str) -> Option<&'static str> {
         "backend-quiet" | "backend-faults" => Some("backend"),
         "proxy-quiet" | "proxy-faults" => Some("proxy"),
         "line-faults" => Some("line"),
+        "chat-faults" => Some("chat"),
         _ => None,
     }
 }
@@ -152,7 +164,7 @@ fn world_for_file(args: &Args, file: &str) -> String {
         .and_then(|n| n.to_str())
         .unwrap_or("");
     let name = name.strip_prefix("fail-").unwrap_or(name);
-    ["proxy", "line"]
+    ["proxy", "line", "chat"]
         .into_iter()
         .find(|w| name.starts_with(&format!("{w}-")))
         .unwrap_or("backend")
@@ -191,6 +203,7 @@ fn main() {
     let make = move |seed| http_scenario(&name, seed);
     match world {
         "line" => sweep::<LineWorld>(&args, (a, b), LineScenario::generate),
+        "chat" => sweep::<ChatWorld>(&args, (a, b), ChatScenario::generate),
         "proxy" => sweep::<ProxyWorld>(&args, (a, b), make),
         _ => sweep::<BackendWorld>(&args, (a, b), make),
     }
