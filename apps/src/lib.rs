@@ -1,6 +1,7 @@
 //! Shared pieces of the weaprous binaries: the processes' entry points ([`cmd`]) and flag
 //! helpers. No protocol logic lives here.
 
+pub mod chatbench;
 pub mod cmd;
 pub mod password;
 

@@ -795,3 +795,81 @@ fn a_new_session_never_takes_a_live_token_even_when_the_entropy_repeats() {
         assert_eq!(json(&whole(&r).2)["user"], user);
     }
 }
+
+#[test]
+fn a_password_change_ends_the_other_sessions_and_forgets_verified_basic_credentials() {
+    let mut h = Harness::start();
+    let here = h.login(1, "admin", "password");
+    let there = h.login(2, "admin", "password");
+    let old_basic = "Authorization: Basic YWRtaW46cGFzc3dvcmQ="; // admin:password
+    let me = |h: &mut Harness, auth: &str| {
+        let r = h.request(3, &format!("GET /me HTTP/1.1\r\nHost: chat\r\n{auth}"), "");
+        whole(&r).0
+    };
+    assert_eq!(me(&mut h, old_basic), 200, "verified, and now cached");
+    let stream = h.request(
+        20,
+        &format!("GET /events HTTP/1.1\r\nHost: chat\r\nCookie: {there}"),
+        "",
+    );
+    assert!(!stream.iter().any(|r| matches!(r, AppReply::StreamEnd)));
+    let change = |h: &mut Harness, body: &str| {
+        let r = h.request(
+            1,
+            &format!("POST /password HTTP/1.1\r\n{API}\r\nCookie: {here}\r\nOrigin: http://chat"),
+            body,
+        );
+        whole(&r)
+    };
+    let (status, _, body) = change(&mut h, r#"{"current":"wrong","password":"a new password"}"#);
+    assert_eq!(status, 403, "{body}");
+    let (status, _, body) = change(&mut h, r#"{"current":"password","password":"short"}"#);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        me(&mut h, &format!("Cookie: {there}")),
+        200,
+        "nothing changed yet"
+    );
+    let (status, _, body) = change(
+        &mut h,
+        r#"{"current":"password","password":"a new password"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+
+    assert_eq!(
+        me(&mut h, &format!("Cookie: {here}")),
+        200,
+        "the session that changed it stays"
+    );
+    assert_eq!(
+        me(&mut h, &format!("Cookie: {there}")),
+        401,
+        "every other session ends"
+    );
+    let ended = h.replies.remove(&20).unwrap_or_default();
+    assert!(
+        ended.iter().any(|r| matches!(r, AppReply::StreamEnd)),
+        "the other session's event stream is closed: {ended:?}"
+    );
+    assert_eq!(
+        me(&mut h, old_basic),
+        401,
+        "the cached old credentials are forgotten"
+    );
+    let r = h.request(
+        4,
+        "POST /login HTTP/1.1\r\nHost: chat\r\nContent-Type: application/x-www-form-urlencoded",
+        "user=admin&password=password",
+    );
+    assert_eq!(whole(&r).0, 401, "the old password opens nothing");
+    h.login(5, "admin", "a%20new%20password");
+
+    let mut h2 = h.restart();
+    assert_eq!(
+        me(&mut h2, &format!("Cookie: {there}")),
+        401,
+        "ended for good"
+    );
+    assert_eq!(me(&mut h2, &format!("Cookie: {here}")), 200);
+    h2.login(5, "admin", "a%20new%20password");
+}

@@ -133,6 +133,8 @@ enum Task {
     Post(usize),
     /// A post with the session and a foreign `Origin`: must be 403.
     CrossOrigin,
+    /// A new password (then a sign-in with it must work).
+    ChangePassword,
     /// Backfill after a `reset`: the channel list, then pages.
     Channels,
     History {
@@ -188,6 +190,8 @@ pub struct Browser {
     api: Option<Api>,
     /// `/register` answered 201 once: the account exists.
     registered: bool,
+    /// A password change went out and its answer was lost: it may have happened.
+    changing: bool,
     signed_in: bool,
     stream: Option<Stream>,
     stream_at: Option<Instant>,
@@ -211,6 +215,9 @@ impl Browser {
         let mut rng = fastrand::Rng::with_seed(seed ^ (host as u64).wrapping_mul(0x9e37_79b9));
         let mut tasks = VecDeque::from([Task::Register, Task::Login, Task::Me, Task::Forged]);
         let mine = ["random", "dev", "ops"][rng.usize(..3)].to_string();
+        if rng.u8(..5) == 0 {
+            tasks.extend([Task::ChangePassword, Task::Login, Task::Me]);
+        }
         let own_channel = rng.bool();
         if own_channel {
             tasks.push_back(Task::CreateChannel(mine.clone()));
@@ -258,6 +265,7 @@ impl Browser {
             failures: 0,
             api: None,
             registered: false,
+            changing: false,
             signed_in: false,
             stream: None,
             stream_at: None,
@@ -333,6 +341,15 @@ impl Browser {
             Task::Register => (Method::Post, "/register".into(), Some(creds), None, me),
             Task::Login => (Method::Post, "/login".into(), Some(creds), None, me),
             Task::Me => (Method::Get, "/me".into(), None, None, me),
+            Task::ChangePassword => (
+                Method::Post,
+                "/password".into(),
+                Some(
+                    json!({ "current": self.password, "password": format!("{}-new", self.password) }),
+                ),
+                None,
+                me,
+            ),
             Task::Forged => {
                 let forged = format!("sid={:064x}; auth=true", self.rng.u128(..));
                 (Method::Get, "/me".into(), None, Some(forged), me)
@@ -428,6 +445,9 @@ impl Browser {
         if let Some(api) = self.api.take() {
             io.close(api.conn);
             if let Some((task, _)) = api.waiting {
+                if task == Task::ChangePassword {
+                    self.changing = true;
+                }
                 self.retry(io, task, None);
             }
         }
@@ -514,6 +534,21 @@ impl Browser {
                 }
                 io.cover("chat.forged_session_refused");
             }
+            Task::ChangePassword => match status {
+                200 => {
+                    io.cover("chat.password_changed");
+                    self.password.push_str("-new");
+                    self.registered = true;
+                }
+                // The current password is no longer right: an earlier try whose answer was
+                // lost did it (answered only once durable, so the sign-in next proves it).
+                403 if self.changing => {
+                    io.cover("chat.password_change_found_done");
+                    self.password.push_str("-new");
+                    self.registered = true;
+                }
+                _ => return Err(unexpected("change password")),
+            },
             Task::CreateChannel(_) => {
                 if status != 201 && status != 409 {
                     return Err(unexpected("create channel"));

@@ -55,6 +55,7 @@ pub const CHAT_COVERAGE: &[&str] = &[
     "chat.reset_announced",
     "chat.reset_backfilled",
     "chat.register_retry_found_taken",
+    "chat.password_changed",
     "host.job_done",
     "host.drain",
     "node.crash",

@@ -301,6 +301,27 @@ async function start() {
     }
   });
 
+  const dialog = $("password-dialog");
+  $("change-password").addEventListener("click", () => {
+    $("password-form").reset();
+    $("password-error").hidden = true;
+    dialog.showModal();
+  });
+  $("password-cancel").addEventListener("click", () => dialog.close());
+  $("password-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = e.target.elements;
+    const r = await postJson("password", { current: f.current.value, password: f.password.value });
+    if (r.ok) {
+      dialog.close();
+      notice("Password changed. Your other devices are signed out.");
+      return;
+    }
+    const why = (await r.json().catch(() => ({}))).message || "The password was not changed.";
+    $("password-error").textContent = why;
+    $("password-error").hidden = false;
+  });
+
   $("logout").addEventListener("click", async () => {
     await fetch("logout", { method: "POST", credentials: "same-origin" });
     location.href = "login.html";

@@ -14,6 +14,9 @@
 //! sends to `request_url` at `now` (`""` when nothing). A line that cannot be read prints
 //! `{"error": "..."}` and the tool goes on; the exit status is 1 if any line was unreadable.
 //!
+//! `httptool chat-load`, `httptool chat-fanout` and `httptool hold` are the chat server's and
+//! the idle-connection benchmarks' clients (`weaprous_apps::chatbench`, run by bench/chat.sh).
+//!
 //! `httptool fanout --addr ADDR [--conns 1000] [--rounds 50]` measures a line node's fan-out
 //! (bench/fanout.sh): `--conns` subscribers, then per round one `PUB` and the time until every
 //! subscriber has its `MSG` (read in order, so the figure includes the client's own reads).
@@ -21,6 +24,7 @@
 use clap::{Parser as ClapParser, Subcommand};
 use serde_json::{json, Value};
 use std::io::Read;
+use weaprous_apps::chatbench;
 use weaprous_core::http::parse::{ErrorKind, Event, Kind, Parser};
 use weaprous_core::http::{Headers, Limits};
 use weaprous_core::web::base64;
@@ -53,6 +57,44 @@ enum Cmd {
         conns: usize,
         #[arg(long, default_value_t = 50)]
         rounds: usize,
+    },
+    /// Durable chat posts from many connections: messages/s and latency (bench/chat.sh).
+    ChatLoad {
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        #[arg(long, default_value = "admin")]
+        user: String,
+        #[arg(long, default_value = "password")]
+        password: String,
+        #[arg(long, default_value_t = 1)]
+        clients: usize,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
+    /// The time from one chat post to its event on every subscriber (bench/chat.sh).
+    ChatFanout {
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        #[arg(long, default_value = "admin")]
+        user: String,
+        #[arg(long, default_value = "password")]
+        password: String,
+        #[arg(long, default_value_t = 1000)]
+        subscribers: usize,
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+    },
+    /// Hold connections open and idle after one request each, until stdin closes.
+    Hold {
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        #[arg(long, default_value = "/")]
+        path: String,
+        /// `user:password` for HTTP Basic.
+        #[arg(long)]
+        basic: Option<String>,
+        #[arg(long, default_value_t = 10_000)]
+        conns: usize,
     },
     /// Run the line-protocol test node (every capability of the node contract) on real sockets.
     Linenode {
@@ -90,6 +132,35 @@ fn main() {
             rounds,
         } => fanout(addr, conns, rounds),
         Cmd::Cookies => cookies(),
+        Cmd::ChatLoad {
+            addr,
+            user,
+            password,
+            clients,
+            seconds,
+        } => weaprous_apps::exit_with(
+            "chat-load",
+            chatbench::load(addr, &user, &password, clients, seconds),
+        ),
+        Cmd::ChatFanout {
+            addr,
+            user,
+            password,
+            subscribers,
+            rounds,
+        } => weaprous_apps::exit_with(
+            "chat-fanout",
+            chatbench::fanout(addr, &user, &password, subscribers, rounds),
+        ),
+        Cmd::Hold {
+            addr,
+            path,
+            basic,
+            conns,
+        } => {
+            let creds = basic.as_deref().and_then(|b| b.split_once(':'));
+            weaprous_apps::exit_with("hold", chatbench::hold(addr, &path, creds, conns))
+        }
     };
     let mut input = Vec::new();
     if let Err(e) = std::io::stdin().read_to_end(&mut input) {

@@ -248,6 +248,24 @@ try {
   }
   await screenshot(b, "b-reloaded.png");
 
+  // B changes its password in the dialog: its own session stays, the old password opens nothing.
+  await evaluate(b, "document.querySelector('#change-password').click(), true");
+  await until(b, "document.querySelector('#password-dialog').open", "the password dialog");
+  await evaluate(b, `(() => {
+    const f = document.querySelector('#password-form');
+    f.elements.current.value = 'bea-password';
+    f.elements.password.value = 'bea-new-password';
+    f.requestSubmit();
+    return true;
+  })()`);
+  await until(b, "document.querySelector('#notice').textContent.includes('Password changed')", "the password-changed notice");
+  await screenshot(b, "b-password-changed.png");
+  const kept = await evaluate(b, "fetch('me').then((r) => r.status)");
+  if (kept !== 200) throw new Error(`the session that changed the password answered ${kept}`);
+  const old = await evaluate(b, `fetch('login', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ user: 'bea', password: 'bea-password' }) }).then((r) => r.status)`);
+  if (old !== 401) throw new Error(`the old password answered ${old}`);
+
   // Signing out: back to the sign-in page, and `/` is a 401 again.
   await evaluate(a, "document.querySelector('#logout').click(), true");
   await until(a, "location.pathname.endsWith('/login.html')", "the sign-in page after sign-out");

@@ -30,6 +30,7 @@ const ROUTES: &[&str] = &[
     "POST /login",
     "POST /logout",
     "POST /register",
+    "POST /password",
     "GET /",
     "GET /me",
     "GET /channels",

@@ -18,6 +18,7 @@
 //! | `POST /channel/{name}/message` | `text`, optional `txn`: `201` with the message (a retried `txn` gets the original, `200`) |
 //! | `GET /events` | Server-Sent Events: every new message (`?channel=` filters), resumable by `Last-Event-ID`, and who is online |
 //! | `GET /me` | `{"user"}`: who the session belongs to |
+//! | `POST /password` | `current`, `password` (the new one): `200`; `403` if `current` is wrong (a guess, limited as sign-ins are); every other session of the user ends, with its event streams, and verified Basic credentials are forgotten |
 //! | `POST /register` | `user`, `password` (8 to 256 characters): `201`, or `303 /login.html?registered=1` for a browser; `409` if taken; `403` when [`ChatConfig::registration`] is off |
 //! | anything else | `GET`/`HEAD`: the static-file rules; other methods: `404` |
 //!
@@ -74,7 +75,9 @@ use crate::node::record;
 use crate::node::timers::Timers;
 use crate::node::{LogOp, LogReply, Now};
 use crate::time::Duration;
-use crate::web::accounts::{user_name, AccountError, AccountRecord, Accounts, PasswordHasher};
+use crate::web::accounts::{
+    password_ok, user_name, AccountError, AccountRecord, Accounts, PasswordHasher,
+};
 use crate::web::cookie::{cookie, SameSite, SetCookie};
 use crate::web::form::Form;
 use crate::web::limit::Limiter;
@@ -135,6 +138,13 @@ pub enum AppRecord {
         at: u64,
     },
     Chat(Record),
+    /// `user`'s password changed: every session of theirs but `kept` (the one that changed
+    /// it) ends with it.
+    PasswordChanged {
+        user: String,
+        hash: String,
+        kept: Option<String>,
+    },
 }
 
 /// How the chat node runs.
@@ -188,6 +198,12 @@ pub enum ChatEvent {
     DefaultAdminCreated,
     /// A message became durable (and was answered).
     Committed(Message),
+    /// A drain began: records appended and syncs issued in this life (records per sync is
+    /// what group commit buys).
+    Draining {
+        appended: u64,
+        syncs: u64,
+    },
 }
 
 /// Who a request is from, once authenticated.
@@ -211,6 +227,7 @@ enum Route {
     Events,
     Me,
     Register,
+    Password,
 }
 
 /// What a finished job continues with.
@@ -228,6 +245,20 @@ enum AfterJob {
         user: String,
         client: String,
         req: AppRequest,
+    },
+    /// A password change: the current password checked out (or not).
+    PasswordChecked {
+        conn: ConnId,
+        user: String,
+        client: String,
+        new: String,
+        keep: Option<String>,
+    },
+    /// A password change: the new hash.
+    PasswordHashed {
+        conn: ConnId,
+        user: String,
+        keep: Option<String>,
     },
     /// The default account's hash.
     DefaultAdmin,
@@ -264,6 +295,11 @@ enum AfterSync {
         user: String,
         browser: bool,
     },
+    PasswordChanged {
+        conn: ConnId,
+        user: String,
+        keep: Option<String>,
+    },
 }
 
 /// An append waiting for its sync: the record, what to answer, the log's length after it.
@@ -292,6 +328,8 @@ enum Timer {
 struct Subscriber {
     channel: Option<String>,
     user: String,
+    /// The session it was opened with (`None`: Basic credentials).
+    session: Option<String>,
 }
 
 /// The chat node (module docs).
@@ -323,6 +361,8 @@ pub struct ChatNode {
     unsynced_cut: Option<u64>,
     recovery_failures: u32,
     records: u64,
+    /// Records appended in this life.
+    appended: u64,
     subscribers: BTreeMap<ConnId, Subscriber>,
     /// Names whose account is being made.
     registering: BTreeSet<String>,
@@ -345,7 +385,8 @@ impl ChatNode {
             .route(&[Method::Post], "/channel/{name}/message", Route::Post)
             .route(&[Method::Get], "/events", Route::Events)
             .route(&[Method::Get], "/me", Route::Me)
-            .route(&[Method::Post], "/register", Route::Register);
+            .route(&[Method::Post], "/register", Route::Register)
+            .route(&[Method::Post], "/password", Route::Password);
         let sessions = Sessions::new(cfg.sessions.clone());
         ChatNode {
             cfg,
@@ -368,6 +409,7 @@ impl ChatNode {
             unsynced_cut: None,
             recovery_failures: 0,
             records: 0,
+            appended: 0,
             subscribers: BTreeMap::new(),
             registering: BTreeSet::new(),
             basic_ok: BTreeMap::new(),
@@ -812,7 +854,8 @@ impl ChatNode {
                     },
                 );
             }
-            Route::Events => self.subscribe(conn, &req, auth.user),
+            Route::Events => self.subscribe(conn, &req, auth),
+            Route::Password => self.change_password(now, conn, &req, auth),
             Route::Me => {
                 let body = serde_json::json!({ "user": auth.user }).to_string();
                 self.respond(conn, Status::OK, &[], body);
@@ -838,9 +881,36 @@ impl ChatNode {
         );
     }
 
+    /// `current` and `password` (the new one, checked as at registration): the current one
+    /// is verified off the loop (a wrong one counts against the guess limits, `403`), the new
+    /// one hashed, and the change answered once durable. It ends every other session of the
+    /// user and their event streams, and forgets their verified Basic credentials.
+    fn change_password(&mut self, now: Now, conn: ConnId, req: &AppRequest, auth: Auth) {
+        let mut f = match fields(req) {
+            Ok(f) => f,
+            Err((status, msg)) => return self.error(conn, status, &msg),
+        };
+        let (Some(current), Some(new)) = (f.remove("current"), f.remove("password")) else {
+            return self.error(conn, 400, "current and password are required");
+        };
+        if let Err(e) = password_ok(&new) {
+            return self.error(conn, e.status(), &e.message());
+        }
+        let client = self.client(req);
+        let then = AfterJob::PasswordChecked {
+            conn,
+            user: auth.user.clone(),
+            client: client.clone(),
+            new,
+            keep: auth.session,
+        };
+        self.verify(now, (conn, &client, &auth.user), current, then);
+    }
+
     // ----- event streams -----
 
-    fn subscribe(&mut self, conn: ConnId, req: &AppRequest, user: String) {
+    fn subscribe(&mut self, conn: ConnId, req: &AppRequest, auth: Auth) {
+        let Auth { user, session } = auth;
         let query =
             Form::parse(req.head.target.query().unwrap_or("").as_bytes()).unwrap_or_default();
         let channel = query.get("channel").map(str::to_ascii_lowercase);
@@ -876,7 +946,14 @@ impl ChatNode {
         }
         // The first stream starts the heartbeat; it stops when the last one goes (`handle`).
         let before = self.online();
-        self.subscribers.insert(conn, Subscriber { channel, user });
+        self.subscribers.insert(
+            conn,
+            Subscriber {
+                channel,
+                user,
+                session,
+            },
+        );
         let after = self.online();
         presence_event(&after, &mut first);
         self.reply(conn, AppReply::StreamData(first));
@@ -925,6 +1002,7 @@ impl ChatNode {
     // ----- the log -----
 
     fn append(&mut self, record: AppRecord, then: AfterSync) {
+        self.appended += 1;
         let token = self.token();
         let payload = serde_json::to_vec(&record).unwrap_or_default();
         let mut bytes = Vec::with_capacity(payload.len() + record::HEADER);
@@ -971,6 +1049,15 @@ impl ChatNode {
                 Ok(())
             }
             AppRecord::Chat(r) => self.chat.apply(r),
+            AppRecord::PasswordChanged { user, hash, kept } => {
+                self.accounts.apply(&AccountRecord::PasswordChanged {
+                    user: user.clone(),
+                    hash: hash.clone(),
+                })?;
+                self.sessions.end_user(user, kept.as_deref());
+                self.basic_ok.retain(|_, (u, _)| u != user);
+                Ok(())
+            }
         }
     }
 
@@ -1203,6 +1290,25 @@ impl ChatNode {
                 let body = serde_json::json!({ "status": "ok", "user": user }).to_string();
                 self.respond(conn, Status(201), &[], body);
             }
+            (AfterSync::PasswordChanged { conn, user, keep }, _) => {
+                let ended: Vec<ConnId> = self
+                    .subscribers
+                    .iter()
+                    .filter(|(_, s)| s.user == user && s.session != keep)
+                    .map(|(&c, _)| c)
+                    .collect();
+                if !ended.is_empty() {
+                    let before = self.online();
+                    for c in ended {
+                        self.subscribers.remove(&c);
+                        self.reply(c, AppReply::StreamEnd);
+                    }
+                    if self.online() != before {
+                        self.tell_presence(None);
+                    }
+                }
+                self.respond(conn, Status::OK, &[], r#"{"status":"ok"}"#.into());
+            }
             (AfterSync::Created { conn }, AppRecord::Chat(Record::Channel { name, .. })) => {
                 let body = serde_json::json!({ "name": name, "messages": 0 }).to_string();
                 self.respond(conn, Status(201), &[], body);
@@ -1317,6 +1423,49 @@ impl ChatNode {
                 );
             }
             (
+                AfterJob::PasswordChecked {
+                    conn,
+                    user,
+                    client,
+                    new,
+                    keep,
+                },
+                JobDone::Verified(ok),
+            ) => {
+                if self.recovering {
+                    return self.unavailable(conn);
+                }
+                if !ok {
+                    self.limiter.failed(&format!("ip:{client}"), now.wall);
+                    self.limiter.failed(&format!("user:{user}"), now.wall);
+                    return self.error(conn, 403, "the current password is wrong");
+                }
+                let mut salt = [0u8; 16];
+                entropy.fill(&mut salt);
+                let token = self.token();
+                self.jobs
+                    .insert(token, AfterJob::PasswordHashed { conn, user, keep });
+                let job = Job::Hash {
+                    hasher: self.cfg.hasher.clone(),
+                    password: new,
+                    salt,
+                };
+                self.out.push_back(NodeOutput::Job { token, job });
+            }
+            (AfterJob::PasswordHashed { conn, user, keep }, JobDone::Hashed(hash)) => {
+                if self.recovering {
+                    return self.unavailable(conn);
+                }
+                self.append(
+                    AppRecord::PasswordChanged {
+                        user: user.clone(),
+                        hash,
+                        kept: keep.clone(),
+                    },
+                    AfterSync::PasswordChanged { conn, user, keep },
+                );
+            }
+            (
                 AfterJob::Register {
                     conn,
                     user,
@@ -1353,7 +1502,8 @@ impl AfterSync {
             | AfterSync::Logout { conn, .. }
             | AfterSync::Created { conn }
             | AfterSync::Posted { conn }
-            | AfterSync::Registered { conn, .. } => Some(*conn),
+            | AfterSync::Registered { conn, .. }
+            | AfterSync::PasswordChanged { conn, .. } => Some(*conn),
         }
     }
 }
@@ -1519,6 +1669,10 @@ impl NodeMachine for ChatNode {
             NodeInput::Command(never) => match never {},
             NodeInput::Drain => {
                 self.draining = true;
+                self.out.push_back(NodeOutput::Event(ChatEvent::Draining {
+                    appended: self.appended,
+                    syncs: self.commit.syncs,
+                }));
                 let conns: Vec<ConnId> =
                     std::mem::take(&mut self.subscribers).into_keys().collect();
                 for conn in conns {
@@ -1558,6 +1712,9 @@ impl NodeMachine for ChatNode {
                 "read {records} records from the log and cut {cut} bytes of a torn or corrupt tail"
             )),
             ChatEvent::LogFailed => Some("the log failed; rebuilding the state from it".into()),
+            ChatEvent::Draining { appended, syncs } => Some(format!(
+                "stopping: appended {appended} records in {syncs} syncs since start"
+            )),
             _ => None,
         }
     }
