@@ -37,3 +37,15 @@ pub fn root_dir(flag: &str, dir: &Path) -> Result<String, String> {
     }
     Ok(real.to_string_lossy().trim_end_matches('/').to_string())
 }
+
+/// Creates `dir` if needed, readable by its owner only.
+pub fn private_dir(dir: &std::path::Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("--data-dir {}: {e}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("--data-dir {}: {e}", dir.display()))?;
+    }
+    Ok(())
+}

@@ -512,3 +512,75 @@ fn error_pages_are_html_for_browsers_and_text_for_the_rest() {
     );
     assert!(r.body.starts_with(b"404 Not Found\n"));
 }
+
+/// With `--data-dir` the backend keeps accounts and sessions (the chat server's format) and
+/// protects its pages: `/` and `/index.html` need a session, the sign-in page and assets stay
+/// public, the chat API is not there, and a session survives a restart.
+#[test]
+fn with_a_data_dir_pages_need_a_session_and_sessions_survive_a_restart() {
+    use common::{login, post, retrying, with_cookie};
+    let site = site();
+    let data = site.path().join("data");
+    let (www, st) = (site.path().join("www"), site.path().join("static"));
+    let args = |data: &std::path::Path| {
+        vec![
+            "--server-ip".to_string(),
+            "127.0.0.1".into(),
+            "--server-port".into(),
+            "0".into(),
+            "--threads".into(),
+            common::TEST_THREADS.into(),
+            "--www".into(),
+            www.to_str().unwrap().into(),
+            "--static".into(),
+            st.to_str().unwrap().into(),
+            "--data-dir".into(),
+            data.to_str().unwrap().into(),
+        ]
+    };
+    let start = || {
+        let a = args(&data);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        Server::start(env!("CARGO_BIN_EXE_backend"), &a)
+    };
+    let b = start();
+    let port = b.port;
+    let page = retrying(|| {
+        request(
+            port,
+            "GET / HTTP/1.1\r\nHost: h\r\nAccept: text/html\r\nConnection: close\r\n\r\n",
+        )
+    });
+    assert_eq!(page.status(), 401, "the page needs a session");
+    assert!(String::from_utf8_lossy(&page.body).contains("login.html"));
+    assert_eq!(get(port, "/login.html").status(), 200);
+    assert_eq!(get(port, "/css/styles.css").status(), 200);
+    assert_eq!(
+        with_cookie(port, "/", "auth=true").status(),
+        401,
+        "a forged cookie"
+    );
+
+    let sid = login(port);
+    let page = with_cookie(port, "/index.html", &sid);
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.body, b"<h1>index</h1>");
+    assert_eq!(
+        with_cookie(port, "/channels", &sid).status(),
+        404,
+        "no chat API on the backend"
+    );
+    assert!(
+        data.join("chat").exists(),
+        "the log is in the data directory"
+    );
+
+    drop(b);
+    let b = start();
+    let port = b.port;
+    let page = retrying(|| with_cookie(port, "/", &sid));
+    assert_eq!(page.status(), 200, "the session survived the restart");
+    let r = post(port, "/logout", &format!("Cookie: {sid}\r\n"), "");
+    assert_eq!(r.status(), 200);
+    assert_eq!(with_cookie(port, "/", &sid).status(), 401, "signed out");
+}

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{request, Server, TempDir, TEST_THREADS};
+use common::{login, post, retrying, with_cookie, Server, TempDir, TEST_THREADS};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -25,53 +25,6 @@ fn site(dir: &Path) -> (String, String) {
 
 fn start(dir: &Path) -> Server {
     start_on(dir, 0)
-}
-
-fn post(port: u16, path: &str, extra: &str, body: &str) -> common::Resp {
-    request(
-        port,
-        &format!(
-            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        ),
-    )
-}
-
-/// `attempt` again while the server answers 503 (it is reading its log, or a new data
-/// directory waits for the default account's hash), as a client honouring `Retry-After`
-/// does, for up to 20 s.
-fn retrying(attempt: impl Fn() -> common::Resp) -> common::Resp {
-    let mut r = attempt();
-    for _ in 0..400 {
-        if r.status() != 503 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        r = attempt();
-    }
-    r
-}
-
-/// Signs in as the default account.
-fn login(port: u16) -> String {
-    let r = retrying(|| {
-        post(
-            port,
-            "/login",
-            "Content-Type: application/x-www-form-urlencoded\r\n",
-            "user=admin&password=password",
-        )
-    });
-    assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(&r.body));
-    let set = r.header("set-cookie").expect("a session cookie");
-    set.split(';').next().unwrap().to_string()
-}
-
-fn with_cookie(port: u16, path: &str, cookie: &str) -> common::Resp {
-    request(
-        port,
-        &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"),
-    )
 }
 
 /// Reads `s` into `seen` until it holds `needle`; fails after 20 s (heartbeats keep an

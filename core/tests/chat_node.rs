@@ -59,6 +59,7 @@ fn config() -> ChatConfig {
         trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
         sessions: SessionPolicy::default(),
         registration: true,
+        chat: true,
     }
 }
 

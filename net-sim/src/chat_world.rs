@@ -161,6 +161,7 @@ fn config() -> ChatConfig {
         trusted_proxies: Vec::new(),
         sessions: SessionPolicy::default(),
         registration: true,
+        chat: true,
     }
 }
 

@@ -65,7 +65,7 @@ fn run(args: Args) -> Result<(), String> {
     let addr = crate::socket_addr(&args.server_ip, args.server_port)?;
     let www = crate::root_dir("--www", &args.www)?;
     let static_root = crate::root_dir("--static", &args.static_dir)?;
-    private_dir(&args.data_dir)?;
+    crate::private_dir(&args.data_dir)?;
     let mut site = BackendConfig::new(www, static_root);
     site.app = Some(AppRules::default());
     let cfg = ChatConfig {
@@ -75,6 +75,7 @@ fn run(args: Args) -> Result<(), String> {
         trusted_proxies: args.trusted_proxy,
         sessions: SessionPolicy::default(),
         registration: !args.no_register,
+        chat: true,
     };
     let mut opts = ServeOptions::new("sampleapp", addr);
     if let Some(t) = args.threads {
@@ -85,16 +86,4 @@ fn run(args: Args) -> Result<(), String> {
         ChatNode::new(cfg.clone())
     })
     .map_err(|e| e.to_string())
-}
-
-/// Creates `dir` if needed, readable by its owner only.
-fn private_dir(dir: &std::path::Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("--data-dir {}: {e}", dir.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| format!("--data-dir {}: {e}", dir.display()))?;
-    }
-    Ok(())
 }

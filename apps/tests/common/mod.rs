@@ -272,3 +272,52 @@ pub fn count_until_eof(s: &mut TcpStream) -> u64 {
         total += n as u64;
     }
 }
+
+// ----- the chat node's API (sampleapp, and backend --data-dir) -----
+
+pub fn post(port: u16, path: &str, extra: &str, body: &str) -> Resp {
+    request(
+        port,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+/// `attempt` again while the server answers 503 (it is reading its log, or a new data
+/// directory waits for the default account's hash), as a client honouring `Retry-After`
+/// does, for up to 20 s.
+pub fn retrying(attempt: impl Fn() -> Resp) -> Resp {
+    let mut r = attempt();
+    for _ in 0..400 {
+        if r.status() != 503 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        r = attempt();
+    }
+    r
+}
+
+/// Signs in as the default account.
+pub fn login(port: u16) -> String {
+    let r = retrying(|| {
+        post(
+            port,
+            "/login",
+            "Content-Type: application/x-www-form-urlencoded\r\n",
+            "user=admin&password=password",
+        )
+    });
+    assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(&r.body));
+    let set = r.header("set-cookie").expect("a session cookie");
+    set.split(';').next().unwrap().to_string()
+}
+
+pub fn with_cookie(port: u16, path: &str, cookie: &str) -> Resp {
+    request(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"),
+    )
+}

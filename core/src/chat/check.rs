@@ -56,6 +56,7 @@ pub fn check_requests(data: &[u8]) {
         trusted_proxies: Vec::new(),
         sessions: SessionPolicy::default(),
         registration: true,
+        chat: true,
     };
     let now = Now {
         mono: Instant::ZERO,

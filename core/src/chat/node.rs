@@ -159,6 +159,10 @@ pub struct ChatConfig {
     pub sessions: SessionPolicy,
     /// `POST /register` makes accounts (else it is 403).
     pub registration: bool,
+    /// The chat API (channels, messages, event streams). Off, the node keeps accounts and
+    /// sessions and protects the pages only: what the `backend` binary runs with a data
+    /// directory.
+    pub chat: bool,
 }
 
 /// Off-loop work: hashing and checking passwords.
@@ -379,14 +383,17 @@ impl ChatNode {
             .route(&[Method::Post], "/logout", Route::Logout)
             .route(&[Method::Get], "/", Route::Page)
             .route(&[Method::Get], "/index.html", Route::Page)
-            .route(&[Method::Get], "/channels", Route::Channels)
-            .route(&[Method::Post], "/channels", Route::CreateChannel)
-            .route(&[Method::Get], "/channel/{name}/messages", Route::History)
-            .route(&[Method::Post], "/channel/{name}/message", Route::Post)
-            .route(&[Method::Get], "/events", Route::Events)
             .route(&[Method::Get], "/me", Route::Me)
             .route(&[Method::Post], "/register", Route::Register)
             .route(&[Method::Post], "/password", Route::Password);
+        if cfg.chat {
+            router
+                .route(&[Method::Get], "/channels", Route::Channels)
+                .route(&[Method::Post], "/channels", Route::CreateChannel)
+                .route(&[Method::Get], "/channel/{name}/messages", Route::History)
+                .route(&[Method::Post], "/channel/{name}/message", Route::Post)
+                .route(&[Method::Get], "/events", Route::Events);
+        }
         let sessions = Sessions::new(cfg.sessions.clone());
         ChatNode {
             cfg,
@@ -1153,7 +1160,7 @@ impl ChatNode {
     fn recovered(&mut self, now: Now, entropy: &mut dyn Entropy) {
         self.recovering = false;
         self.recovery_failures = 0;
-        if !self.chat.has_channel("general") {
+        if self.cfg.chat && !self.chat.has_channel("general") {
             let ts_ms = now.wall.0.saturating_mul(1000);
             if let Ok(r) = self.chat.create_channel("general", "admin", ts_ms) {
                 self.append(AppRecord::Chat(r), AfterSync::Nothing);
