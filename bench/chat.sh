@@ -8,6 +8,8 @@
 # 2. The time from one post to its event on each of 1,000 event-stream subscribers.
 # 3. 10,000 open event streams: the server's resident memory per stream, beside what an idle
 #    keep-alive connection after one request costs nginx (and our static backend).
+# 4. Restart with a million messages stored: the time from start to the first answered
+#    request, and the resident memory then.
 #
 #   bench/chat.sh
 #   SECONDS_EACH=10 CLIENTS="1 8 32" SUBSCRIBERS=1000 HOLD=10000 bench/chat.sh
@@ -25,6 +27,7 @@ CLIENTS=${CLIENTS:-"1 8 32"}
 SUBSCRIBERS=${SUBSCRIBERS:-1000}
 ROUNDS=${ROUNDS:-20}
 HOLD=${HOLD:-10000}
+RESTART_MESSAGES=${RESTART_MESSAGES:-1000000}
 PORT=${PORT:-19180}
 NGINX_PORT=${NGINX_PORT:-19181}
 BACKEND_PORT=${BACKEND_PORT:-19182}
@@ -75,15 +78,15 @@ as_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-# Starts sampleapp on a data directory of its own; waits until it serves.
+# Starts sampleapp on a data directory of its own (kept with KEEP=1); waits until it serves.
 start_app() {
-  rm -rf "$work/data"
+  [ "${KEEP:-0}" = 1 ] || rm -rf "$work/data"
   target/release/sampleapp --server-ip 127.0.0.1 --server-port "$PORT" --data-dir "$work/data" \
     2>"$work/app.err" >/dev/null &
   app_pid=$!
-  for _ in $(seq 100); do
+  for _ in $(seq 6000); do
     curl -sf -o /dev/null -u admin:password "http://127.0.0.1:$PORT/me" && return
-    sleep 0.1
+    sleep 0.02
   done
   echo "sampleapp did not start:" >&2
   cat "$work/app.err" >&2
@@ -185,3 +188,19 @@ printf '%-34s %10s\n' what bytes/conn
 hold "nginx, idle keep-alive" "127.0.0.1:$NGINX_PORT" /1k.bin "" $(pgrep -P "$(cat "$work/nginx/nginx.pid")")
 hold "ours (backend), idle keep-alive" "127.0.0.1:$BACKEND_PORT" /1k.bin "" "$backend_pid"
 hold "ours (sampleapp), open event stream" "127.0.0.1:$PORT" /events admin:password "$app_pid"
+
+echo
+echo "== restart with $RESTART_MESSAGES messages stored"
+stop_app >/dev/null
+rm -rf "$work/data"
+mkdir -m 700 "$work/data"
+target/release/httptool chat-log --out "$work/data/chat" --messages "$RESTART_MESSAGES"
+# The first start makes the default account (a password hash); the second is the restart.
+KEEP=1 start_app
+stop_app >/dev/null
+t0=$(date +%s%N)
+KEEP=1 start_app
+t1=$(date +%s%N)
+printf 'log %s MiB, ready after %.2f s, resident %s MiB\n' \
+  "$(( $(stat -c %s "$work/data/chat") / 1048576 ))" \
+  "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print (b - a) / 1e9}')" "$(( $(rss_kb "$app_pid") / 1024 ))"

@@ -317,3 +317,58 @@ pub fn hold(
     drop(held);
     Ok(())
 }
+
+/// Writes a chat log of `messages` messages over `channels` channels (`general` and
+/// `c1`...) to `path`, in the chat server's format, as a server that took them would have
+/// (for the restart-time benchmark). No account: the server makes `admin` when it starts.
+pub fn write_log(path: &std::path::Path, messages: u64, channels: u64) -> Result<(), String> {
+    use weaprous_core::chat::channels::{Message, Record};
+    use weaprous_core::chat::node::AppRecord;
+    use weaprous_core::node::record;
+    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let mut frame = Vec::new();
+    let mut put = |rec: &AppRecord, out: &mut std::io::BufWriter<std::fs::File>| {
+        frame.clear();
+        let payload = serde_json::to_vec(rec).map_err(|e| e.to_string())?;
+        record::encode(&payload, &mut frame);
+        out.write_all(&frame).map_err(|e| e.to_string())
+    };
+    let names: Vec<String> = (0..channels.max(1))
+        .map(|i| {
+            if i == 0 {
+                "general".into()
+            } else {
+                format!("c{i}")
+            }
+        })
+        .collect();
+    let ts = 1_800_000_000_000u64;
+    for name in &names {
+        let rec = Record::Channel {
+            name: name.clone(),
+            by: "admin".into(),
+            ts_ms: ts,
+        };
+        put(&AppRecord::Chat(rec), &mut out)?;
+    }
+    let mut seqs = vec![0u64; names.len()];
+    for pos in 1..=messages {
+        let c = (pos % names.len() as u64) as usize;
+        seqs[c] += 1;
+        let m = Message {
+            channel: names[c].clone(),
+            seq: seqs[c],
+            pos,
+            author: format!("user{}", pos % 97),
+            text: format!(
+                "message number {pos}, a line of about the length people write in a chat"
+            ),
+            ts_ms: ts + pos,
+            txn: Some(format!("t{pos}")),
+        };
+        put(&AppRecord::Chat(Record::Message(m)), &mut out)?;
+    }
+    out.flush().map_err(|e| e.to_string())?;
+    out.get_ref().sync_all().map_err(|e| e.to_string())
+}

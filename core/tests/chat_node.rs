@@ -21,9 +21,12 @@ struct Harness {
     /// The log as the disk holds it, and how much of it a sync made durable.
     log: Vec<u8>,
     durable: usize,
+    /// The second slot (`chat.b`), as a snapshot writes it.
+    log_b: Vec<u8>,
+    durable_b: usize,
     /// Syncs wait here while `hold_syncs`.
     hold_syncs: bool,
-    held: Vec<Token>,
+    held: Vec<(Token, String)>,
     fail_syncs: bool,
     replies: BTreeMap<u64, Vec<AppReply>>,
     events: Vec<ChatEvent>,
@@ -60,20 +63,27 @@ fn config() -> ChatConfig {
         sessions: SessionPolicy::default(),
         registration: true,
         chat: true,
+        snapshots: Default::default(),
     }
 }
 
 impl Harness {
     fn start_with(log: Vec<u8>) -> Harness {
+        Harness::start_slots(log, Vec::new(), config())
+    }
+    fn start_slots(log: Vec<u8>, log_b: Vec<u8>, cfg: ChatConfig) -> Harness {
         let durable = log.len();
+        let durable_b = log_b.len();
         let mut h = Harness {
-            node: ChatNode::new(config()),
+            node: ChatNode::new(cfg),
             now: Now {
                 mono: Instant::ZERO,
                 wall: UnixTime(1_800_000_000),
             },
             log,
             durable,
+            log_b,
+            durable_b,
             hold_syncs: false,
             held: Vec::new(),
             fail_syncs: false,
@@ -89,7 +99,14 @@ impl Harness {
     }
     /// A crash: a new node on what the disk holds durably.
     fn restart(&self) -> Harness {
-        Harness::start_with(self.log[..self.durable].to_vec())
+        self.restart_with(config())
+    }
+    fn restart_with(&self, cfg: ChatConfig) -> Harness {
+        Harness::start_slots(
+            self.log[..self.durable].to_vec(),
+            self.log_b[..self.durable_b].to_vec(),
+            cfg,
+        )
     }
     fn input(&mut self, input: NodeInput<ChatNode>) {
         self.node.handle(self.now, input, &mut self.entropy);
@@ -128,37 +145,47 @@ impl Harness {
         }
         panic!("the node never settled");
     }
+    fn slot(&mut self, name: &str) -> (&mut Vec<u8>, &mut usize) {
+        match name {
+            LOG => (&mut self.log, &mut self.durable),
+            "chat.b" => (&mut self.log_b, &mut self.durable_b),
+            other => panic!("the chat node wrote to {other}"),
+        }
+    }
     fn log_op(&mut self, token: Token, op: LogOp) -> Option<LogReply> {
-        assert_eq!(op.log(), LOG);
+        let name = op.log().to_string();
         Some(match op {
             LogOp::Append { bytes, .. } => {
-                self.log.extend_from_slice(&bytes);
-                LogReply::Appended(Ok(self.log.len() as u64))
+                let (log, _) = self.slot(&name);
+                log.extend_from_slice(&bytes);
+                LogReply::Appended(Ok(log.len() as u64))
             }
-            LogOp::Sync { .. } if self.hold_syncs => {
-                self.held.push(token);
+            LogOp::Sync { log } if self.hold_syncs => {
+                self.held.push((token, log));
                 return None;
             }
-            LogOp::Sync { .. } => self.sync(),
-            LogOp::Read { .. } => LogReply::Contents(Ok(self.log.clone())),
+            LogOp::Sync { log } => self.sync(&log),
+            LogOp::Read { .. } => LogReply::Contents(Ok(self.slot(&name).0.clone())),
             LogOp::Truncate { len, .. } => {
-                self.log.truncate(len as usize);
-                self.durable = self.durable.min(self.log.len());
+                let (log, durable) = self.slot(&name);
+                log.truncate(len as usize);
+                *durable = (*durable).min(log.len());
                 LogReply::Truncated(Ok(()))
             }
         })
     }
-    fn sync(&mut self) -> LogReply {
+    fn sync(&mut self, name: &str) -> LogReply {
         if self.fail_syncs {
             return LogReply::Synced(Err(FsError::Io));
         }
-        self.durable = self.log.len();
+        let (log, durable) = self.slot(name);
+        *durable = log.len();
         LogReply::Synced(Ok(()))
     }
     fn release_syncs(&mut self) {
         self.hold_syncs = false;
-        for token in std::mem::take(&mut self.held) {
-            let reply = self.sync();
+        for (token, log) in std::mem::take(&mut self.held) {
+            let reply = self.sync(&log);
             self.input(NodeInput::Log { token, reply });
         }
     }
@@ -873,4 +900,159 @@ fn a_password_change_ends_the_other_sessions_and_forgets_verified_basic_credenti
     );
     assert_eq!(me(&mut h2, &format!("Cookie: {here}")), 200);
     h2.login(5, "admin", "a%20new%20password");
+}
+
+fn snapshotting() -> ChatConfig {
+    ChatConfig {
+        snapshots: weaprous_core::chat::snapshot::Policy {
+            min_garbage: 4,
+            garbage_ratio_pct: 0,
+            every: None,
+        },
+        ..config()
+    }
+}
+
+fn post_text(h: &mut Harness, sid: &str, text: &str) -> u16 {
+    let r = h.request(
+        7,
+        &format!("POST /channel/general/message HTTP/1.1\r\n{API}\r\nCookie: {sid}"),
+        &format!(r#"{{"text":"{text}"}}"#),
+    );
+    whole(&r).0
+}
+
+fn history(h: &mut Harness, sid: &str) -> Vec<String> {
+    let r = h.request(
+        8,
+        &format!("GET /channel/general/messages?limit=200 HTTP/1.1\r\nHost: chat\r\nCookie: {sid}"),
+        "",
+    );
+    json(&whole(&r).2)["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Superseded records (ended sessions) make the node write a snapshot into the other slot
+/// and go on there; a restart reads the same state from it, and the old slot is overwritten
+/// by the next snapshot.
+#[test]
+fn a_snapshot_leaves_out_what_was_superseded_and_restarts_read_the_same_state() {
+    let mut h = Harness::start_slots(Vec::new(), Vec::new(), snapshotting());
+    let sid = h.login(1, "admin", "password");
+    for i in 0..3 {
+        assert_eq!(post_text(&mut h, &sid, &format!("m{i}")), 201);
+    }
+    let mut ended = Vec::new();
+    for c in 0..6 {
+        let other = h.login(10 + c, "admin", "password");
+        let r = h.request(
+            10 + c,
+            &format!("POST /logout HTTP/1.1\r\nHost: chat\r\nCookie: {other}"),
+            "",
+        );
+        assert_eq!(whole(&r).0, 200);
+        ended.push(other);
+    }
+    let compacted: Vec<&ChatEvent> = h
+        .events
+        .iter()
+        .filter(|e| matches!(e, ChatEvent::Compacted { .. }))
+        .collect();
+    assert!(!compacted.is_empty(), "no snapshot: {:?}", h.events);
+    assert!(!h.log_b.is_empty(), "generation 1 lives in chat.b");
+    assert_eq!(post_text(&mut h, &sid, "after"), 201);
+
+    let mut h2 = h.restart_with(snapshotting());
+    assert_eq!(history(&mut h2, &sid), ["m0", "m1", "m2", "after"]);
+    for other in &ended {
+        let r = h2.request(
+            3,
+            &format!("GET /me HTTP/1.1\r\nHost: chat\r\nCookie: {other}"),
+            "",
+        );
+        assert_eq!(whole(&r).0, 401, "an ended session stays ended");
+    }
+    // More garbage: the next snapshot goes back to slot 0 and still reads the same.
+    for c in 0..6 {
+        let other = h2.login(30 + c, "admin", "password");
+        let r = h2.request(
+            30 + c,
+            &format!("POST /logout HTTP/1.1\r\nHost: chat\r\nCookie: {other}"),
+            "",
+        );
+        assert_eq!(whole(&r).0, 200);
+    }
+    assert!(h2
+        .events
+        .iter()
+        .any(|e| matches!(e, ChatEvent::Compacted { generation: 2, .. })));
+    let mut h3 = h2.restart_with(config());
+    assert_eq!(history(&mut h3, &sid), ["m0", "m1", "m2", "after"]);
+    assert_eq!(
+        post_text(&mut h3, &sid, "later"),
+        201,
+        "the session survived two snapshots"
+    );
+}
+
+/// While a snapshot is written changes wait (answered after it, never lost), and a crash
+/// before its sync leaves the old slot in charge, with everything.
+#[test]
+fn a_crash_before_the_snapshot_is_synced_keeps_the_old_slot_and_waiting_changes_follow_it() {
+    // A snapshot after every 4 records: `general`, `admin`, the session, then the first post.
+    let cfg = ChatConfig {
+        snapshots: weaprous_core::chat::snapshot::Policy {
+            every: Some(4),
+            ..Default::default()
+        },
+        ..config()
+    };
+    let mut h = Harness::start_slots(Vec::new(), Vec::new(), cfg.clone());
+    let sid = h.login(1, "admin", "password");
+    h.hold_syncs = true;
+    let r = h.request(
+        7,
+        &format!("POST /channel/general/message HTTP/1.1\r\n{API}\r\nCookie: {sid}"),
+        r#"{"text":"before"}"#,
+    );
+    assert!(r.is_empty(), "answered only once synced");
+    // That post's sync only: it is answered, and the snapshot starts (its own sync held).
+    let (token, log) = h.held.remove(0);
+    assert_eq!(log, LOG);
+    let reply = h.sync(&log);
+    h.input(NodeInput::Log { token, reply });
+    assert_eq!(whole(&h.replies.remove(&7).unwrap()).0, 201);
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, ChatEvent::Compacting(1))),
+        "{:?}",
+        h.events
+    );
+    let waiting = h.request(
+        7,
+        &format!("POST /channel/general/message HTTP/1.1\r\n{API}\r\nCookie: {sid}"),
+        r#"{"text":"during"}"#,
+    );
+    assert!(
+        waiting.is_empty(),
+        "a change waits for the snapshot: {waiting:?}"
+    );
+    // A crash now: chat.b was never synced.
+    let mut crashed = h.restart_with(cfg);
+    assert_eq!(history(&mut crashed, &sid), ["before"]);
+    // Without the crash: the snapshot ends, then the waiting post is written and answered.
+    h.release_syncs();
+    let answered = h.replies.remove(&7).unwrap_or_default();
+    assert_eq!(whole(&answered).0, 201, "{answered:?}");
+    assert!(h
+        .events
+        .iter()
+        .any(|e| matches!(e, ChatEvent::Compacted { generation: 1, .. })));
+    let mut h2 = h.restart();
+    assert_eq!(history(&mut h2, &sid), ["before", "during"]);
 }

@@ -22,8 +22,9 @@
 
 use crate::chat_browser::{Browser, Ledger, PORT, SERVER};
 use crate::disk::Disk;
+use crate::engine::Cx;
 use crate::engine::{host_addr, Node, Sim};
-use crate::host::{MachineHost, Unobserved};
+use crate::host::{MachineHost, Observer};
 use crate::rng;
 use crate::scenario::{FaultAction, HostId, NetConfig, Phases, RandomFaults, Timed};
 use crate::stream_client::{Script, StreamClient};
@@ -34,8 +35,8 @@ use std::sync::Arc;
 use weaprous_core::backend::app::AppRules;
 use weaprous_core::backend::BackendConfig;
 use weaprous_core::chat::channels::Record;
-use weaprous_core::chat::node::{AppRecord, ChatConfig, ChatNode, LOG, MAX_RECORD};
-use weaprous_core::node::record;
+use weaprous_core::chat::node::{AppRecord, ChatConfig, ChatEvent, ChatNode, MAX_RECORD};
+use weaprous_core::chat::snapshot;
 use weaprous_core::web::accounts::StandInHasher;
 use weaprous_core::web::session::SessionPolicy;
 
@@ -56,11 +57,35 @@ pub const CHAT_COVERAGE: &[&str] = &[
     "chat.reset_backfilled",
     "chat.register_retry_found_taken",
     "chat.password_changed",
+    "chat.snapshot_done",
+    "chat.snapshot_failed",
     "host.job_done",
     "host.drain",
     "node.crash",
     "node.crash_during_write",
 ];
+
+/// Records appended between two snapshots of the server's log.
+pub const SNAPSHOT_EVERY: u64 = 100;
+
+/// Counts what the server does that the browsers cannot see.
+struct ServerWatch;
+
+impl Observer<ChatNode> for ServerWatch {
+    fn event(&mut self, cx: &mut Cx, ev: &ChatEvent) {
+        match ev {
+            ChatEvent::Compacting(_) if cx.faults_on() => {
+                cx.cover("chat.snapshot_started_under_faults")
+            }
+            ChatEvent::Compacting(_) => cx.cover("chat.snapshot_started"),
+            ChatEvent::Compacted { .. } => cx.cover("chat.snapshot_done"),
+            ChatEvent::CompactionFailed => cx.cover("chat.snapshot_failed"),
+            ChatEvent::Recovered { cut, .. } if *cut > 0 => cx.cover("chat.torn_tail_cut"),
+            ChatEvent::LogFailed => cx.cover("chat.log_failed"),
+            _ => {}
+        }
+    }
+}
 
 /// A chat-world run.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -162,6 +187,11 @@ fn config() -> ChatConfig {
         sessions: SessionPolicy::default(),
         registration: true,
         chat: true,
+        // Snapshots every few hundred records, so that crashes and disk errors meet them.
+        snapshots: snapshot::Policy {
+            every: Some(SNAPSHOT_EVERY),
+            ..snapshot::Policy::default()
+        },
     }
 }
 
@@ -172,7 +202,7 @@ fn build(sc: &ChatScenario, keep: Keep) -> (Sim, Ledger) {
     let factory = Box::new(move |host: HostId, _disk: &Disk| -> Box<dyn Node> {
         if host == SERVER {
             let node = ChatNode::new(config());
-            Box::new(MachineHost::new(node, sc2.seed, Box::new(Unobserved)))
+            Box::new(MachineHost::new(node, sc2.seed, Box::new(ServerWatch)))
         } else {
             let mut r = rng::stream(sc2.seed ^ ((host as u64) << 32), rng::WORKLOAD);
             let posts = r.usize(sc2.max_posts.min(5)..=sc2.max_posts);
@@ -218,12 +248,15 @@ fn browsers(sim: &Sim) -> impl Iterator<Item = Option<&Browser>> + '_ {
 /// The messages in the log on disk: (channel, seq) → (pos, author, text).
 type Stored = BTreeMap<(String, u64), (u64, String, String)>;
 
-fn stored(log: &[u8]) -> Result<Stored, String> {
-    let scan = record::scan(log, MAX_RECORD);
+/// What the slot the server would start from holds.
+fn stored(disk: &Disk) -> Result<Stored, String> {
+    let slots = [snapshot::SLOTS[0], snapshot::SLOTS[1]].map(|s| disk.read_log(s));
+    let records = snapshot::active_records(slots, MAX_RECORD)
+        .map_err(|e| format!("durability: a log record that is not one: {e}"))?
+        .map(|(_, r)| r)
+        .unwrap_or_default();
     let mut out = Stored::new();
-    for range in scan.records {
-        let rec: AppRecord = serde_json::from_slice(&log[range])
-            .map_err(|e| format!("a log record that is not one: {e}"))?;
+    for rec in records {
         if let AppRecord::Chat(Record::Message(m)) = rec {
             out.insert((m.channel, m.seq), (m.pos, m.author, m.text));
         }
@@ -277,7 +310,7 @@ impl World for ChatWorld {
         )
     }
     fn check_end(_: &ChatScenario, sim: &Sim, ledger: &Ledger) -> Result<(), String> {
-        let disk = stored(sim.disk(SERVER).read_log(LOG))?;
+        let disk = stored(sim.disk(SERVER))?;
         let seen = ledger.borrow();
         for (channel, seq, author, text) in &seen.acked {
             match disk.get(&(channel.clone(), *seq)) {

@@ -218,9 +218,9 @@ pub fn save_failure<W: World>(dir: &str, name: &str, sc: &W::Scenario) -> String
     let _ = std::fs::create_dir_all(dir);
     let path = format!("{dir}/fail-{name}-{}.json", W::seed(sc));
     let _ = std::fs::write(&path, serde_json::to_string_pretty(sc).unwrap_or_default());
-    let detail = replay::<W>(sc)
-        .err()
-        .unwrap_or_else(|| "(passed on replay)".into());
+    let detail = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| replay::<W>(sc)))
+        .map(|r| r.err().unwrap_or_else(|| "(passed on replay)".into()))
+        .unwrap_or_else(|_| "(panicked on replay: run the command below)".into());
     let _ = std::fs::write(format!("{path}.trace"), detail);
     format!(
         "cargo run --release -p weaprous-net-sim --bin sim -- --world {} --replay {path}",

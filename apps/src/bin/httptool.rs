@@ -84,6 +84,15 @@ enum Cmd {
         #[arg(long, default_value_t = 20)]
         rounds: usize,
     },
+    /// Write a chat server log of many messages (for the restart-time benchmark).
+    ChatLog {
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: u64,
+        #[arg(long, default_value_t = 10)]
+        channels: u64,
+    },
     /// Hold connections open and idle after one request each, until stdin closes.
     Hold {
         #[arg(long)]
@@ -152,6 +161,11 @@ fn main() {
             "chat-fanout",
             chatbench::fanout(addr, &user, &password, subscribers, rounds),
         ),
+        Cmd::ChatLog {
+            out,
+            messages,
+            channels,
+        } => weaprous_apps::exit_with("chat-log", chatbench::write_log(&out, messages, channels)),
         Cmd::Hold {
             addr,
             path,

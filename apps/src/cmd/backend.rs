@@ -89,6 +89,7 @@ fn run(args: Args) -> Result<(), String> {
         sessions: SessionPolicy::default(),
         registration: !args.no_register,
         chat: false,
+        snapshots: Default::default(),
     };
     serve_node(opts, Some(data_dir), move |_| ChatNode::new(cfg.clone())).map_err(|e| e.to_string())
 }

@@ -76,6 +76,7 @@ fn run(args: Args) -> Result<(), String> {
         sessions: SessionPolicy::default(),
         registration: !args.no_register,
         chat: true,
+        snapshots: Default::default(),
     };
     let mut opts = ServeOptions::new("sampleapp", addr);
     if let Some(t) = args.threads {

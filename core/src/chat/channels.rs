@@ -117,6 +117,9 @@ pub enum Posted {
 
 #[derive(Clone, Debug, Default)]
 struct Channel {
+    /// Who made it and when (kept for snapshots).
+    by: String,
+    ts_ms: u64,
     messages: Vec<Message>,
     /// The next sequence number to hand out (history plus posts waiting for their sync).
     next_seq: u64,
@@ -260,12 +263,17 @@ impl Chat {
     /// the owner reports it and stops replaying there.
     pub fn apply(&mut self, record: &Record) -> Result<(), String> {
         match record {
-            Record::Channel { name, .. } => {
+            Record::Channel { name, by, ts_ms } => {
                 self.pending_channels.retain(|n| n != name);
                 if self.channels.contains_key(name) {
                     return Err(format!("channel {name} created twice"));
                 }
-                self.channels.insert(name.clone(), Channel::default());
+                let ch = Channel {
+                    by: by.clone(),
+                    ts_ms: *ts_ms,
+                    ..Channel::default()
+                };
+                self.channels.insert(name.clone(), ch);
             }
             Record::Message(m) => {
                 let applied_pos = self.applied_pos;
@@ -368,6 +376,54 @@ impl Chat {
             .collect();
         out.sort_by_key(|m| m.pos);
         Some(out)
+    }
+
+    /// The records that make this history again: every channel, then every message in
+    /// position order from `after_pos`, at most `limit` messages (a snapshot writes them in
+    /// batches). Channels come only with `after_pos == 0`.
+    pub fn records(&self, after_pos: u64, limit: usize) -> Vec<Record> {
+        let mut out = Vec::new();
+        if after_pos == 0 {
+            for (name, c) in &self.channels {
+                out.push(Record::Channel {
+                    name: name.clone(),
+                    by: c.by.clone(),
+                    ts_ms: c.ts_ms,
+                });
+            }
+        }
+        // A merge of the channels' histories by position (each is in position order).
+        let mut heads: std::collections::BinaryHeap<std::cmp::Reverse<(u64, usize, usize)>> =
+            Default::default();
+        let chans: Vec<&Channel> = self.channels.values().collect();
+        for (i, c) in chans.iter().enumerate() {
+            let at = c.messages.partition_point(|m| m.pos <= after_pos);
+            if let Some(m) = c.messages.get(at) {
+                heads.push(std::cmp::Reverse((m.pos, i, at)));
+            }
+        }
+        let mut n = 0;
+        while let Some(std::cmp::Reverse((_, i, at))) = heads.pop() {
+            if n == limit {
+                break;
+            }
+            out.push(Record::Message(chans[i].messages[at].clone()));
+            n += 1;
+            if let Some(m) = chans[i].messages.get(at + 1) {
+                heads.push(std::cmp::Reverse((m.pos, i, at + 1)));
+            }
+        }
+        out
+    }
+
+    /// How many channels and messages are history.
+    pub fn size(&self) -> (u64, u64) {
+        let messages = self
+            .channels
+            .values()
+            .map(|c| c.messages.len() as u64)
+            .sum();
+        (self.channels.len() as u64, messages)
     }
 
     /// The position of the last message made history (0 before any).

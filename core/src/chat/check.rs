@@ -57,6 +57,7 @@ pub fn check_requests(data: &[u8]) {
         sessions: SessionPolicy::default(),
         registration: true,
         chat: true,
+        snapshots: Default::default(),
     };
     let now = Now {
         mono: Instant::ZERO,

@@ -63,6 +63,7 @@
 //! binaries create it `0700`).
 
 use super::channels::{Chat, ChatError, Message, Posted, Record};
+use super::snapshot;
 use crate::backend::app::{AppReply, AppRequest};
 use crate::backend::{BackendConfig, BackendConn};
 use crate::http::target::normalize_path;
@@ -138,6 +139,14 @@ pub enum AppRecord {
         at: u64,
     },
     Chat(Record),
+    /// The first record of a snapshot's slot ([`snapshot`]).
+    Begin {
+        generation: u64,
+    },
+    /// The snapshot before it is whole.
+    SnapshotEnd {
+        generation: u64,
+    },
     /// `user`'s password changed: every session of theirs but `kept` (the one that changed
     /// it) ends with it.
     PasswordChanged {
@@ -163,6 +172,8 @@ pub struct ChatConfig {
     /// sessions and protects the pages only: what the `backend` binary runs with a data
     /// directory.
     pub chat: bool,
+    /// When the log is compacted by a snapshot.
+    pub snapshots: snapshot::Policy,
 }
 
 /// Off-loop work: hashing and checking passwords.
@@ -202,6 +213,15 @@ pub enum ChatEvent {
     DefaultAdminCreated,
     /// A message became durable (and was answered).
     Committed(Message),
+    /// A snapshot began (its generation).
+    Compacting(u64),
+    /// A snapshot is whole: its generation's slot holds the state now, in `records` records.
+    Compacted {
+        generation: u64,
+        records: u64,
+    },
+    /// A snapshot failed (a disk error); the log it would have replaced goes on.
+    CompactionFailed,
     /// A drain began: records appended and syncs issued in this life (records per sync is
     /// what group commit buys).
     Draining {
@@ -328,6 +348,34 @@ enum Timer {
     RetryRecovery,
 }
 
+/// A snapshot being written (see [`snapshot`]).
+struct Compacting {
+    generation: u64,
+    /// The log operation in flight.
+    token: Token,
+    stage: Stage,
+    /// Accounts, sessions and channels are written (the first batch).
+    header_done: bool,
+    /// The position of the last message written.
+    cursor: u64,
+    records: u64,
+    len: u64,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Stage {
+    /// The new slot is emptied.
+    Emptying,
+    /// A batch is appended; more follow.
+    Writing,
+    /// The last batch (with `SnapshotEnd`) is appended.
+    Ending,
+    Syncing,
+    /// It failed: the new slot is emptied again, so a snapshot that reached the disk after
+    /// all cannot win over the records appended to the old slot from now on.
+    Scrapping,
+}
+
 /// An open event stream.
 struct Subscriber {
     channel: Option<String>,
@@ -355,7 +403,18 @@ pub struct ChatNode {
     /// A new log waits for its default account (whose hash takes a while): 503 meanwhile, so
     /// nobody is told `admin` does not exist.
     awaiting_admin: bool,
-    read_token: Option<Token>,
+    /// The reads of both slots in flight, and what came back.
+    read_tokens: [Option<Token>; 2],
+    read_slots: [Option<Vec<u8>>; 2],
+    /// The generation whose slot holds the state ([`snapshot`]).
+    generation: u64,
+    /// Records appended since the last snapshot.
+    since_snapshot: u64,
+    compaction: Option<Compacting>,
+    /// Changes waiting for a snapshot to finish, in order.
+    held: VecDeque<(AppRecord, AfterSync)>,
+    compaction_failures: u32,
+    compact_not_before: crate::time::Instant,
     /// The cut in flight, and what follows it.
     cut: Option<(Token, AfterCut)>,
     /// The log's length as the last successful sync left it (what was answered as durable).
@@ -406,11 +465,18 @@ impl ChatNode {
             limiter: Limiter::new(5, 60, 100_000),
             next_token: 0,
             jobs: BTreeMap::new(),
-            commit: GroupCommit::new(LOG),
+            commit: GroupCommit::new(snapshot::slot(0)),
             appends: BTreeMap::new(),
             recovering: true,
             awaiting_admin: false,
-            read_token: None,
+            read_tokens: [None, None],
+            read_slots: [None, None],
+            generation: 0,
+            since_snapshot: 0,
+            compaction: None,
+            held: VecDeque::new(),
+            compaction_failures: 0,
+            compact_not_before: crate::time::Instant::ZERO,
             cut: None,
             durable_len: 0,
             unsynced_cut: None,
@@ -1009,7 +1075,12 @@ impl ChatNode {
     // ----- the log -----
 
     fn append(&mut self, record: AppRecord, then: AfterSync) {
+        if self.compaction.is_some() {
+            self.held.push_back((record, then));
+            return;
+        }
         self.appended += 1;
+        self.since_snapshot += 1;
         let token = self.token();
         let payload = serde_json::to_vec(&record).unwrap_or_default();
         let mut bytes = Vec::with_capacity(payload.len() + record::HEADER);
@@ -1025,7 +1096,7 @@ impl ChatNode {
         self.out.push_back(NodeOutput::Log {
             token,
             op: LogOp::Append {
-                log: LOG.into(),
+                log: self.log().into(),
                 bytes,
             },
         });
@@ -1056,6 +1127,7 @@ impl ChatNode {
                 Ok(())
             }
             AppRecord::Chat(r) => self.chat.apply(r),
+            AppRecord::Begin { .. } | AppRecord::SnapshotEnd { .. } => Ok(()),
             AppRecord::PasswordChanged { user, hash, kept } => {
                 self.accounts.apply(&AccountRecord::PasswordChanged {
                     user: user.clone(),
@@ -1074,7 +1146,7 @@ impl ChatNode {
         self.out.push_back(NodeOutput::Log {
             token,
             op: LogOp::Truncate {
-                log: LOG.into(),
+                log: self.log().into(),
                 len,
             },
         });
@@ -1088,13 +1160,55 @@ impl ChatNode {
         }
     }
 
+    /// The log the state lives in now.
+    fn log(&self) -> &'static str {
+        snapshot::slot(self.generation)
+    }
+
+    /// Reads both slots; [`Self::on_slots`] takes it from there.
     fn read_log(&mut self) {
-        let token = self.token();
-        self.read_token = Some(token);
-        self.out.push_back(NodeOutput::Log {
-            token,
-            op: LogOp::Read { log: LOG.into() },
-        });
+        self.read_slots = [None, None];
+        for (i, name) in snapshot::SLOTS.iter().enumerate() {
+            let token = self.token();
+            self.read_tokens[i] = Some(token);
+            self.out.push_back(NodeOutput::Log {
+                token,
+                op: LogOp::Read {
+                    log: (*name).into(),
+                },
+            });
+        }
+    }
+
+    /// Both slots are read: the state comes from the one [`snapshot::choose`] picks.
+    fn on_slots(&mut self, now: Now, entropy: &mut dyn Entropy) {
+        if self.read_slots.iter().any(Option::is_none) {
+            return;
+        }
+        let [Some(a), Some(b)] = std::mem::take(&mut self.read_slots) else {
+            return;
+        };
+        self.read_tokens = [None, None];
+        let states = [
+            snapshot::inspect(&a, MAX_RECORD),
+            snapshot::inspect(&b, MAX_RECORD),
+        ];
+        let syncs = self.commit.syncs;
+        match snapshot::choose(&states) {
+            Some((i, generation)) => {
+                self.generation = generation;
+                self.commit = GroupCommit::new(self.log());
+                self.commit.syncs = syncs;
+                self.on_contents(now, if i == 0 { &a } else { &b }, 0, entropy);
+            }
+            None => {
+                // Nothing whole yet: a new node, in slot 0 (emptied of an unfinished start).
+                self.generation = 0;
+                self.commit = GroupCommit::new(self.log());
+                self.commit.syncs = syncs;
+                self.on_contents(now, &[], a.len(), entropy);
+            }
+        }
     }
 
     /// The log failed (or recovery did): every waiter is answered 503, and after a wait that
@@ -1103,7 +1217,8 @@ impl ChatNode {
         self.out.push_back(NodeOutput::Event(ChatEvent::LogFailed));
         self.recovering = true;
         self.recovery_failures += 1;
-        self.read_token = None;
+        self.read_tokens = [None, None];
+        self.read_slots = [None, None];
         self.cut = None;
         if !self.appends.is_empty() {
             let to = self
@@ -1112,7 +1227,9 @@ impl ChatNode {
             self.unsynced_cut = Some(to);
         }
         let waiting: Vec<Pending> = std::mem::take(&mut self.appends).into_values().collect();
-        self.commit = GroupCommit::new(LOG);
+        let syncs = self.commit.syncs;
+        self.commit = GroupCommit::new(self.log());
+        self.commit.syncs = syncs;
         for p in waiting {
             self.abandon(p.then);
         }
@@ -1123,27 +1240,34 @@ impl ChatNode {
         self.timers.set(Timer::RetryRecovery, now.mono + wait);
     }
 
-    fn on_contents(&mut self, now: Now, bytes: &[u8], entropy: &mut dyn Entropy) {
+    /// Rebuilds the state from `bytes`, the chosen slot (or nothing, when the slot holds
+    /// `extra` bytes of no whole state, all cut).
+    fn on_contents(&mut self, now: Now, bytes: &[u8], extra: usize, entropy: &mut dyn Entropy) {
         self.accounts = Accounts::new();
         self.sessions = Sessions::new(self.cfg.sessions.clone());
         self.chat = Chat::new();
         let scan = record::scan(bytes, MAX_RECORD);
         let mut applied = 0u64;
+        let mut snapshot_records = 0u64;
         let mut valid_len = scan.valid_len;
         for range in &scan.records {
             let parsed = serde_json::from_slice::<AppRecord>(&bytes[range.clone()])
                 .map_err(|e| e.to_string())
-                .and_then(|r| self.apply(&r));
-            if parsed.is_err() {
+                .and_then(|r| self.apply(&r).map(|()| r));
+            let Ok(r) = parsed else {
                 // A record that does not follow the history: the log ends before it.
                 valid_len = range.start - record::HEADER;
                 break;
-            }
+            };
             applied += 1;
+            if matches!(r, AppRecord::SnapshotEnd { .. }) {
+                snapshot_records = applied;
+            }
         }
         self.records = applied;
+        self.since_snapshot = applied - snapshot_records;
         self.durable_len = valid_len as u64;
-        let cut = (bytes.len() - valid_len) as u64;
+        let cut = (bytes.len() + extra - valid_len) as u64;
         if cut > 0 {
             self.cut_log(valid_len as u64, AfterCut::Recovered);
         }
@@ -1186,12 +1310,22 @@ impl ChatNode {
     }
 
     fn log_reply(&mut self, now: Now, token: Token, reply: LogReply, entropy: &mut dyn Entropy) {
+        if self.compaction.as_ref().is_some_and(|c| c.token == token) {
+            return self.compaction_reply(now, reply);
+        }
         match reply {
-            LogReply::Contents(Ok(bytes)) if Some(token) == self.read_token => {
-                self.on_contents(now, &bytes, entropy)
+            LogReply::Contents(result) => {
+                let Some(i) = self.read_tokens.iter().position(|t| *t == Some(token)) else {
+                    return;
+                };
+                match result {
+                    Ok(bytes) => {
+                        self.read_slots[i] = Some(bytes);
+                        self.on_slots(now, entropy);
+                    }
+                    Err(_) => self.log_failed(now),
+                }
             }
-            LogReply::Contents(Err(_)) if Some(token) == self.read_token => self.log_failed(now),
-            LogReply::Contents(_) => {}
             LogReply::Truncated(result) => {
                 let Some((t, then)) = self.cut else {
                     return;
@@ -1241,8 +1375,210 @@ impl ChatNode {
                 if failed {
                     // State may hold what the log does not: rebuild it from the log.
                     self.log_failed(now);
+                } else {
+                    self.maybe_compact(now);
                 }
             }
+        }
+    }
+
+    // ----- snapshots -----
+
+    /// Starts a snapshot if the policy says so and nothing is in flight (module docs of
+    /// [`snapshot`]).
+    fn maybe_compact(&mut self, now: Now) {
+        let quiet = !self.recovering
+            && !self.draining
+            && self.compaction.is_none()
+            && self.appends.is_empty()
+            && self.cut.is_none()
+            && self.unsynced_cut.is_none()
+            && now.mono >= self.compact_not_before;
+        if !quiet {
+            return;
+        }
+        let (channels, messages) = self.chat.size();
+        let live =
+            2 + self.accounts.len() as u64 + 2 * self.sessions.len() as u64 + channels + messages;
+        if !self
+            .cfg
+            .snapshots
+            .due(self.records, live, self.since_snapshot)
+        {
+            return;
+        }
+        let generation = self.generation + 1;
+        let token = self.token();
+        self.compaction = Some(Compacting {
+            generation,
+            token,
+            stage: Stage::Emptying,
+            header_done: false,
+            cursor: 0,
+            records: 0,
+            len: 0,
+        });
+        self.out
+            .push_back(NodeOutput::Event(ChatEvent::Compacting(generation)));
+        self.out.push_back(NodeOutput::Log {
+            token,
+            op: LogOp::Truncate {
+                log: snapshot::slot(generation).into(),
+                len: 0,
+            },
+        });
+    }
+
+    fn compaction_reply(&mut self, now: Now, reply: LogReply) {
+        let Some(stage) = self.compaction.as_ref().map(|c| c.stage) else {
+            return;
+        };
+        match (stage, reply) {
+            (Stage::Emptying, LogReply::Truncated(Ok(()))) => self.write_batch(),
+            (Stage::Writing, LogReply::Appended(Ok(len))) => {
+                if let Some(c) = self.compaction.as_mut() {
+                    c.len = len;
+                }
+                self.write_batch();
+            }
+            (Stage::Ending, LogReply::Appended(Ok(len))) => {
+                let token = self.token();
+                let Some(c) = self.compaction.as_mut() else {
+                    return;
+                };
+                c.len = len;
+                c.stage = Stage::Syncing;
+                c.token = token;
+                let log = snapshot::slot(c.generation).into();
+                self.out.push_back(NodeOutput::Log {
+                    token,
+                    op: LogOp::Sync { log },
+                });
+            }
+            (Stage::Syncing, LogReply::Synced(Ok(()))) => self.switch_slot(),
+            (Stage::Scrapping, LogReply::Truncated(Ok(()))) => {
+                self.compaction = None;
+                self.release_held();
+            }
+            (Stage::Scrapping, _) => {
+                // Neither written nor undone: what the disk holds is unknown, so the state is
+                // rebuilt from whatever slot it now says is whole.
+                self.compaction = None;
+                for (_, then) in std::mem::take(&mut self.held) {
+                    self.abandon(then);
+                }
+                self.log_failed(now);
+            }
+            (_, _) => {
+                self.out
+                    .push_back(NodeOutput::Event(ChatEvent::CompactionFailed));
+                self.compaction_failures += 1;
+                let doublings = (self.compaction_failures - 1).min(8);
+                self.compact_not_before = now.mono
+                    + RECOVERY_RETRY
+                        .saturating_mul(1 << doublings)
+                        .min(Duration::from_secs(60));
+                let token = self.token();
+                let Some(c) = self.compaction.as_mut() else {
+                    return;
+                };
+                c.stage = Stage::Scrapping;
+                c.token = token;
+                let log = snapshot::slot(c.generation).into();
+                self.out.push_back(NodeOutput::Log {
+                    token,
+                    op: LogOp::Truncate { log, len: 0 },
+                });
+            }
+        }
+    }
+
+    /// Appends the next batch of the snapshot (the last one ends it).
+    fn write_batch(&mut self) {
+        let token = self.token();
+        let Some(c) = self.compaction.as_ref() else {
+            return;
+        };
+        let (generation, header_done, cursor) = (c.generation, c.header_done, c.cursor);
+        let mut recs = Vec::new();
+        if !header_done {
+            recs.push(AppRecord::Begin { generation });
+            for (user, hash) in self.accounts.iter() {
+                recs.push(AppRecord::Account(AccountRecord::Created {
+                    user: user.into(),
+                    hash: hash.into(),
+                }));
+            }
+            for (token, s) in self.sessions.iter() {
+                recs.push(AppRecord::SessionStarted {
+                    token: token.into(),
+                    user: s.user.clone(),
+                    created: s.created,
+                });
+                if s.last_seen > s.created {
+                    recs.push(AppRecord::SessionSeen {
+                        token: token.into(),
+                        at: s.last_seen,
+                    });
+                }
+            }
+        }
+        let mut cursor_after = cursor;
+        for r in self.chat.records(cursor, snapshot::BATCH) {
+            if let Record::Message(m) = &r {
+                cursor_after = m.pos;
+            }
+            recs.push(AppRecord::Chat(r));
+        }
+        let last = cursor_after >= self.chat.applied_pos();
+        if last {
+            recs.push(AppRecord::SnapshotEnd { generation });
+        }
+        let mut bytes = Vec::new();
+        for r in &recs {
+            record::encode(&serde_json::to_vec(r).unwrap_or_default(), &mut bytes);
+        }
+        let Some(c) = self.compaction.as_mut() else {
+            return;
+        };
+        c.header_done = true;
+        c.cursor = cursor_after;
+        c.records += recs.len() as u64;
+        c.stage = if last { Stage::Ending } else { Stage::Writing };
+        c.token = token;
+        self.out.push_back(NodeOutput::Log {
+            token,
+            op: LogOp::Append {
+                log: snapshot::slot(generation).into(),
+                bytes,
+            },
+        });
+    }
+
+    /// The snapshot is whole and synced: its slot holds the state from now on.
+    fn switch_slot(&mut self) {
+        let Some(c) = self.compaction.take() else {
+            return;
+        };
+        self.generation = c.generation;
+        let syncs = self.commit.syncs + 1;
+        self.commit = GroupCommit::new(self.log());
+        self.commit.syncs = syncs;
+        self.durable_len = c.len;
+        self.records = c.records;
+        self.since_snapshot = 0;
+        self.compaction_failures = 0;
+        self.out.push_back(NodeOutput::Event(ChatEvent::Compacted {
+            generation: c.generation,
+            records: c.records,
+        }));
+        self.release_held();
+    }
+
+    /// Appends the changes that waited for a snapshot, in order.
+    fn release_held(&mut self) {
+        for (record, then) in std::mem::take(&mut self.held) {
+            self.append(record, then);
         }
     }
 

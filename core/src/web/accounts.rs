@@ -143,6 +143,11 @@ impl Accounts {
         self.hashes.is_empty()
     }
 
+    /// Every account and its hash (for snapshots).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.hashes.iter().map(|(u, h)| (u.as_str(), h.as_str()))
+    }
+
     /// The stored hash of `user` (a name as [`user_name`] returns it).
     pub fn hash_of(&self, user: &str) -> Option<&str> {
         self.hashes.get(user).map(String::as_str)

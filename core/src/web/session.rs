@@ -188,6 +188,11 @@ impl Sessions {
         before - self.by_token.len()
     }
 
+    /// Every stored session, by token (for snapshots).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Session)> {
+        self.by_token.iter().map(|(t, s)| (t.as_str(), s))
+    }
+
     /// The session of `token`, if stored (expired or not).
     pub fn get(&self, token: &str) -> Option<&Session> {
         self.by_token.get(token)

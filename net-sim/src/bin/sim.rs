@@ -249,18 +249,20 @@ fn sweep<W: World + 'static>(
     let failures = Arc::new(Mutex::new(Vec::new()));
     let coverage = Arc::new(Mutex::new(Coverage::default()));
     let events = Arc::new(AtomicU64::new(0));
+    let passed = Arc::new(AtomicU64::new(0));
     // Seeds finished, for the progress line a long sweep prints every PROGRESS_EVERY seeds
     // (so a sweep cut short still tells how far it got).
     let done = Arc::new(AtomicU64::new(0));
     let start = std::time::Instant::now();
     let workers: Vec<_> = (0..args.jobs.max(1))
         .map(|_| {
-            let (next, failures, coverage, events, done) = (
+            let (next, failures, coverage, events, done, passed) = (
                 next.clone(),
                 failures.clone(),
                 coverage.clone(),
                 events.clone(),
                 done.clone(),
+                passed.clone(),
             );
             let name = args.scenario.clone();
             let make = make.clone();
@@ -273,13 +275,33 @@ fn sweep<W: World + 'static>(
                 let sc = make(seed);
                 report_progress(&name, &done, &failures, b - a, start);
                 if det {
-                    if let Err(e) = world::determinism::<W>(&sc) {
-                        failures.lock().unwrap().push((seed, e));
+                    match world::determinism::<W>(&sc) {
+                        Ok(_) => {
+                            passed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => failures.lock().unwrap().push((seed, e)),
                     }
                     continue;
                 }
-                match world::run::<W>(&sc, Keep::default()) {
+                // A panic is a failure of its seed, never a seed that silently did not run.
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    world::run::<W>(&sc, Keep::default())
+                }))
+                .unwrap_or_else(|p| {
+                    let what = p
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    Err(world::Failure {
+                        seed,
+                        message: format!("panic: {what}"),
+                        trace_tail: Vec::new(),
+                    })
+                });
+                match run {
                     Ok(r) => {
+                        passed.fetch_add(1, Ordering::Relaxed);
                         events.fetch_add(r.events, Ordering::Relaxed);
                         coverage.lock().unwrap().merge(&r.coverage);
                     }
@@ -298,7 +320,16 @@ fn sweep<W: World + 'static>(
     }
     let el = start.elapsed().as_secs_f64();
     let failures = failures.lock().unwrap();
-    let passed = (b - a) as usize - failures.len();
+    let passed = passed.load(Ordering::Relaxed);
+    let mut failed = !failures.is_empty();
+    if passed + failures.len() as u64 != b - a {
+        eprintln!(
+            "FAIL: {} of {} seeds neither passed nor failed",
+            b - a - passed - failures.len() as u64,
+            b - a
+        );
+        failed = true;
+    }
     let ev = events.load(Ordering::Relaxed);
     if args.determinism {
         println!(
@@ -321,7 +352,6 @@ fn sweep<W: World + 'static>(
             println!("  sometimes {name:<44} {n}");
         }
     }
-    let mut failed = !failures.is_empty();
     if !args.determinism
         && !args.no_coverage_gate
         && args.scenario.ends_with("-faults")
