@@ -549,6 +549,12 @@ impl Browser {
                 }
                 _ => return Err(unexpected("change password")),
             },
+            // Another browser's creation of that name waits for its sync: ask again.
+            Task::CreateChannel(_) if status == 409 && Self::retry_after(&head).is_some() => {
+                io.cover("chat.channel_being_created");
+                self.retry(io, task.clone(), Self::retry_after(&head));
+                return Ok(());
+            }
             Task::CreateChannel(_) => {
                 if status != 201 && status != 409 {
                     return Err(unexpected("create channel"));

@@ -32,13 +32,11 @@ use crate::trace::Keep;
 use crate::world::{self, fault_hosts, FaultsMut, World};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use weaprous_core::backend::app::AppRules;
 use weaprous_core::backend::BackendConfig;
 use weaprous_core::chat::channels::Record;
 use weaprous_core::chat::node::{AppRecord, ChatConfig, ChatEvent, ChatNode, MAX_RECORD};
 use weaprous_core::chat::snapshot;
 use weaprous_core::web::accounts::StandInHasher;
-use weaprous_core::web::session::SessionPolicy;
 
 /// The "sometimes" counters a sweep of this world must reach.
 pub const CHAT_COVERAGE: &[&str] = &[
@@ -106,21 +104,7 @@ impl ChatScenario {
         let mut r = rng::stream(seed, rng::PLAN);
         let browsers = 50;
         let heal_at_ms = 30_000;
-        let mut random = RandomFaults {
-            max_drift_ppm: 500,
-            ..RandomFaults::default()
-        };
-        if r.bool() {
-            random.reset_ppm = r.u32(100..=2_000);
-        }
-        if r.bool() {
-            random.clog_ppm = r.u32(100..=2_000);
-            random.clog_ms = r.u64(10..=3_000);
-        }
-        if r.bool() {
-            random.disk_write_error_ppm = r.u32(1_000..=50_000);
-            random.disk_read_error_ppm = r.u32(50_000..=300_000);
-        }
+        let random = RandomFaults::swarm(&mut r, 2_000);
         let mut faults = Vec::new();
         let n = if r.bool() { r.usize(1..=6) } else { 0 };
         for _ in 0..n {
@@ -177,21 +161,14 @@ pub type BrowserHost = StreamClient<Browser>;
 pub type ServerHost = MachineHost<ChatNode>;
 
 fn config() -> ChatConfig {
-    let mut site = BackendConfig::new("/www", "/static");
-    site.app = Some(AppRules::default());
+    let site = BackendConfig::new("/www", "/static");
     ChatConfig {
-        addr: host_addr(SERVER, PORT),
-        site: Arc::new(site),
-        hasher: Arc::new(StandInHasher),
-        trusted_proxies: Vec::new(),
-        sessions: SessionPolicy::default(),
-        registration: true,
-        chat: true,
-        // Snapshots every few hundred records, so that crashes and disk errors meet them.
+        // Snapshots every hundred records, so that crashes and disk errors meet them.
         snapshots: snapshot::Policy {
             every: Some(SNAPSHOT_EVERY),
             ..snapshot::Policy::default()
         },
+        ..ChatConfig::new(host_addr(SERVER, PORT), site, Arc::new(StandInHasher))
     }
 }
 

@@ -70,22 +70,7 @@ impl LineScenario {
         let mut r = rng::stream(seed, rng::PLAN);
         let clients = 6;
         let heal_at_ms = 30_000;
-        let mut random = RandomFaults {
-            max_drift_ppm: 500,
-            ..RandomFaults::default()
-        };
-        if r.bool() {
-            random.reset_ppm = r.u32(100..=3_000);
-        }
-        if r.bool() {
-            random.clog_ppm = r.u32(100..=2_000);
-            random.clog_ms = r.u64(10..=3_000);
-        }
-        if r.bool() {
-            random.disk_write_error_ppm = r.u32(1_000..=50_000);
-            // A log read at start fails too, now and then (the node retries later).
-            random.disk_read_error_ppm = r.u32(50_000..=300_000);
-        }
+        let random = RandomFaults::swarm(&mut r, 3_000);
         let mut faults = Vec::new();
         let n = if r.bool() { r.usize(1..=6) } else { 0 };
         for _ in 0..n {

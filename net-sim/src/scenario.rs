@@ -82,6 +82,31 @@ pub struct RandomFaults {
     pub buggify_fire_ppm: u32,
 }
 
+impl RandomFaults {
+    /// Swarm testing's choice of random faults for a world of one node and its clients: each
+    /// family (resets of up to `max_reset_ppm`, clogs, disk errors) on or off as `r` says,
+    /// clocks drifting by up to 500 ppm.
+    pub fn swarm(r: &mut fastrand::Rng, max_reset_ppm: u32) -> RandomFaults {
+        let mut random = RandomFaults {
+            max_drift_ppm: 500,
+            ..RandomFaults::default()
+        };
+        if r.bool() {
+            random.reset_ppm = r.u32(100..=max_reset_ppm);
+        }
+        if r.bool() {
+            random.clog_ppm = r.u32(100..=2_000);
+            random.clog_ms = r.u64(10..=3_000);
+        }
+        if r.bool() {
+            random.disk_write_error_ppm = r.u32(1_000..=50_000);
+            // A log read at start fails too, now and then (the node retries later).
+            random.disk_read_error_ppm = r.u32(50_000..=300_000);
+        }
+        random
+    }
+}
+
 /// One scheduled fault.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FaultAction {

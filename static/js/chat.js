@@ -291,7 +291,12 @@ async function start() {
     e.preventDefault();
     const input = e.target.elements.name;
     const name = input.value.trim().toLowerCase();
-    const r = await postJson("channels", { name });
+    let r = await postJson("channels", { name });
+    // Someone else's creation of that name is being saved: ask again when it says.
+    for (let i = 0; i < 5 && r.status === 409 && r.headers.get("Retry-After"); i++) {
+        await new Promise((ok) => setTimeout(ok, 1000 * Number(r.headers.get("Retry-After"))));
+        r = await postJson("channels", { name });
+    }
     if (r.ok || r.status === 409) {
       input.value = "";
       await loadChannels();

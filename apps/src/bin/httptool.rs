@@ -60,12 +60,8 @@ enum Cmd {
     },
     /// Durable chat posts from many connections: messages/s and latency (bench/chat.sh).
     ChatLoad {
-        #[arg(long)]
-        addr: std::net::SocketAddr,
-        #[arg(long, default_value = "admin")]
-        user: String,
-        #[arg(long, default_value = "password")]
-        password: String,
+        #[command(flatten)]
+        to: ChatTarget,
         #[arg(long, default_value_t = 1)]
         clients: usize,
         #[arg(long, default_value_t = 5.0)]
@@ -73,12 +69,8 @@ enum Cmd {
     },
     /// The time from one chat post to its event on every subscriber (bench/chat.sh).
     ChatFanout {
-        #[arg(long)]
-        addr: std::net::SocketAddr,
-        #[arg(long, default_value = "admin")]
-        user: String,
-        #[arg(long, default_value = "password")]
-        password: String,
+        #[command(flatten)]
+        to: ChatTarget,
         #[arg(long, default_value_t = 1000)]
         subscribers: usize,
         #[arg(long, default_value_t = 20)]
@@ -119,6 +111,17 @@ enum Cmd {
     },
 }
 
+/// A chat server and the account the benchmark clients use (HTTP Basic).
+#[derive(clap::Args, Debug)]
+struct ChatTarget {
+    #[arg(long)]
+    addr: std::net::SocketAddr,
+    #[arg(long, default_value = "admin")]
+    user: String,
+    #[arg(long, default_value = "password")]
+    password: String,
+}
+
 fn headers_json(h: &Headers) -> Value {
     Value::Array(
         h.iter()
@@ -142,24 +145,20 @@ fn main() {
         } => fanout(addr, conns, rounds),
         Cmd::Cookies => cookies(),
         Cmd::ChatLoad {
-            addr,
-            user,
-            password,
+            to,
             clients,
             seconds,
         } => weaprous_apps::exit_with(
             "chat-load",
-            chatbench::load(addr, &user, &password, clients, seconds),
+            chatbench::load(to.addr, &to.user, &to.password, clients, seconds),
         ),
         Cmd::ChatFanout {
-            addr,
-            user,
-            password,
+            to,
             subscribers,
             rounds,
         } => weaprous_apps::exit_with(
             "chat-fanout",
-            chatbench::fanout(addr, &user, &password, subscribers, rounds),
+            chatbench::fanout(to.addr, &to.user, &to.password, subscribers, rounds),
         ),
         Cmd::ChatLog {
             out,

@@ -14,11 +14,9 @@
 use clap::Parser;
 use std::path::PathBuf;
 use std::sync::Arc;
-use weaprous_core::backend::app::AppRules;
 use weaprous_core::backend::node::BackendNode;
 use weaprous_core::backend::BackendConfig;
 use weaprous_core::chat::node::{ChatConfig, ChatNode};
-use weaprous_core::web::session::SessionPolicy;
 use weaprous_net_real::node::serve_node;
 use weaprous_net_real::server::ServeOptions;
 
@@ -68,7 +66,7 @@ fn run(args: Args) -> Result<(), String> {
     let addr = crate::socket_addr(&args.server_ip, args.server_port)?;
     let www = crate::root_dir("--www", &args.www)?;
     let static_root = crate::root_dir("--static", &args.static_dir)?;
-    let mut site = BackendConfig::new(www, static_root);
+    let site = BackendConfig::new(www, static_root);
     let mut opts = ServeOptions::new("backend", addr);
     if let Some(t) = args.threads {
         opts.threads = t;
@@ -80,16 +78,11 @@ fn run(args: Args) -> Result<(), String> {
             .map_err(|e| e.to_string());
     };
     crate::private_dir(&data_dir)?;
-    site.app = Some(AppRules::default());
     let cfg = ChatConfig {
-        addr,
-        site: Arc::new(site),
-        hasher: Arc::new(crate::password::Argon2Hasher),
         trusted_proxies: args.trusted_proxy,
-        sessions: SessionPolicy::default(),
         registration: !args.no_register,
         chat: false,
-        snapshots: Default::default(),
+        ..ChatConfig::new(addr, site, Arc::new(crate::password::Argon2Hasher))
     };
     serve_node(opts, Some(data_dir), move |_| ChatNode::new(cfg.clone())).map_err(|e| e.to_string())
 }

@@ -11,10 +11,8 @@ use clap::Parser;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use weaprous_core::backend::app::AppRules;
 use weaprous_core::backend::BackendConfig;
 use weaprous_core::chat::node::{ChatConfig, ChatNode};
-use weaprous_core::web::session::SessionPolicy;
 use weaprous_net_real::node::serve_node;
 use weaprous_net_real::server::ServeOptions;
 
@@ -66,17 +64,11 @@ fn run(args: Args) -> Result<(), String> {
     let www = crate::root_dir("--www", &args.www)?;
     let static_root = crate::root_dir("--static", &args.static_dir)?;
     crate::private_dir(&args.data_dir)?;
-    let mut site = BackendConfig::new(www, static_root);
-    site.app = Some(AppRules::default());
+    let site = BackendConfig::new(www, static_root);
     let cfg = ChatConfig {
-        addr,
-        site: Arc::new(site),
-        hasher: Arc::new(crate::password::Argon2Hasher),
         trusted_proxies: args.trusted_proxy,
-        sessions: SessionPolicy::default(),
         registration: !args.no_register,
-        chat: true,
-        snapshots: Default::default(),
+        ..ChatConfig::new(addr, site, Arc::new(crate::password::Argon2Hasher))
     };
     let mut opts = ServeOptions::new("sampleapp", addr);
     if let Some(t) = args.threads {

@@ -70,6 +70,8 @@ pub enum Record {
 pub enum ChatError {
     NoChannel,
     Exists,
+    /// Another request's creation of that name waits for its sync (it may yet fail): retry.
+    BeingCreated,
     BadName,
     Empty,
     TooLong,
@@ -82,7 +84,7 @@ impl ChatError {
     pub fn status(&self) -> u16 {
         match self {
             ChatError::NoChannel => 404,
-            ChatError::Exists => 409,
+            ChatError::Exists | ChatError::BeingCreated => 409,
             ChatError::TooLong => 413,
             ChatError::TooManyChannels => 507,
             _ => 400,
@@ -92,6 +94,7 @@ impl ChatError {
         match self {
             ChatError::NoChannel => "no such channel".into(),
             ChatError::Exists => "a channel with that name exists".into(),
+            ChatError::BeingCreated => "a channel with that name is being created; retry".into(),
             ChatError::BadName => format!(
                 "a channel name is 1 to {MAX_NAME} of a-z, 0-9, - and _, starting with a letter or digit"
             ),
@@ -195,8 +198,11 @@ impl Chat {
     /// Accepts a new channel: the record to append.
     pub fn create_channel(&mut self, raw: &str, by: &str, ts_ms: u64) -> Result<Record, ChatError> {
         let name = channel_name(raw)?;
-        if self.channels.contains_key(&name) || self.pending_channels.contains(&name) {
+        if self.channels.contains_key(&name) {
             return Err(ChatError::Exists);
+        }
+        if self.pending_channels.contains(&name) {
+            return Err(ChatError::BeingCreated);
         }
         if self.channels.len() + self.pending_channels.len() >= MAX_CHANNELS {
             return Err(ChatError::TooManyChannels);
@@ -282,10 +288,14 @@ impl Chat {
                     .get_mut(&m.channel)
                     .ok_or_else(|| format!("message {} in unknown channel {}", m.pos, m.channel))?;
                 let want_seq = ch.messages.len() as u64 + 1;
-                if m.seq != want_seq || m.pos <= applied_pos {
+                // Positions are dense too: a hole means the record followed a failed append
+                // (never acknowledged), and the log ends before it.
+                if m.seq != want_seq || m.pos != applied_pos + 1 {
                     return Err(format!(
-                        "message {}/{} out of order (expected seq {want_seq}, position after {applied_pos})",
-                        m.channel, m.seq
+                        "message {}/{} out of order (expected seq {want_seq}, position {})",
+                        m.channel,
+                        m.seq,
+                        applied_pos + 1
                     ));
                 }
                 ch.next_seq = ch.next_seq.max(m.seq);

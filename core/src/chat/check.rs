@@ -12,7 +12,7 @@
 //! client as JSON `{"status":"error","message":...}` with a 4xx or 5xx status.
 
 use super::node::{ChatConfig, ChatNode};
-use crate::backend::app::{AppReply, AppRequest, AppRules};
+use crate::backend::app::{AppReply, AppRequest};
 use crate::backend::BackendConfig;
 use crate::http::parse::{Event, Kind};
 use crate::node::direct::Direct;
@@ -20,7 +20,6 @@ use crate::node::machine::NodeInput;
 use crate::node::Now;
 use crate::time::{Instant, UnixTime};
 use crate::web::accounts::StandInHasher;
-use crate::web::session::SessionPolicy;
 use std::sync::Arc;
 
 /// The most requests one input sends.
@@ -47,18 +46,11 @@ const ROUTES: &[&str] = &[
 /// Runs `data` (module docs) against a fresh chat node; panics when something that must hold
 /// does not.
 pub fn check_requests(data: &[u8]) {
-    let mut site = BackendConfig::new("/www", "/static");
-    site.app = Some(AppRules::default());
-    let cfg = ChatConfig {
-        addr: "127.0.0.1:8000".parse().expect("an address"),
-        site: Arc::new(site),
-        hasher: Arc::new(StandInHasher),
-        trusted_proxies: Vec::new(),
-        sessions: SessionPolicy::default(),
-        registration: true,
-        chat: true,
-        snapshots: Default::default(),
-    };
+    let cfg = ChatConfig::new(
+        "127.0.0.1:8000".parse().expect("an address"),
+        BackendConfig::new("/www", "/static"),
+        Arc::new(StandInHasher),
+    );
     let now = Now {
         mono: Instant::ZERO,
         wall: UnixTime(1_800_000_000),

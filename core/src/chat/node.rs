@@ -176,6 +176,27 @@ pub struct ChatConfig {
     pub snapshots: snapshot::Policy,
 }
 
+impl ChatConfig {
+    /// The chat server on `addr` with `site`'s static rules (app mode is set) and `hasher`:
+    /// no trusted proxy, the default session policy and snapshots, registration and the chat
+    /// API on.
+    pub fn new(addr: SocketAddr, mut site: BackendConfig, hasher: Arc<dyn PasswordHasher>) -> Self {
+        if site.app.is_none() {
+            site.app = Some(crate::backend::app::AppRules::default());
+        }
+        ChatConfig {
+            addr,
+            site: Arc::new(site),
+            hasher,
+            trusted_proxies: Vec::new(),
+            sessions: SessionPolicy::default(),
+            registration: true,
+            chat: true,
+            snapshots: snapshot::Policy::default(),
+        }
+    }
+}
+
 /// Off-loop work: hashing and checking passwords.
 #[derive(Clone, Debug)]
 pub enum Job {
@@ -761,6 +782,12 @@ impl ChatNode {
         }
     }
 
+    /// A wrong password counts against the client and the user alike.
+    fn wrong_guess(&mut self, client: &str, user: &str, now: Now) {
+        self.limiter.failed(&format!("ip:{client}"), now.wall);
+        self.limiter.failed(&format!("user:{user}"), now.wall);
+    }
+
     fn too_many(&mut self, conn: ConnId, wait: u64) {
         let wait = wait.max(1).to_string();
         self.respond(
@@ -937,7 +964,11 @@ impl ChatNode {
     }
 
     fn chat_error(&mut self, conn: ConnId, e: &ChatError) {
-        self.error(conn, e.status(), &e.message());
+        let retry: &[(&str, &str)] = match e {
+            ChatError::BeingCreated => &[("Retry-After", "1")],
+            _ => &[],
+        };
+        self.respond(conn, Status(e.status()), retry, error_json(&e.message()));
     }
 
     fn logged_out(&mut self, conn: ConnId, browser: bool) {
@@ -1351,7 +1382,9 @@ impl ChatNode {
             }
             LogReply::Synced(result) => {
                 let (done, next) = self.commit.synced(result);
-                if let Some(op) = next {
+                // After a failure the log is cut back before anything more is made durable:
+                // the next sync would cover appends that follow the failed one.
+                if let Some(op) = next.filter(|_| done.iter().all(|(_, r)| r.is_ok())) {
                     self.out.push_back(NodeOutput::Log { token: 0, op });
                 }
                 let mut failed = false;
@@ -1684,8 +1717,7 @@ impl ChatNode {
                     return self.unavailable(conn);
                 }
                 if !ok {
-                    self.limiter.failed(&format!("ip:{client}"), now.wall);
-                    self.limiter.failed(&format!("user:{user}"), now.wall);
+                    self.wrong_guess(&client, &user, now);
                     if browser {
                         return self.redirect(conn, "/login.html?failed=1", None);
                     }
@@ -1718,8 +1750,7 @@ impl ChatNode {
                 JobDone::Verified(ok),
             ) => {
                 if !ok {
-                    self.limiter.failed(&format!("ip:{client}"), now.wall);
-                    self.limiter.failed(&format!("user:{user}"), now.wall);
+                    self.wrong_guess(&client, &user, now);
                     return self.unauthorized(conn, browser(&req));
                 }
                 self.limiter.succeeded(&format!("user:{user}"));
@@ -1779,8 +1810,7 @@ impl ChatNode {
                     return self.unavailable(conn);
                 }
                 if !ok {
-                    self.limiter.failed(&format!("ip:{client}"), now.wall);
-                    self.limiter.failed(&format!("user:{user}"), now.wall);
+                    self.wrong_guess(&client, &user, now);
                     return self.error(conn, 403, "the current password is wrong");
                 }
                 let mut salt = [0u8; 16];
