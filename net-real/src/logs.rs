@@ -48,11 +48,21 @@ impl LogStore {
         if let Some(f) = open.get(log) {
             return Ok(f.clone());
         }
+        let path = self.dir.join(log);
+        let existed = path.exists();
         let f = OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join(log))
+            .open(&path)
             .map_err(fs_error)?;
+        if !existed {
+            // A new file's name is durable only once its directory is synced: a crash could
+            // otherwise lose the whole file, synced records and all (the chat node's second
+            // slot is created by its first snapshot, and then holds everything).
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(fs_error)?;
+        }
         let f = Arc::new(f);
         open.insert(log.to_string(), f.clone());
         Ok(f)
