@@ -180,12 +180,13 @@ fn every_acknowledged_message_survives_sigkill_exactly_once_in_one_order() {
     let port = common::free_port();
     let server = std::sync::Arc::new(std::sync::Mutex::new(Some(start_on(dir.path(), port))));
     let sid = login(port);
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // Every acknowledgement is counted here, so the kills land while posts are under way.
+    let (acks, acked_rx) = std::sync::mpsc::channel::<()>();
     // Each client posts its messages in order, each retried under its transaction id until a
     // 2xx says it is durable.
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {
-            let (sid, done) = (sid.clone(), done.clone());
+            let (sid, acks) = (sid.clone(), acks.clone());
             std::thread::spawn(move || {
                 let mut acked = Vec::new();
                 for m in 0..EACH {
@@ -201,6 +202,7 @@ fn every_acknowledged_message_survives_sigkill_exactly_once_in_one_order() {
                             Some((200 | 201, b)) => {
                                 let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
                                 acked.push(v["seq"].as_u64().unwrap());
+                                let _ = acks.send(());
                                 break;
                             }
                             Some((503 | 409, _)) | None => {
@@ -213,18 +215,23 @@ fn every_acknowledged_message_survives_sigkill_exactly_once_in_one_order() {
                         }
                     }
                 }
-                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 acked
             })
         })
         .collect();
-    // Meanwhile: SIGKILL at moments drawn from the clock, and a restart on the same port.
+    drop(acks);
+    // Meanwhile: 8 SIGKILLs, the k-th after a random count of acknowledgements between
+    // 200k and 200k + 150 (all before the 2,000th), each followed by a restart on the port.
     let mut kills = 0;
     let mut rng = fastrand::Rng::new();
-    while done.load(std::sync::atomic::Ordering::SeqCst) < CLIENTS {
-        std::thread::sleep(Duration::from_millis(rng.u64(5..80)));
-        if done.load(std::sync::atomic::Ordering::SeqCst) == CLIENTS || kills == 8 {
-            continue;
+    let mut seen = 0;
+    while kills < 8 {
+        let at = (kills + 1) * 200 + rng.usize(0..150);
+        while seen < at {
+            acked_rx
+                .recv()
+                .expect("the clients stopped before every kill");
+            seen += 1;
         }
         let mut slot = server.lock().unwrap();
         if let Some(s) = slot.as_mut() {
@@ -235,7 +242,7 @@ fn every_acknowledged_message_survives_sigkill_exactly_once_in_one_order() {
         *slot = Some(start_on(dir.path(), port));
     }
     let acked: Vec<Vec<u64>> = clients.into_iter().map(|t| t.join().unwrap()).collect();
-    assert!(kills >= 1, "the server was never killed");
+    assert_eq!(kills, 8);
 
     // Restart once more and read the whole channel back.
     {
