@@ -320,8 +320,15 @@ pub fn hold(
 
 /// Writes a chat log of `messages` messages over `channels` channels (`general` and
 /// `c1`...) to `path`, in the chat server's format, as a server that took them would have
-/// (for the restart-time benchmark). No account: the server makes `admin` when it starts.
-pub fn write_log(path: &std::path::Path, messages: u64, channels: u64) -> Result<(), String> {
+/// (for the restart-time benchmark), then `superseded` records a snapshot would drop (one
+/// session seen again and again), which make the server take one as soon as it starts. No
+/// account: the server makes `admin` when it starts.
+pub fn write_log(
+    path: &std::path::Path,
+    messages: u64,
+    channels: u64,
+    superseded: u64,
+) -> Result<(), String> {
     use weaprous_core::chat::channels::{Message, Record};
     use weaprous_core::chat::node::AppRecord;
     use weaprous_core::node::record;
@@ -368,6 +375,28 @@ pub fn write_log(path: &std::path::Path, messages: u64, channels: u64) -> Result
             txn: Some(format!("t{pos}")),
         };
         put(&AppRecord::Chat(Record::Message(m)), &mut out)?;
+    }
+    if superseded > 0 {
+        let token = "bench-session".to_string();
+        let created = ts / 1000;
+        let user = "bench".to_string();
+        put(
+            &AppRecord::SessionStarted {
+                token: token.clone(),
+                user,
+                created,
+            },
+            &mut out,
+        )?;
+        for i in 1..=superseded {
+            put(
+                &AppRecord::SessionSeen {
+                    token: token.clone(),
+                    at: created + i,
+                },
+                &mut out,
+            )?;
+        }
     }
     out.flush().map_err(|e| e.to_string())?;
     out.get_ref().sync_all().map_err(|e| e.to_string())

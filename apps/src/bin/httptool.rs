@@ -84,6 +84,9 @@ enum Cmd {
         messages: u64,
         #[arg(long, default_value_t = 10)]
         channels: u64,
+        /// Records a snapshot would drop, after the messages.
+        #[arg(long, default_value_t = 0)]
+        superseded: u64,
     },
     /// Hold connections open and idle after one request each, until stdin closes.
     Hold {
@@ -164,7 +167,11 @@ fn main() {
             out,
             messages,
             channels,
-        } => weaprous_apps::exit_with("chat-log", chatbench::write_log(&out, messages, channels)),
+            superseded,
+        } => weaprous_apps::exit_with(
+            "chat-log",
+            chatbench::write_log(&out, messages, channels, superseded),
+        ),
         Cmd::Hold {
             addr,
             path,

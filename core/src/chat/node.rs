@@ -2085,6 +2085,15 @@ impl NodeMachine for ChatNode {
                 "read {records} records from the log and cut {cut} bytes of a torn or corrupt tail"
             )),
             ChatEvent::LogFailed => Some("the log failed; rebuilding the state from it".into()),
+            ChatEvent::Compacted {
+                generation,
+                records,
+            } => Some(format!(
+                "snapshot {generation} written: the log holds {records} records now"
+            )),
+            ChatEvent::CompactionFailed => {
+                Some("a snapshot failed; the log it would have replaced goes on".into())
+            }
             ChatEvent::Draining { appended, syncs } => Some(format!(
                 "stopping: appended {appended} records in {syncs} syncs since start"
             )),
