@@ -25,7 +25,9 @@
 //! snapshot is taken at the next moment no append is in flight. With the defaults the log is
 //! at most about twice the live state plus 10,000 records, so a restart reads at most that.
 //! Messages are state, never garbage: every message is kept (restart time grows with the
-//! history; `bench/chat.sh` measures it at a million messages).
+//! history; `bench/chat.sh` measures it at a million messages). The price is the wait: with a
+//! million messages a post that arrived during a snapshot was answered after 1.7 s
+//! (`httptool chat-log --superseded` makes a log that starts one).
 
 use super::node::AppRecord;
 use crate::node::record;
