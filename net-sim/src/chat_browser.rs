@@ -486,6 +486,14 @@ impl Browser {
             self.retry(io, task, Self::retry_after(&head));
             return Ok(());
         }
+        // The head reached the server after its header deadline (held by a clog or a pause):
+        // browsers send such a request again. (The backend world holds 408s to account on a
+        // healthy network.)
+        if status == 408 {
+            io.cover("chat.request_timeout_retried");
+            self.retry(io, task, None);
+            return Ok(());
+        }
         if status == 429 {
             io.cover("chat.rate_limited");
             let wait =
@@ -790,7 +798,9 @@ impl Browser {
         loop {
             match s.parser.next_event() {
                 Ok(Event::Response(head)) => {
-                    if head.status.0 == 503 {
+                    // Not ready, or the head arrived after the server's header deadline (a
+                    // clog or a pause held it): open it again, as a browser does.
+                    if matches!(head.status.0, 503 | 408) {
                         ended = true;
                         break;
                     }
