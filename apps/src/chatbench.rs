@@ -15,6 +15,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use weaprous_core::http::parse::{Event, Parser};
+use weaprous_core::http::{Limits, Method};
 use weaprous_core::web::base64;
 
 /// Who the benchmark clients are: HTTP Basic credentials (the server caches a verified value,
@@ -26,10 +28,10 @@ fn authorization(user: &str, password: &str) -> String {
     )
 }
 
-/// One blocking HTTP/1.1 connection that reads `Content-Length` answers (all the chat API's).
+/// One blocking HTTP/1.1 connection; answers are read with the core parser.
 struct Conn {
     out: TcpStream,
-    inp: BufReader<TcpStream>,
+    parser: Parser,
 }
 
 impl Conn {
@@ -37,45 +39,42 @@ impl Conn {
         let s = TcpStream::connect(addr)?;
         s.set_nodelay(true)?;
         Ok(Conn {
-            inp: BufReader::new(s.try_clone()?),
             out: s,
+            parser: Parser::response(Limits::default()),
         })
     }
 
     /// Sends one request and reads its answer: (status, body).
     fn call(&mut self, req: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
         self.out.write_all(req)?;
-        self.read_answer()
-    }
-
-    fn read_answer(&mut self) -> std::io::Result<(u16, Vec<u8>)> {
-        let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
-        let mut line = String::new();
-        self.inp.read_line(&mut line)?;
-        let status: u16 = line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad(&format!("a status line {line:?}")))?;
-        let mut len = 0usize;
+        let method = if req.starts_with(b"GET ") {
+            Method::Get
+        } else {
+            Method::Post
+        };
+        self.parser.expect_response_to(method);
+        let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+        let (mut status, mut body) = (0, Vec::new());
+        let mut buf = [0u8; 16 * 1024];
         loop {
-            line.clear();
-            if self.inp.read_line(&mut line)? == 0 {
-                return Err(bad("the head ended early"));
-            }
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((n, v)) = l.split_once(':') {
-                if n.eq_ignore_ascii_case("content-length") {
-                    len = v.trim().parse().map_err(|_| bad("a Content-Length"))?;
+            match self
+                .parser
+                .next_event()
+                .map_err(|e| bad(format!("{e:?}")))?
+            {
+                Event::Response(head) => status = head.status.0,
+                Event::Data(d) => body.extend_from_slice(&d),
+                Event::End { .. } => return Ok((status, body)),
+                Event::NeedData => {
+                    let n = self.out.read(&mut buf)?;
+                    if n == 0 {
+                        return Err(bad("the server closed mid-answer".into()));
+                    }
+                    self.parser.feed(&buf[..n]);
                 }
+                other => return Err(bad(format!("unexpected {other:?}"))),
             }
         }
-        let mut body = vec![0; len];
-        self.inp.read_exact(&mut body)?;
-        Ok((status, body))
     }
 }
 

@@ -1224,22 +1224,15 @@ impl ChatNode {
             snapshot::inspect(&a, MAX_RECORD),
             snapshot::inspect(&b, MAX_RECORD),
         ];
-        let syncs = self.commit.syncs;
-        match snapshot::choose(&states) {
-            Some((i, generation)) => {
-                self.generation = generation;
-                self.commit = GroupCommit::new(self.log());
-                self.commit.syncs = syncs;
-                self.on_contents(now, if i == 0 { &a } else { &b }, 0, entropy);
-            }
-            None => {
-                // Nothing whole yet: a new node, in slot 0 (emptied of an unfinished start).
-                self.generation = 0;
-                self.commit = GroupCommit::new(self.log());
-                self.commit.syncs = syncs;
-                self.on_contents(now, &[], a.len(), entropy);
-            }
-        }
+        // Nothing whole yet: a new node, in slot 0 (emptied of an unfinished start).
+        let (generation, bytes, extra) = match snapshot::choose(&states) {
+            Some((0, generation)) => (generation, &a[..], 0),
+            Some((_, generation)) => (generation, &b[..], 0),
+            None => (0, &[][..], a.len()),
+        };
+        self.generation = generation;
+        self.commit.reset(self.log());
+        self.on_contents(now, bytes, extra, entropy);
     }
 
     /// The log failed (or recovery did): every waiter is answered 503, and after a wait that
@@ -1258,9 +1251,7 @@ impl ChatNode {
             self.unsynced_cut = Some(to);
         }
         let waiting: Vec<Pending> = std::mem::take(&mut self.appends).into_values().collect();
-        let syncs = self.commit.syncs;
-        self.commit = GroupCommit::new(self.log());
-        self.commit.syncs = syncs;
+        self.commit.reset(self.log());
         for p in waiting {
             self.abandon(p.then);
         }
@@ -1441,10 +1432,9 @@ impl ChatNode {
             return;
         }
         let generation = self.generation + 1;
-        let token = self.token();
         self.compaction = Some(Compacting {
             generation,
-            token,
+            token: 0,
             stage: Stage::Emptying,
             header_done: false,
             cursor: 0,
@@ -1453,13 +1443,19 @@ impl ChatNode {
         });
         self.out
             .push_back(NodeOutput::Event(ChatEvent::Compacting(generation)));
-        self.out.push_back(NodeOutput::Log {
-            token,
-            op: LogOp::Truncate {
-                log: snapshot::slot(generation).into(),
-                len: 0,
-            },
-        });
+        self.compaction_step(Stage::Emptying, |log| LogOp::Truncate { log, len: 0 });
+    }
+
+    /// Moves the snapshot to `stage` and issues `op` on its slot (the one operation in flight).
+    fn compaction_step(&mut self, stage: Stage, op: impl FnOnce(String) -> LogOp) {
+        let token = self.token();
+        let Some(c) = self.compaction.as_mut() else {
+            return;
+        };
+        c.stage = stage;
+        c.token = token;
+        let op = op(snapshot::slot(c.generation).into());
+        self.out.push_back(NodeOutput::Log { token, op });
     }
 
     fn compaction_reply(&mut self, now: Now, reply: LogReply) {
@@ -1475,18 +1471,10 @@ impl ChatNode {
                 self.write_batch();
             }
             (Stage::Ending, LogReply::Appended(Ok(len))) => {
-                let token = self.token();
-                let Some(c) = self.compaction.as_mut() else {
-                    return;
-                };
-                c.len = len;
-                c.stage = Stage::Syncing;
-                c.token = token;
-                let log = snapshot::slot(c.generation).into();
-                self.out.push_back(NodeOutput::Log {
-                    token,
-                    op: LogOp::Sync { log },
-                });
+                if let Some(c) = self.compaction.as_mut() {
+                    c.len = len;
+                }
+                self.compaction_step(Stage::Syncing, |log| LogOp::Sync { log });
             }
             (Stage::Syncing, LogReply::Synced(Ok(()))) => self.switch_slot(),
             (Stage::Scrapping, LogReply::Truncated(Ok(()))) => {
@@ -1511,24 +1499,13 @@ impl ChatNode {
                     + RECOVERY_RETRY
                         .saturating_mul(1 << doublings)
                         .min(Duration::from_secs(60));
-                let token = self.token();
-                let Some(c) = self.compaction.as_mut() else {
-                    return;
-                };
-                c.stage = Stage::Scrapping;
-                c.token = token;
-                let log = snapshot::slot(c.generation).into();
-                self.out.push_back(NodeOutput::Log {
-                    token,
-                    op: LogOp::Truncate { log, len: 0 },
-                });
+                self.compaction_step(Stage::Scrapping, |log| LogOp::Truncate { log, len: 0 });
             }
         }
     }
 
     /// Appends the next batch of the snapshot (the last one ends it).
     fn write_batch(&mut self) {
-        let token = self.token();
         let Some(c) = self.compaction.as_ref() else {
             return;
         };
@@ -1577,15 +1554,8 @@ impl ChatNode {
         c.header_done = true;
         c.cursor = cursor_after;
         c.records += recs.len() as u64;
-        c.stage = if last { Stage::Ending } else { Stage::Writing };
-        c.token = token;
-        self.out.push_back(NodeOutput::Log {
-            token,
-            op: LogOp::Append {
-                log: snapshot::slot(generation).into(),
-                bytes,
-            },
-        });
+        let stage = if last { Stage::Ending } else { Stage::Writing };
+        self.compaction_step(stage, |log| LogOp::Append { log, bytes });
     }
 
     /// The snapshot is whole and synced: its slot holds the state from now on.
@@ -1594,9 +1564,9 @@ impl ChatNode {
             return;
         };
         self.generation = c.generation;
-        let syncs = self.commit.syncs + 1;
-        self.commit = GroupCommit::new(self.log());
-        self.commit.syncs = syncs;
+        self.commit.reset(self.log());
+        // The snapshot's own sync.
+        self.commit.syncs += 1;
         self.durable_len = c.len;
         self.records = c.records;
         self.since_snapshot = 0;

@@ -49,6 +49,14 @@ impl<T: Ord + Clone> GroupCommit<T> {
         }
     }
 
+    /// Forgets every waiter and any sync in flight (the log failed, or the state moved to
+    /// another `log`); the count of syncs issued goes on.
+    pub fn reset(&mut self, log: impl Into<String>) {
+        let syncs = self.syncs;
+        *self = GroupCommit::new(log);
+        self.syncs = syncs;
+    }
+
     /// `waiter`'s append has just been issued: the sync to issue after it, if one must start.
     pub fn commit(&mut self, waiter: T) -> Option<LogOp> {
         self.pending.push(waiter);
