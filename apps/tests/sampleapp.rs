@@ -150,26 +150,91 @@ fn try_request(port: u16, raw: &str) -> Option<(u16, Vec<u8>)> {
 
 /// `sampleapp` on `port` (0: a free one), serving `dir`'s site, keeping its data there.
 fn start_on(dir: &Path, port: u16) -> Server {
+    start_with(dir, port, &[])
+}
+
+/// [`start_on`] with `extra` flags.
+fn start_with(dir: &Path, port: u16, extra: &[&str]) -> Server {
     let (www, st) = site(dir);
     let data = dir.join("data");
-    Server::start(
-        env!("CARGO_BIN_EXE_sampleapp"),
-        &[
-            "--server-ip",
-            "127.0.0.1",
-            "--server-port",
-            &port.to_string(),
-            "--threads",
-            TEST_THREADS,
-            "--www",
-            &www,
-            "--static",
-            &st,
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--no-access-log",
-        ],
-    )
+    let port = port.to_string();
+    let mut args = vec![
+        "--server-ip",
+        "127.0.0.1",
+        "--server-port",
+        &port,
+        "--threads",
+        TEST_THREADS,
+        "--www",
+        &www,
+        "--static",
+        &st,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--no-access-log",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(env!("CARGO_BIN_EXE_sampleapp"), &args)
+}
+
+#[test]
+fn the_tracker_lists_a_registered_peer_and_drops_it_after_the_ttl_the_flags_set() {
+    let dir = TempDir::new("tracker");
+    let server = start_with(
+        dir.path(),
+        0,
+        &["--peer-heartbeat", "100ms", "--peer-ttl", "300ms"],
+    );
+    let port = server.port;
+    let sid = login(port);
+    let json = "Content-Type: application/json\r\n";
+    let cookie = format!("Cookie: {sid}\r\n{json}");
+    let r = post(
+        port,
+        "/submit-info",
+        &cookie,
+        r#"{"name":"admin","port":"7101","id":"alice-1"}"#,
+    );
+    assert_eq!(r.status(), 201, "{}", String::from_utf8_lossy(&r.body));
+    let reply: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        (reply["interval_ms"].as_u64(), reply["ttl_ms"].as_u64()),
+        (Some(100), Some(300))
+    );
+    let list = |port| -> Vec<serde_json::Value> {
+        let r = with_cookie(port, "/get-list", &sid);
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        v["peers"].as_array().unwrap().clone()
+    };
+    let peers = list(port);
+    assert_eq!(peers.len(), 1, "{peers:?}");
+    assert_eq!(peers[0]["ip"], "127.0.0.1");
+    assert_eq!(peers[0]["port"], 7101);
+    assert_eq!(
+        post(
+            port,
+            "/submit-info",
+            &cookie,
+            r#"{"name":"admin","port":"x"}"#
+        )
+        .status(),
+        400
+    );
+    // Silent now: gone within the TTL plus a generous margin for a loaded machine.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !list(port).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the silent peer never expired"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        post(port, "/add-list", &cookie, "{}").status(),
+        404,
+        "expired: register again"
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use weaprous_core::backend::app::{AppReply, AppRequest};
 use weaprous_core::backend::BackendConfig;
 use weaprous_core::chat::node::{ChatConfig, ChatEvent, ChatNode, LOG};
+use weaprous_core::chat::tracker::{Submitted, Tracker, TrackerError, TrackerPolicy};
 use weaprous_core::http::parse::{Event, Kind};
 use weaprous_core::node::machine::{NodeInput, NodeMachine, NodeOutput, SeededEntropy, Token};
 use weaprous_core::node::{record, FsError, LogOp, LogReply, Now};
@@ -188,6 +189,10 @@ impl Harness {
     /// Sends `head` (request line and fields, no final blank line) and `body` on `conn`;
     /// returns what the connection got back.
     fn request(&mut self, conn: u64, head: &str, body: &str) -> Vec<AppReply> {
+        self.request_from(conn, "192.0.2.1:5000", head, body)
+    }
+    /// [`Harness::request`] from the client address `peer`.
+    fn request_from(&mut self, conn: u64, peer: &str, head: &str, body: &str) -> Vec<AppReply> {
         let raw = format!("{head}\r\nContent-Length: {}\r\n\r\n", body.len());
         let (events, err) = common::run(Kind::Request, &[raw.as_bytes()], false);
         assert!(err.is_none(), "{err:?}");
@@ -196,7 +201,7 @@ impl Harness {
         };
         let msg = AppRequest {
             head,
-            peer: "192.0.2.1:5000".parse().unwrap(),
+            peer: peer.parse().unwrap(),
             body: body.as_bytes().to_vec(),
         };
         self.input(NodeInput::FromConn { conn, msg });
@@ -753,7 +758,7 @@ proptest::proptest! {
 fn the_request_checker_sees_every_route() {
     // One request per route, each with the session cookie and a JSON body.
     let mut data = Vec::new();
-    for route in 0..14u8 {
+    for route in 0..19u8 {
         data.extend_from_slice(&[route, 0, 0, 1]);
         data.extend_from_slice(br#"{"name":"ops","text":"hi","user":"x","password":"yyyyyyyy"}"#);
         data.push(0);
@@ -1090,4 +1095,245 @@ fn a_message_after_a_hole_in_the_positions_ends_the_log_at_start() {
     assert_eq!(history(&mut h2, &sid), ["m0"]);
     assert_eq!(post_text(&mut h2, &sid, "next"), 201);
     assert_eq!(history(&mut h2, &sid), ["m0", "next"]);
+}
+
+// ----- the tracker -----
+
+fn tracker_config(heartbeat_ms: u64) -> ChatConfig {
+    ChatConfig {
+        tracker: TrackerPolicy::every(std::time::Duration::from_millis(heartbeat_ms)),
+        ..config()
+    }
+}
+
+/// Status and JSON body of a tracker call by `sid` from `peer`.
+fn tracker_call(
+    h: &mut Harness,
+    sid: &str,
+    peer: &str,
+    head: &str,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let r = h.request_from(
+        90,
+        peer,
+        &format!("{head} HTTP/1.1\r\n{API}\r\nCookie: {sid}"),
+        body,
+    );
+    let (status, _, body) = whole(&r);
+    (status, json(&body))
+}
+
+fn peer_list(h: &mut Harness, sid: &str) -> Vec<serde_json::Value> {
+    let (status, body) = tracker_call(h, sid, "192.0.2.1:5000", "GET /get-list", "");
+    assert_eq!(status, 200, "{body}");
+    body["peers"].as_array().expect("peers").clone()
+}
+
+#[test]
+fn the_tracker_registers_at_the_observed_address_and_a_new_registration_replaces_the_old() {
+    let mut h = Harness::start_slots(Vec::new(), Vec::new(), tracker_config(2_000));
+    let sid = h.login(1, "admin", "password");
+    let body = r#"{"name":"admin","port":"7101","id":"p-1"}"#;
+    let (status, reply) = tracker_call(&mut h, &sid, "192.0.2.9:40000", "POST /submit-info", body);
+    assert_eq!(status, 201, "{reply}");
+    assert_eq!(reply["interval_ms"], 2000);
+    assert_eq!(reply["ttl_ms"], 6000);
+    assert_eq!(reply["peer"]["ip"], "192.0.2.9");
+    assert_eq!(reply["peer"]["port"], 7101);
+    assert!(h
+        .events
+        .iter()
+        .any(|e| matches!(e, ChatEvent::PeerRegistered { name, id, addr }
+        if name == "admin" && id == "p-1" && addr.to_string() == "192.0.2.9:7101")));
+    // Again: idempotent.
+    let (status, _) = tracker_call(&mut h, &sid, "192.0.2.9:40001", "POST /submit-info", body);
+    assert_eq!(status, 200);
+    // A restarted peer on another port and with another id: one entry, the new one.
+    let form = "name=admin&port=7202&id=p-2";
+    let r = h.request_from(
+        91,
+        "192.0.2.9:40002",
+        &format!("POST /submit-info HTTP/1.1\r\nHost: chat\r\nContent-Type: application/x-www-form-urlencoded\r\nCookie: {sid}"),
+        form,
+    );
+    assert_eq!(whole(&r).0, 200);
+    let list = peer_list(&mut h, &sid);
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["id"], "p-2");
+    assert_eq!(list[0]["port"], 7202);
+    assert_eq!(list[0]["name"], "admin");
+    assert_eq!(list[0]["last_seen"], 1_800_000_000u64);
+    // A second user is listed beside it.
+    let r = h.request(
+        2,
+        "POST /register HTTP/1.1\r\nHost: chat\r\nContent-Type: application/json",
+        r#"{"user":"bob","password":"bobs password"}"#,
+    );
+    assert_eq!(whole(&r).0, 201);
+    let bob = h.login(3, "bob", "bobs password");
+    let (status, _) = tracker_call(
+        &mut h,
+        &bob,
+        "192.0.2.10:1",
+        "POST /submit-info",
+        r#"{"name":"bob","port":7303}"#,
+    );
+    assert_eq!(status, 201);
+    let list = peer_list(&mut h, &sid);
+    let names: Vec<&str> = list.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["admin", "bob"]);
+    assert_eq!(list[1]["id"], "bob", "no id given: the user name");
+}
+
+#[test]
+fn the_tracker_answers_bad_input_with_400_and_a_foreign_name_or_address_with_403() {
+    let mut h = Harness::start();
+    let sid = h.login(1, "admin", "password");
+    let from = "192.0.2.9:40000";
+    for (body, want) in [
+        (r#"{"name":"admin","port":"seven"}"#, 400),
+        (r#"{"name":"admin","port":"0"}"#, 400),
+        (r#"{"name":"admin","port":"70000"}"#, 400),
+        (r#"{"name":"admin"}"#, 400),
+        (r#"{"port":"7101"}"#, 400),
+        (r#"{"name":"admin","port":"7101","id":"a b"}"#, 400),
+        (r#"{"name":"admin","port":"7101","ip":"not-an-ip"}"#, 400),
+        (r#"{"name":"admin","port":"7101","ip":"0.0.0.0"}"#, 400),
+        (r#"["admin"]"#, 400),
+        (r#"{"name":"bob","port":"7101"}"#, 403),
+        (r#"{"name":"admin","port":"7101","ip":"198.51.100.1"}"#, 403),
+    ] {
+        let (status, reply) = tracker_call(&mut h, &sid, from, "POST /submit-info", body);
+        assert_eq!(status, want, "{body}: {reply}");
+        assert_eq!(reply["status"], "error", "{body}");
+    }
+    assert!(peer_list(&mut h, &sid).is_empty(), "nothing registered");
+    // The announced address of a peer on the tracker's own host is believed.
+    let body = r#"{"name":"admin","port":"7101","ip":"198.51.100.1"}"#;
+    let (status, reply) = tracker_call(&mut h, &sid, "127.0.0.1:4000", "POST /submit-info", body);
+    assert_eq!(status, 201, "{reply}");
+    assert_eq!(reply["peer"]["ip"], "198.51.100.1");
+    // No session: 401 on every tracker route.
+    for head in [
+        "POST /submit-info",
+        "POST /add-list",
+        "GET /get-list",
+        "POST /remove-list",
+    ] {
+        let r = h.request(
+            5,
+            &format!("{head} HTTP/1.1\r\n{API}"),
+            r#"{"name":"admin","port":"1"}"#,
+        );
+        assert_eq!(whole(&r).0, 401, "{head}");
+    }
+}
+
+#[test]
+fn behind_a_trusted_proxy_the_forwarded_address_is_registered_and_otherwise_not() {
+    let mut h = Harness::start();
+    let sid = h.login(1, "admin", "password");
+    let body = "{\"name\":\"admin\",\"port\":7101}";
+    let forwarded = |h: &mut Harness, peer: &str| {
+        let r = h.request_from(
+            7,
+            peer,
+            &format!("POST /submit-info HTTP/1.1\r\n{API}\r\nCookie: {sid}\r\nX-Forwarded-For: 203.0.113.5"),
+            body,
+        );
+        let (_, _, reply) = whole(&r);
+        json(&reply)["peer"]["ip"].as_str().unwrap().to_string()
+    };
+    assert_eq!(
+        forwarded(&mut h, "127.0.0.1:5000"),
+        "203.0.113.5",
+        "the proxy is trusted"
+    );
+    assert_eq!(
+        forwarded(&mut h, "192.0.2.44:5000"),
+        "192.0.2.44",
+        "a client's own header is not"
+    );
+}
+
+#[test]
+fn a_silent_peer_expires_at_its_ttl_by_the_sweep_timer_and_heartbeats_keep_it() {
+    let mut h = Harness::start_slots(Vec::new(), Vec::new(), tracker_config(1_000));
+    let sid = h.login(1, "admin", "password");
+    let at = |ms: u64| Instant::ZERO + std::time::Duration::from_millis(ms);
+    let from = "192.0.2.9:1";
+    let (status, _) = tracker_call(
+        &mut h,
+        &sid,
+        from,
+        "POST /submit-info",
+        r#"{"name":"admin","port":7101}"#,
+    );
+    assert_eq!(status, 201);
+    h.now.mono = at(2_000);
+    let (status, reply) = tracker_call(&mut h, &sid, from, "POST /add-list", "");
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["interval_ms"], 1000);
+    // The node's next deadline is the entry's expiry, 3 s after the heartbeat.
+    let NodeOutput::Wait { deadline } = h.node.poll_output() else {
+        panic!("the node has work left");
+    };
+    assert_eq!(deadline, Some(at(5_000)));
+    h.now.mono = at(4_999);
+    h.input(NodeInput::Timeout);
+    assert_eq!(peer_list(&mut h, &sid).len(), 1, "alive until its TTL");
+    h.now.mono = at(5_000);
+    h.events.clear();
+    h.input(NodeInput::Timeout);
+    assert_eq!(
+        h.events,
+        [ChatEvent::PeerExpired {
+            name: "admin".into()
+        }],
+        "swept by the timer, with no read of the list"
+    );
+    assert!(peer_list(&mut h, &sid).is_empty());
+    // A heartbeat now says: register again.
+    let (status, reply) = tracker_call(&mut h, &sid, from, "POST /add-list", "");
+    assert_eq!(status, 404, "{reply}");
+    let (status, _) = tracker_call(
+        &mut h,
+        &sid,
+        from,
+        "POST /submit-info",
+        r#"{"name":"admin","port":7101}"#,
+    );
+    assert_eq!(status, 201);
+    // Leaving removes at once, and leaving again is harmless.
+    let (status, reply) = tracker_call(&mut h, &sid, from, "POST /remove-list", "");
+    assert_eq!((status, reply["removed"].as_bool()), (200, Some(true)));
+    assert!(peer_list(&mut h, &sid).is_empty());
+    let (status, reply) = tracker_call(&mut h, &sid, from, "POST /remove-list", "");
+    assert_eq!((status, reply["removed"].as_bool()), (200, Some(false)));
+    let NodeOutput::Wait { deadline } = h.node.poll_output() else {
+        panic!("the node has work left");
+    };
+    assert_eq!(deadline, None, "no entry, no sweep timer");
+}
+
+#[test]
+fn the_tracker_is_bounded_and_refuses_new_users_when_full() {
+    let mut t = Tracker::new(TrackerPolicy {
+        max_peers: 2,
+        ..TrackerPolicy::default()
+    });
+    let now = Now::default();
+    let ip = "192.0.2.1".parse().unwrap();
+    assert_eq!(t.submit("a", "a", ip, 1, now), Ok(Submitted::New));
+    assert_eq!(t.submit("b", "b", ip, 2, now), Ok(Submitted::New));
+    assert_eq!(t.submit("c", "c", ip, 3, now), Err(TrackerError::Full));
+    assert_eq!(
+        t.submit("a", "a2", ip, 1, now),
+        Ok(Submitted::Replaced),
+        "a known user may re-register"
+    );
+    assert_eq!(t.submit("a", "a2", ip, 1, now), Ok(Submitted::Refreshed));
+    t.check_invariants();
+    assert_eq!(t.len(), 2);
 }

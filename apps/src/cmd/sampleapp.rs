@@ -6,6 +6,10 @@
 //! password hashes). Prints `sampleapp listening on ADDR`, one access-log line per request,
 //! and notices (the default account, a log cut at start) on standard error.
 //! SIGINT/SIGTERM: event streams get a last event and end, in-flight requests finish, exit.
+//!
+//! It is also the peer tracker (`/submit-info`, `/add-list`, `/get-list`, `/remove-list`):
+//! `--peer-heartbeat` is the interval its replies ask peers to follow, `--peer-ttl` how long a
+//! silent peer stays listed (3 heartbeats unless set).
 
 use clap::Parser;
 use std::net::IpAddr;
@@ -13,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use weaprous_core::backend::BackendConfig;
 use weaprous_core::chat::node::{ChatConfig, ChatNode};
+use weaprous_core::chat::tracker::TrackerPolicy;
 use weaprous_net_real::node::serve_node;
 use weaprous_net_real::server::ServeOptions;
 
@@ -47,6 +52,17 @@ pub struct Args {
     /// Refuse `POST /register` (403): accounts are made some other way.
     #[arg(long)]
     no_register: bool,
+    /// How often the peer tracker asks peers to heartbeat (`/add-list`): 500ms, 10s, 1m.
+    #[arg(long, default_value = "10s", value_parser = crate::duration)]
+    peer_heartbeat: std::time::Duration,
+    /// How long a silent peer stays on the tracker's list (default: 3 heartbeats, so two
+    /// lost ones are tolerated).
+    #[arg(long, value_parser = crate::duration)]
+    peer_ttl: Option<std::time::Duration>,
+    /// Hand out the `ip` a peer announces even when it differs from the address it connects
+    /// from (by default only peers on this host may name another address).
+    #[arg(long)]
+    accept_announced_ip: bool,
 }
 
 /// Parses `args` (the first is the program name) and runs the chat server until
@@ -65,9 +81,18 @@ fn run(args: Args) -> Result<(), String> {
     let static_root = crate::root_dir("--static", &args.static_dir)?;
     crate::private_dir(&args.data_dir)?;
     let site = BackendConfig::new(www, static_root);
+    let mut tracker = TrackerPolicy::every(args.peer_heartbeat);
+    if let Some(ttl) = args.peer_ttl {
+        if ttl < args.peer_heartbeat {
+            return Err("--peer-ttl must be at least --peer-heartbeat".into());
+        }
+        tracker.ttl = ttl;
+    }
+    tracker.accept_announced_ip = args.accept_announced_ip;
     let cfg = ChatConfig {
         trusted_proxies: args.trusted_proxy,
         registration: !args.no_register,
+        tracker,
         ..ChatConfig::new(addr, site, Arc::new(crate::password::Argon2Hasher))
     };
     let mut opts = ServeOptions::new("sampleapp", addr);

@@ -41,6 +41,10 @@ const ROUTES: &[&str] = &[
     "DELETE /channels",
     "PUT /channel/{name}/message",
     "GET /nothing/{name}",
+    "POST /submit-info",
+    "POST /add-list",
+    "GET /get-list",
+    "POST /remove-list",
 ];
 
 /// Runs `data` (module docs) against a fresh chat node; panics when something that must hold

@@ -7,6 +7,7 @@
 //!   and the event streams.
 //! * [`snapshot`]: the log's two slots and the snapshots that keep it from growing with
 //!   superseded records.
+//! * [`tracker`]: the peer tracker (who is online for peer-to-peer messaging, and where).
 //! * [`check`]: what any sequence of requests must do to the node (the fuzz target's and a
 //!   property test's body).
 
@@ -14,3 +15,4 @@ pub mod channels;
 pub mod check;
 pub mod node;
 pub mod snapshot;
+pub mod tracker;

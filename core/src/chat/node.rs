@@ -19,6 +19,10 @@
 //! | `GET /events` | Server-Sent Events: every new message (`?channel=` filters), resumable by `Last-Event-ID`, and who is online |
 //! | `GET /me` | `{"user"}`: who the session belongs to |
 //! | `POST /password` | `current`, `password` (the new one): `200`; `403` if `current` is wrong (a guess, limited as sign-ins are); every other session of the user ends, with its event streams, and verified Basic credentials are forgotten |
+//! | `POST /submit-info` | `name` (the signed-in user), `port`, optional `id` and `ip`: registers (or replaces) the user's peer entry with the tracker ([`tracker`]); `201` new, `200` again |
+//! | `POST /add-list` | a heartbeat: the entry lives another TTL; `404` when the tracker does not know the user (register again) |
+//! | `GET /get-list` | `{"peers": [{id, name, ip, port, last_seen}], ...}`: every live peer |
+//! | `POST /remove-list` | the user's peer entry goes at once (`200` whether or not it was there) |
 //! | `POST /register` | `user`, `password` (8 to 256 characters): `201`, or `303 /login.html?registered=1` for a browser; `409` if taken; `403` when [`ChatConfig::registration`] is off |
 //! | anything else | `GET`/`HEAD`: the static-file rules; other methods: `404` |
 //!
@@ -64,6 +68,7 @@
 
 use super::channels::{Chat, ChatError, Message, Posted, Record};
 use super::snapshot;
+use super::tracker::{self, Submitted, Tracker, TrackerError, TrackerPolicy};
 use crate::backend::app::{AppReply, AppRequest};
 use crate::backend::{BackendConfig, BackendConn};
 use crate::http::target::normalize_path;
@@ -174,6 +179,8 @@ pub struct ChatConfig {
     pub chat: bool,
     /// When the log is compacted by a snapshot.
     pub snapshots: snapshot::Policy,
+    /// The peer tracker's heartbeat and expiry (its routes come with the chat API).
+    pub tracker: TrackerPolicy,
 }
 
 impl ChatConfig {
@@ -193,6 +200,7 @@ impl ChatConfig {
             registration: true,
             chat: true,
             snapshots: snapshot::Policy::default(),
+            tracker: TrackerPolicy::default(),
         }
     }
 }
@@ -243,6 +251,20 @@ pub enum ChatEvent {
     },
     /// A snapshot failed (a disk error); the log it would have replaced goes on.
     CompactionFailed,
+    /// The tracker registered `name` as peer `id` at `addr` (new, or replacing its old entry).
+    PeerRegistered {
+        name: String,
+        id: String,
+        addr: SocketAddr,
+    },
+    /// `name` left the tracker's list.
+    PeerLeft {
+        name: String,
+    },
+    /// `name` was not heard from for the TTL and expired.
+    PeerExpired {
+        name: String,
+    },
     /// A drain began: records appended and syncs issued in this life (records per sync is
     /// what group commit buys).
     Draining {
@@ -273,6 +295,10 @@ enum Route {
     Me,
     Register,
     Password,
+    SubmitInfo,
+    AddList,
+    GetList,
+    RemoveList,
 }
 
 /// What a finished job continues with.
@@ -367,6 +393,7 @@ enum AfterCut {
 enum Timer {
     Heartbeat,
     RetryRecovery,
+    TrackerSweep,
 }
 
 /// A snapshot being written (see [`snapshot`]).
@@ -414,6 +441,7 @@ pub struct ChatNode {
     accounts: Accounts,
     sessions: Sessions,
     chat: Chat,
+    tracker: Tracker,
     limiter: Limiter,
     next_token: Token,
     jobs: BTreeMap<Token, AfterJob>,
@@ -472,8 +500,13 @@ impl ChatNode {
                 .route(&[Method::Post], "/channels", Route::CreateChannel)
                 .route(&[Method::Get], "/channel/{name}/messages", Route::History)
                 .route(&[Method::Post], "/channel/{name}/message", Route::Post)
-                .route(&[Method::Get], "/events", Route::Events);
+                .route(&[Method::Get], "/events", Route::Events)
+                .route(&[Method::Post], "/submit-info", Route::SubmitInfo)
+                .route(&[Method::Post], "/add-list", Route::AddList)
+                .route(&[Method::Get], "/get-list", Route::GetList)
+                .route(&[Method::Post], "/remove-list", Route::RemoveList);
         }
+        let tracker = Tracker::new(cfg.tracker.clone());
         let sessions = Sessions::new(cfg.sessions.clone());
         ChatNode {
             cfg,
@@ -483,6 +516,7 @@ impl ChatNode {
             accounts: Accounts::new(),
             sessions,
             chat: Chat::new(),
+            tracker,
             limiter: Limiter::new(5, 60, 100_000),
             next_token: 0,
             jobs: BTreeMap::new(),
@@ -764,12 +798,16 @@ impl ChatNode {
 
     /// The client's address, for rate limits.
     fn client(&self, req: &AppRequest) -> String {
+        self.client_ip(req).to_string()
+    }
+
+    /// The address a request came from: the peer, or what a trusted proxy says it forwarded.
+    fn client_ip(&self, req: &AppRequest) -> IpAddr {
         client_addr(
             req.peer.ip(),
             header(req, "x-forwarded-for"),
             &self.cfg.trusted_proxies,
         )
-        .to_string()
     }
 
     fn allowed(&mut self, client: &str, user: &str, now: Now) -> Result<(), u64> {
@@ -960,7 +998,128 @@ impl ChatNode {
                 let body = serde_json::json!({ "user": auth.user }).to_string();
                 self.respond(conn, Status::OK, &[], body);
             }
+            Route::SubmitInfo => self.submit_info(now, conn, &req, &auth.user),
+            Route::AddList => match self.tracker.heartbeat(&auth.user, now) {
+                Ok(entry) => {
+                    let entry = entry.json();
+                    let body = self.tracker_reply(Some(entry));
+                    self.respond(conn, Status::OK, &[], body);
+                }
+                Err(_) => self.error(
+                    conn,
+                    404,
+                    "not registered with the tracker: submit-info again",
+                ),
+            },
+            Route::GetList => {
+                let peers: Vec<serde_json::Value> =
+                    self.tracker.peers(now.mono).map(|e| e.json()).collect();
+                let mut body = self.tracker_json();
+                body["peers"] = peers.into();
+                self.respond(conn, Status::OK, &[], body.to_string());
+            }
+            Route::RemoveList => {
+                let removed = self.tracker.remove(&auth.user).is_some();
+                if removed {
+                    let name = auth.user.clone();
+                    self.out
+                        .push_back(NodeOutput::Event(ChatEvent::PeerLeft { name }));
+                }
+                let body = serde_json::json!({ "status": "ok", "removed": removed });
+                self.respond(conn, Status::OK, &[], body.to_string());
+            }
         }
+    }
+
+    // ----- the tracker -----
+
+    /// `POST /submit-info` (module docs, [`tracker`]).
+    fn submit_info(&mut self, now: Now, conn: ConnId, req: &AppRequest, user: &str) {
+        let f = match fields(req) {
+            Ok(f) => f,
+            Err((status, msg)) => return self.error(conn, status, &msg),
+        };
+        let (Some(name), Some(port)) = (f.get("name"), f.get("port")) else {
+            return self.error(conn, 400, "name and port are required");
+        };
+        if name != user {
+            return self.error(conn, 403, "name must be the account you are signed in as");
+        }
+        let port = match port.trim().parse::<u16>() {
+            Ok(p) if p != 0 => p,
+            _ => return self.error(conn, 400, "port must be a number from 1 to 65535"),
+        };
+        let id = f.get("id").map_or(user, String::as_str);
+        if !tracker::id_ok(id) {
+            return self.error(
+                conn,
+                400,
+                "id must be 1 to 64 letters, digits, '-', '_' or '.'",
+            );
+        }
+        let observed = self.client_ip(req);
+        let ip = match f.get("ip").filter(|ip| !ip.is_empty()) {
+            None => observed,
+            Some(text) => match text.trim().parse::<IpAddr>() {
+                Ok(ip) if ip.is_unspecified() || ip.is_multicast() => {
+                    return self.error(conn, 400, "ip must be an address a peer can dial");
+                }
+                Ok(ip) if tracker::announced_ip_allowed(ip, observed, self.tracker.policy()) => ip,
+                Ok(_) => {
+                    return self.error(
+                        conn,
+                        403,
+                        "ip must be the address you connect from (this tracker does not take announced addresses)",
+                    );
+                }
+                Err(_) => return self.error(conn, 400, "ip is not an IP address"),
+            },
+        };
+        match self.tracker.submit(user, id, ip, port, now) {
+            Ok(outcome) => {
+                if outcome != Submitted::Refreshed {
+                    self.out
+                        .push_back(NodeOutput::Event(ChatEvent::PeerRegistered {
+                            name: user.to_string(),
+                            id: id.to_string(),
+                            addr: SocketAddr::new(ip, port),
+                        }));
+                }
+                let status = if outcome == Submitted::New {
+                    Status(201)
+                } else {
+                    Status::OK
+                };
+                let entry = self.tracker.get(user).map(|e| e.json());
+                let body = self.tracker_reply(entry);
+                self.respond(conn, status, &[], body);
+            }
+            Err(TrackerError::Full) => self.respond(
+                conn,
+                Status::SERVICE_UNAVAILABLE,
+                &[("Retry-After", "10")],
+                error_json("the tracker is full"),
+            ),
+            Err(TrackerError::NotRegistered) => self.error(conn, 404, "not registered"),
+        }
+    }
+
+    /// The heartbeat interval and TTL every tracker reply carries.
+    fn tracker_json(&self) -> serde_json::Value {
+        let p = self.tracker.policy();
+        serde_json::json!({
+            "status": "ok",
+            "interval_ms": tracker::interval_ms(p.heartbeat),
+            "ttl_ms": tracker::interval_ms(p.ttl),
+        })
+    }
+
+    fn tracker_reply(&self, peer: Option<serde_json::Value>) -> String {
+        let mut body = self.tracker_json();
+        if let Some(peer) = peer {
+            body["peer"] = peer;
+        }
+        body.to_string()
     }
 
     fn chat_error(&mut self, conn: ConnId, e: &ChatError) {
@@ -1998,6 +2157,13 @@ impl NodeMachine for ChatNode {
                 while let Some(t) = self.timers.pop_due(now.mono) {
                     match t {
                         Timer::RetryRecovery => self.recover(),
+                        Timer::TrackerSweep => {
+                            for gone in self.tracker.sweep(now.mono) {
+                                let name = gone.name;
+                                self.out
+                                    .push_back(NodeOutput::Event(ChatEvent::PeerExpired { name }));
+                            }
+                        }
                         Timer::Heartbeat => {
                             let mut ping = Vec::new();
                             sse::comment("", &mut ping);
@@ -2037,6 +2203,12 @@ impl NodeMachine for ChatNode {
         if self.subscribers.is_empty() {
             self.timers.cancel(&Timer::Heartbeat);
         }
+        match self.tracker.next_expiry() {
+            Some(at) => self.timers.set(Timer::TrackerSweep, at),
+            None => {
+                self.timers.cancel(&Timer::TrackerSweep);
+            }
+        }
     }
 
     fn poll_output(&mut self) -> NodeOutput<Self> {
@@ -2073,6 +2245,7 @@ impl NodeMachine for ChatNode {
 
     fn check_invariants(&self) {
         self.timers.check_invariants();
+        self.tracker.check_invariants();
         assert_eq!(
             self.commit.waiting(),
             self.appends.len(),
