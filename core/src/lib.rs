@@ -11,7 +11,8 @@
 //!   handling and the server connection machine.
 //! * [`node`]: the contract between a machine and its driver.
 //! * [`backend`]: the static-file server (`backend` binary) as a connection machine.
-//! * [`chat`]: the chat server's state: channels, messages, idempotent posts.
+//! * [`chat`]: the chat server's state: channels, messages, idempotent posts, the peer tracker.
+//! * [`p2p`]: peer-to-peer messaging: the wire protocol and delivery between peers.
 //! * [`time`]: the crate's own clock type.
 //! * [`web`]: WeApRous, the web framework's pure pieces (forms, cookies, the cookie jar, Basic
 //!   authentication).
@@ -23,6 +24,7 @@ pub mod buggify;
 pub mod chat;
 pub mod http;
 pub mod node;
+pub mod p2p;
 pub mod proxy;
 pub mod time;
 pub mod web;
