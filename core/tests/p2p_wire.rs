@@ -16,8 +16,8 @@ fn every_frame() -> Vec<Frame> {
             name: "alice".into(),
             incarnation: 3,
             port: 7101,
-            have: id(2, 41),
         }),
+        Frame::Sync { have: id(2, 41) },
         Frame::Msg {
             id: id(3, 1),
             prev: id(2, 40),
@@ -118,13 +118,13 @@ fn another_protocol_version_is_a_clear_error_read_before_the_rest() {
 fn malformed_frames_are_named_errors() {
     let cases: &[(&[u8], &str)] = &[
         (b"\x09", "an unknown frame type"),
-        (b"\x03\x00\x00", "the frame ends inside a field"),
+        (b"\x04\x00\x00", "the frame ends inside a field"),
         (
-            b"\x05\x00\x00\x00\x00\x00\x00\x00\x01\xff",
+            b"\x06\x00\x00\x00\x00\x00\x00\x00\x01\xff",
             "bytes after the last field",
         ),
-        (b"\x07\x00\x02\xff\xfe", "a string that is not UTF-8"),
-        (b"\x07\x01\x01", "a string over its limit"),
+        (b"\x08\x00\x02\xff\xfe", "a string that is not UTF-8"),
+        (b"\x08\x01\x01", "a string over its limit"),
     ];
     for (body, what) in cases {
         let (frames, err) = read(&framed(body));
@@ -132,14 +132,14 @@ fn malformed_frames_are_named_errors() {
         assert_eq!(err, Some(WireError::Malformed(body[0], what)), "{body:?}");
     }
     // A message of an unknown kind.
-    let mut body = vec![2];
+    let mut body = vec![3];
     body.extend_from_slice(&[0; 32]);
     body.push(7);
     body.extend_from_slice(&[0; 10]);
     let (_, err) = read(&framed(&body));
     assert_eq!(
         err,
-        Some(WireError::Malformed(2, "an unknown message kind"))
+        Some(WireError::Malformed(3, "an unknown message kind"))
     );
     // After an error the reader stays failed.
     let mut r = FrameReader::new();

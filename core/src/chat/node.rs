@@ -87,6 +87,7 @@ use crate::web::accounts::{
 use crate::web::cookie::{cookie, SameSite, SetCookie};
 use crate::web::form::Form;
 use crate::web::limit::Limiter;
+use crate::web::reply;
 use crate::web::request::{client_addr, error_json, origin_allowed, wants_html};
 use crate::web::router::{allow_value, Lookup, Params, Router};
 use crate::web::session::{new_token, Check, SessionPolicy, Sessions};
@@ -120,9 +121,7 @@ pub const BASIC_CACHE_MAX: usize = 1024;
 pub const RECOVERY_RETRY: Duration = Duration::from_millis(200);
 /// The longest wait between recovery attempts.
 pub const RECOVERY_RETRY_MAX: Duration = Duration::from_secs(5);
-/// What a 401 to a browser names: a scheme no browser prompts for (RFC 7235 §3.1 wants a
-/// challenge on every 401; `Basic` would open a password dialog).
-pub const BROWSER_CHALLENGE: &str = "Session realm=\"weaprous\"";
+pub use crate::web::reply::BROWSER_CHALLENGE;
 
 /// One record of the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -580,67 +579,21 @@ impl ChatNode {
     }
 
     fn respond(&mut self, conn: ConnId, status: Status, headers: &[(&str, &str)], json: String) {
-        let mut head = ResponseHead::new(status);
-        head.headers.append("Content-Type", "application/json");
-        head.headers.append("Cache-Control", "no-store");
-        for (n, v) in headers {
-            head.headers.append(n, v);
-        }
-        self.reply(
-            conn,
-            AppReply::Respond {
-                head,
-                body: json.into_bytes(),
-            },
-        );
+        self.reply(conn, reply::json(status, headers, json));
     }
 
     fn error(&mut self, conn: ConnId, status: u16, message: &str) {
-        self.respond(conn, Status(status), &[], error_json(message));
+        self.reply(conn, reply::error(status, message));
     }
 
     fn redirect(&mut self, conn: ConnId, location: &str, cookie: Option<&SetCookie>) {
-        let mut head = ResponseHead::new(Status(303));
-        head.headers.append("Location", location);
-        head.headers.append("Cache-Control", "no-store");
-        if let Some(c) = cookie {
-            head.headers.append("Set-Cookie", c.to_string());
-        }
-        self.reply(
-            conn,
-            AppReply::Respond {
-                head,
-                body: Vec::new(),
-            },
-        );
+        self.reply(conn, reply::redirect(location, cookie));
     }
 
     /// A 401: a page that links to the login form for a browser, JSON and a Basic challenge
     /// for an API client.
     fn unauthorized(&mut self, conn: ConnId, browser: bool) {
-        if browser {
-            let mut head = ResponseHead::new(Status(401));
-            head.headers
-                .append("Content-Type", "text/html; charset=utf-8");
-            head.headers.append("WWW-Authenticate", BROWSER_CHALLENGE);
-            head.headers.append("Cache-Control", "no-store");
-            let body = "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-                <title>Sign in</title>\n<meta http-equiv=\"refresh\" content=\"0; url=/login.html\">\n\
-                </head>\n<body>\n<p>You need to <a href=\"/login.html\">sign in</a>.</p>\n</body>\n</html>\n";
-            return self.reply(
-                conn,
-                AppReply::Respond {
-                    head,
-                    body: body.as_bytes().to_vec(),
-                },
-            );
-        }
-        self.respond(
-            conn,
-            Status(401),
-            &[("WWW-Authenticate", crate::web::basic::CHALLENGE)],
-            error_json("sign in first"),
-        );
+        self.reply(conn, reply::unauthorized(browser));
     }
 
     fn unavailable(&mut self, conn: ConnId) {
@@ -654,21 +607,7 @@ impl ChatNode {
 
     /// A 503 for a browser: a page that reloads itself a second later.
     fn starting_page(&mut self, conn: ConnId) {
-        let mut head = ResponseHead::new(Status::SERVICE_UNAVAILABLE);
-        head.headers
-            .append("Content-Type", "text/html; charset=utf-8");
-        head.headers.append("Retry-After", "1");
-        head.headers.append("Cache-Control", "no-store");
-        let body = "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-            <title>Starting</title>\n<meta http-equiv=\"refresh\" content=\"1\">\n</head>\n\
-            <body>\n<p>The chat is starting; this page reloads by itself.</p>\n</body>\n</html>\n";
-        self.reply(
-            conn,
-            AppReply::Respond {
-                head,
-                body: body.as_bytes().to_vec(),
-            },
-        );
+        self.reply(conn, reply::starting_page("The chat"));
     }
 
     // ----- requests -----
@@ -2018,44 +1957,9 @@ fn browser(req: &AppRequest) -> bool {
     wants_html(header(req, "accept"))
 }
 
-/// A body's fields: a form or a JSON object of strings (numbers and booleans as text).
+/// A body's fields ([`crate::web::request::fields`]).
 fn fields(req: &AppRequest) -> Result<BTreeMap<String, String>, (u16, String)> {
-    let ty = header(req, "content-type")
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match ty.as_str() {
-        "application/json" => {
-            let value: serde_json::Value = serde_json::from_slice(&req.body)
-                .map_err(|e| (400, format!("the body is not JSON: {e}")))?;
-            let obj = value
-                .as_object()
-                .ok_or((400, "the body must be a JSON object".to_string()))?;
-            let mut out = BTreeMap::new();
-            for (k, v) in obj {
-                let text = match v {
-                    serde_json::Value::String(s) => s.clone(),
-                    serde_json::Value::Number(n) => n.to_string(),
-                    serde_json::Value::Bool(b) => b.to_string(),
-                    _ => return Err((400, format!("field {k} must be a string"))),
-                };
-                out.insert(k.clone(), text);
-            }
-            Ok(out)
-        }
-        "application/x-www-form-urlencoded" | "" => {
-            let form = Form::parse(&req.body).map_err(|e| (400, format!("bad form: {e:?}")))?;
-            let mut out = BTreeMap::new();
-            for (k, v) in form.pairs {
-                out.entry(k).or_insert(v);
-            }
-            Ok(out)
-        }
-        _ => Err((415, "send a form or JSON".to_string())),
-    }
+    crate::web::request::fields(header(req, "content-type"), &req.body)
 }
 
 /// A sign-in or registration body's user name and password (`username` is the seed's form

@@ -13,6 +13,7 @@
 
 pub mod chars;
 pub mod client;
+pub mod fetch;
 pub mod date;
 mod head;
 pub mod headers;

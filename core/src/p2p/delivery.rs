@@ -203,6 +203,30 @@ impl Outbox {
         failed
     }
 
+    /// Fails `id` in `to`'s chain if it still waits there (replaying a failure the log
+    /// holds); whether it did.
+    pub fn fail(&mut self, to: &str, id: MsgId) -> bool {
+        let Some(chain) = self.chains.get_mut(to) else {
+            return false;
+        };
+        let waits = chain
+            .queue
+            .iter()
+            .any(|e| matches!(e, Entry::Msg { msg, .. } if msg.id == id));
+        if !waits {
+            return false;
+        }
+        let old = std::mem::take(&mut chain.queue);
+        for entry in old {
+            match entry {
+                Entry::Msg { msg, prev } if msg.id == id => push_gone(chain, prev, msg.id),
+                Entry::Gone { prev, through } => push_gone(chain, prev, through),
+                other => chain.queue.push_back(other),
+            }
+        }
+        true
+    }
+
     /// The frames a live link to `to` carries next: every entry past what it has written (a
     /// `Gone` merged from written and unwritten entries goes out whole: its receiver's mark
     /// lies inside it). Nothing while no link is up.

@@ -4,6 +4,8 @@
 //! * [`wire`]: length-prefixed frames, the handshake, the protocol version.
 //! * [`delivery`]: message ids, per-recipient chains, acknowledgements, expiry, and the
 //!   receiver's marks: at least once on the wire, exactly once to the user, in order.
+//! * [`link`]: one link as a connection machine (framing, keepalive, deadlines).
 
 pub mod delivery;
+pub mod link;
 pub mod wire;

@@ -11,19 +11,27 @@
 //! # Frames
 //! | type | frame | fields |
 //! |---|---|---|
-//! | 1 | [`Hello`] | magic `wp2p`, version (u16), peer id, name, incarnation (u64), P2P port (u16), the last message accepted from the other side ([`MsgId`]) |
-//! | 2 | [`Frame::Msg`] | id, prev (the id of the sender's previous message to this peer), kind (0 direct, 1 broadcast), sent at (Unix ms), text |
-//! | 3 | [`Frame::Ack`] | id: every message to this peer up to it is taken |
-//! | 4 | [`Frame::Gone`] | prev, through: the messages after `prev` up to `through` expired undelivered |
-//! | 5 | [`Frame::Ping`] | nonce |
-//! | 6 | [`Frame::Pong`] | nonce |
-//! | 7 | [`Frame::Bye`] | reason: why the sender closes (a version mismatch, a duplicate link) |
+//! | 1 | [`Hello`] | magic `wp2p`, version (u16), peer id, name, incarnation (u64), P2P port (u16) |
+//! | 2 | [`Frame::Sync`] | have: the last of the receiver's messages the sender took ([`MsgId`]) |
+//! | 3 | [`Frame::Msg`] | id, prev (the id of the sender's previous message to this peer), kind (0 direct, 1 broadcast), sent at (Unix ms), text |
+//! | 4 | [`Frame::Ack`] | id: every message to this peer up to it is taken |
+//! | 5 | [`Frame::Gone`] | prev, through: the messages after `prev` up to `through` expired undelivered |
+//! | 6 | [`Frame::Ping`] | nonce |
+//! | 7 | [`Frame::Pong`] | nonce |
+//! | 8 | [`Frame::Bye`] | reason: why the sender closes (a version mismatch, a duplicate link) |
+//!
+//! # The handshake
+//! Both sides send `Hello` as soon as the link opens. Once each knows who the other is, it
+//! sends `Sync` with the last message it durably took from that peer; a side starts sending
+//! its messages only once it has the other's `Sync`, from that point on. That is the sync
+//! exchange that repairs whatever a broken link lost.
 //!
 //! The version is the second field of the first frame and is read before anything after it,
 //! so a peer speaking another version gets a clear error ([`WireError::Version`]) rather than
 //! a decoding failure. Message ids and the delivery rules that use `prev`, `Ack` and `Gone` are
 //! [`super::delivery`]'s.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The version this code speaks.
@@ -42,7 +50,9 @@ pub const MAX_REASON: usize = 256;
 /// A message's identity among its origin's messages: the origin's incarnation (one more at
 /// every start, durably, so ids lost with an unsynced counter are never reused), then a
 /// sequence within it. Ordered by incarnation, then sequence; [`MsgId::NONE`] comes first.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct MsgId {
     pub inc: u64,
     pub seq: u64,
@@ -60,7 +70,8 @@ impl fmt::Display for MsgId {
 }
 
 /// Direct (to one peer) or broadcast (to every active peer).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     Direct,
     Broadcast,
@@ -74,14 +85,15 @@ pub struct Hello {
     pub incarnation: u64,
     /// Where the sender accepts links (what the tracker lists for it).
     pub port: u16,
-    /// The last of the receiver's messages the sender accepted: the sync point.
-    pub have: MsgId,
 }
 
 /// One frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {
     Hello(Hello),
+    Sync {
+        have: MsgId,
+    },
     Msg {
         id: MsgId,
         prev: MsgId,
@@ -151,7 +163,10 @@ impl Frame {
                 put_str(out, &h.name, MAX_NAME);
                 out.extend_from_slice(&h.incarnation.to_be_bytes());
                 out.extend_from_slice(&h.port.to_be_bytes());
-                put_id(out, h.have);
+            }
+            Frame::Sync { have } => {
+                out.push(2);
+                put_id(out, *have);
             }
             Frame::Msg {
                 id,
@@ -160,7 +175,7 @@ impl Frame {
                 sent_ms,
                 text,
             } => {
-                out.push(2);
+                out.push(3);
                 put_id(out, *id);
                 put_id(out, *prev);
                 out.push(match kind {
@@ -171,24 +186,24 @@ impl Frame {
                 put_str(out, text, MAX_TEXT);
             }
             Frame::Ack { id } => {
-                out.push(3);
+                out.push(4);
                 put_id(out, *id);
             }
             Frame::Gone { prev, through } => {
-                out.push(4);
+                out.push(5);
                 put_id(out, *prev);
                 put_id(out, *through);
             }
             Frame::Ping { nonce } => {
-                out.push(5);
-                out.extend_from_slice(&nonce.to_be_bytes());
-            }
-            Frame::Pong { nonce } => {
                 out.push(6);
                 out.extend_from_slice(&nonce.to_be_bytes());
             }
-            Frame::Bye { reason } => {
+            Frame::Pong { nonce } => {
                 out.push(7);
+                out.extend_from_slice(&nonce.to_be_bytes());
+            }
+            Frame::Bye { reason } => {
+                out.push(8);
                 put_str(out, reason, MAX_REASON);
             }
         }
@@ -214,10 +229,10 @@ impl Frame {
                     name: r.str(MAX_NAME)?,
                     incarnation: r.u64()?,
                     port: r.u16()?,
-                    have: r.id()?,
                 })
             }
-            2 => Frame::Msg {
+            2 => Frame::Sync { have: r.id()? },
+            3 => Frame::Msg {
                 id: r.id()?,
                 prev: r.id()?,
                 kind: match r.take(1)?[0] {
@@ -228,14 +243,14 @@ impl Frame {
                 sent_ms: r.u64()?,
                 text: r.str(MAX_TEXT)?,
             },
-            3 => Frame::Ack { id: r.id()? },
-            4 => Frame::Gone {
+            4 => Frame::Ack { id: r.id()? },
+            5 => Frame::Gone {
                 prev: r.id()?,
                 through: r.id()?,
             },
-            5 => Frame::Ping { nonce: r.u64()? },
-            6 => Frame::Pong { nonce: r.u64()? },
-            7 => Frame::Bye {
+            6 => Frame::Ping { nonce: r.u64()? },
+            7 => Frame::Pong { nonce: r.u64()? },
+            8 => Frame::Bye {
                 reason: r.str(MAX_REASON)?,
             },
             _ => return Err(WireError::Malformed(ty, "an unknown frame type")),

@@ -8,6 +8,7 @@
 //! * [`url`]: the parts of an http(s) URL a client needs.
 //! * [`request`]: browser or API client, the client's address, the Origin check, error
 //!   bodies.
+//! * [`reply`]: the answers every node gives alike (JSON, redirects, 401s, "starting").
 //! * [`router`]: the route table (path parameters, 404 and 405 with `Allow`, HEAD for GET).
 //! * [`sse`]: Server-Sent Events, written and read.
 //! * [`accounts`]: user names, password rules, hashes behind a trait.
@@ -24,6 +25,7 @@ pub mod cookie_date;
 pub mod form;
 pub mod jar;
 pub mod limit;
+pub mod reply;
 pub mod request;
 pub mod router;
 pub mod session;

@@ -86,3 +86,50 @@ pub fn client_addr(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpAddr]
 pub fn error_json(message: &str) -> String {
     serde_json::json!({ "status": "error", "message": message }).to_string()
 }
+
+/// A body's fields: a form (or no `Content-Type`) or a JSON object of strings (numbers and
+/// booleans as text). The first of a repeated form field wins. Errors: `400` for a body that
+/// does not parse, `415` for another media type.
+pub fn fields(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<std::collections::BTreeMap<String, String>, (u16, String)> {
+    use std::collections::BTreeMap;
+    let ty = content_type
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match ty.as_str() {
+        "application/json" => {
+            let value: serde_json::Value = serde_json::from_slice(body)
+                .map_err(|e| (400, format!("the body is not JSON: {e}")))?;
+            let obj = value
+                .as_object()
+                .ok_or((400, "the body must be a JSON object".to_string()))?;
+            let mut out = BTreeMap::new();
+            for (k, v) in obj {
+                let text = match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Number(n) => n.to_string(),
+                    serde_json::Value::Bool(b) => b.to_string(),
+                    _ => return Err((400, format!("field {k} must be a string"))),
+                };
+                out.insert(k.clone(), text);
+            }
+            Ok(out)
+        }
+        "application/x-www-form-urlencoded" | "" => {
+            let form = super::form::Form::parse(body)
+                .map_err(|e| (400, format!("bad form: {e:?}")))?;
+            let mut out = BTreeMap::new();
+            for (k, v) in form.pairs {
+                out.entry(k).or_insert(v);
+            }
+            Ok(out)
+        }
+        _ => Err((415, "send a form or JSON".to_string())),
+    }
+}
