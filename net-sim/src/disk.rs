@@ -193,6 +193,15 @@ impl Disk {
         }
     }
 
+    /// Puts `bytes` in `log`, durably, before a run starts (a data directory prepared
+    /// beforehand).
+    pub fn seed_log(&mut self, log: &str, bytes: &[u8]) {
+        let l = self.logs.entry(log.to_string()).or_default();
+        l.data.extend_from_slice(bytes);
+        l.synced = l.data.len();
+        l.last_append = l.synced;
+    }
+
     /// Appends to `log` (not yet durable). Returns the log's new length.
     pub fn append(
         &mut self,

@@ -123,6 +123,10 @@ pub struct MachineHost<N: NodeMachine> {
     log_order: VecDeque<(u64, Token)>,
     log_ready: BTreeMap<u64, LogReply>,
     seq: u64,
+    /// Commands a workload scheduled, by (time, sequence).
+    commands: BTreeMap<(Instant, u64), N::Command>,
+    /// An exit restarts the host, as a service manager would (`Restart=on-failure`).
+    supervised: bool,
 }
 
 impl<N: NodeMachine + 'static> MachineHost<N> {
@@ -147,7 +151,27 @@ impl<N: NodeMachine + 'static> MachineHost<N> {
             log_order: VecDeque::new(),
             log_ready: BTreeMap::new(),
             seq: 0,
+            commands: BTreeMap::new(),
+            supervised: false,
         }
+    }
+
+    /// Delivers `cmd` to the node at `at` (a user's action). A host built again after a crash
+    /// gets the same plan; those whose time passed while it was down never happen.
+    pub fn schedule_command(&mut self, at: Instant, cmd: N::Command) {
+        let seq = self.next_seq();
+        self.commands.insert((at, seq), cmd);
+    }
+
+    /// A node that exits is started again on the same disk, as a service manager does.
+    pub fn supervised(mut self) -> Self {
+        self.supervised = true;
+        self
+    }
+
+    /// Commands not yet delivered.
+    pub fn commands_left(&self) -> usize {
+        self.commands.len()
     }
 
     pub fn node(&self) -> &N {
@@ -298,6 +322,10 @@ impl<N: NodeMachine + 'static> MachineHost<N> {
                 NodeOutput::Event(ev) => self.observer.event(cx, &ev),
                 NodeOutput::Exit { reason } => {
                     self.exit = Some(reason);
+                    if self.supervised {
+                        cx.cover("host.exit_restarted");
+                        cx.restart_host();
+                    }
                     return;
                 }
                 NodeOutput::Wait { deadline } => {
@@ -525,6 +553,13 @@ impl<N: NodeMachine + 'static> MachineHost<N> {
                 cx.fail(spin);
             }
         }
+        while let Some(entry) = self.commands.first_entry() {
+            if entry.key().0 > now.mono || self.exit.is_some() {
+                break;
+            }
+            let cmd = entry.remove();
+            self.node_input(cx, NodeInput::Command(cmd));
+        }
         if self.node_deadline.is_some_and(|d| d <= now.mono) {
             cx.cover("host.node_timer");
             self.node_input(cx, NodeInput::Timeout);
@@ -612,6 +647,7 @@ impl<N: NodeMachine + 'static> MachineHost<N> {
             self.mail.keys().next().map(|k| k.0),
             self.jobs.keys().next().map(|k| k.0),
             self.dialing.values().map(|d| d.deadline).min(),
+            self.commands.keys().next().map(|k| k.0),
         ]
         .into_iter()
         .flatten()
@@ -634,6 +670,8 @@ impl<N: NodeMachine + 'static> Node for MachineHost<N> {
             // bytes its previous life lent (the session tokens it minted would come again).
             let life = cx.machine_seed();
             self.entropy = SeededEntropy(fastrand::Rng::with_seed(self.entropy.0.u64(..) ^ life));
+            let now = cx.now().mono;
+            self.commands.retain(|(at, _), _| *at >= now);
             self.node_input(cx, NodeInput::Start);
         }
         self.settle(cx);

@@ -24,6 +24,7 @@
 //! * [`chat_browser`]: a simulated browser of the chat server, and the oracles a client
 //!   states.
 //! * [`chat_world`]: the chat world (the chat node and 50 browsers under faults).
+//! * [`p2p_world`]: the P2P world (the tracker and 50 peer nodes under faults).
 //! * [`origin`]: scripted origins that answer in every shape HTTP allows, and malformed.
 //! * [`proxy_world`]: the proxy world (the real proxy machines, three backends, clients).
 //! * [`world`]: the [`world::World`] trait (a world is its topology, workload, faults and
@@ -42,6 +43,7 @@ pub mod engine;
 pub mod host;
 pub mod line_world;
 pub mod origin;
+pub mod p2p_world;
 pub mod proxy_world;
 pub mod rng;
 pub mod scenario;

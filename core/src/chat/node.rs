@@ -549,6 +549,11 @@ impl ChatNode {
         &self.chat
     }
 
+    /// The peer tracker (for tests and oracles).
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+
     /// Syncs issued so far.
     pub fn syncs(&self) -> u64 {
         self.commit.syncs

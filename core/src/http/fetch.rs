@@ -84,7 +84,10 @@ impl FetchConn {
         };
         let Ok(target) = Target::parse(f.target.as_bytes(), &f.method) else {
             self.out
-                .push_back(ConnOutput::ToNode(Fetched::Failed(format!("bad target {:?}", f.target))));
+                .push_back(ConnOutput::ToNode(Fetched::Failed(format!(
+                    "bad target {:?}",
+                    f.target
+                ))));
             return self.start_next(now);
         };
         let mut headers = Headers::new();
@@ -117,10 +120,12 @@ impl FetchConn {
             return;
         }
         if std::mem::take(&mut self.in_flight) {
-            self.out.push_back(ConnOutput::ToNode(Fetched::Failed(why.to_string())));
+            self.out
+                .push_back(ConnOutput::ToNode(Fetched::Failed(why.to_string())));
         }
         for _ in self.queue.drain(..) {
-            self.out.push_back(ConnOutput::ToNode(Fetched::Failed(why.to_string())));
+            self.out
+                .push_back(ConnOutput::ToNode(Fetched::Failed(why.to_string())));
         }
         self.done = true;
         self.out.push_back(ConnOutput::Close);

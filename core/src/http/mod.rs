@@ -13,8 +13,8 @@
 
 pub mod chars;
 pub mod client;
-pub mod fetch;
 pub mod date;
+pub mod fetch;
 mod head;
 pub mod headers;
 pub mod page;

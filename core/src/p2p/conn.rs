@@ -42,7 +42,7 @@ pub enum Down {
 pub enum PeerConn {
     Ui(Box<BackendConn>),
     Link(LinkConn),
-    Fetch(FetchConn),
+    Fetch(Box<FetchConn>),
 }
 
 impl PeerConn {
@@ -52,14 +52,17 @@ impl PeerConn {
                 BackendConn::with_buggify(cfg.clone(), now, conn.buggify).with_peer(conn.peer),
             )),
             Spawn::Link(t) => PeerConn::Link(LinkConn::new(t.clone(), now)),
-            Spawn::Fetch(t) => PeerConn::Fetch(FetchConn::new(now, t.clone())),
+            Spawn::Fetch(t) => PeerConn::Fetch(Box::new(FetchConn::new(now, t.clone()))),
         }
     }
 }
 
 /// `input` for a connection whose messages are `M`, or `None` if it carries a message of
 /// another kind.
-fn retag<'a, M>(input: ConnInput<'a, Down>, pick: impl FnOnce(Down) -> Option<M>) -> Option<ConnInput<'a, M>> {
+fn retag<'a, M>(
+    input: ConnInput<'a, Down>,
+    pick: impl FnOnce(Down) -> Option<M>,
+) -> Option<ConnInput<'a, M>> {
     Some(match input {
         ConnInput::Data(d) => ConnInput::Data(d),
         ConnInput::Eof => ConnInput::Eof,

@@ -112,7 +112,8 @@ impl LinkConn {
         if let Some(reason) = bye {
             self.send(&Frame::Bye { reason });
         }
-        self.out.push_back(ConnOutput::ToNode(LinkEvent::Failed(why)));
+        self.out
+            .push_back(ConnOutput::ToNode(LinkEvent::Failed(why)));
         if abort {
             self.done = true;
             self.out.push_back(ConnOutput::Abort);
@@ -132,7 +133,12 @@ impl LinkConn {
                 Ok(Some(Frame::Ping { nonce })) => self.send(&Frame::Pong { nonce }),
                 Ok(Some(Frame::Pong { .. })) => {}
                 Ok(Some(Frame::Bye { reason })) => {
-                    return self.fail(now, format!("the peer closed the link: {reason}"), None, false);
+                    return self.fail(
+                        now,
+                        format!("the peer closed the link: {reason}"),
+                        None,
+                        false,
+                    );
                 }
                 Ok(Some(frame)) => {
                     if matches!(frame, Frame::Hello(_)) {
@@ -141,7 +147,8 @@ impl LinkConn {
                         let why = "the first frame was not a Hello".to_string();
                         return self.fail(now, why.clone(), Some(why), false);
                     }
-                    self.out.push_back(ConnOutput::ToNode(LinkEvent::Frame(frame)));
+                    self.out
+                        .push_back(ConnOutput::ToNode(LinkEvent::Frame(frame)));
                 }
                 Err(e) => {
                     let why = match &e {
@@ -210,8 +217,9 @@ impl Connection for LinkConn {
             ConnInput::Eof => self.fail(now, "the peer closed the link".into(), None, false),
             ConnInput::Reset => {
                 if self.closing.is_none() {
-                    self.out
-                        .push_back(ConnOutput::ToNode(LinkEvent::Failed("the link was reset".into())));
+                    self.out.push_back(ConnOutput::ToNode(LinkEvent::Failed(
+                        "the link was reset".into(),
+                    )));
                 }
                 self.done = true;
             }
@@ -220,7 +228,12 @@ impl Connection for LinkConn {
                 self.tx.drain(..n.min(self.tx.len()));
             }
             ConnInput::File(_) => {}
-            ConnInput::Drain => self.fail(now, "shutting down".into(), Some("shutting down".into()), false),
+            ConnInput::Drain => self.fail(
+                now,
+                "shutting down".into(),
+                Some("shutting down".into()),
+                false,
+            ),
             ConnInput::FromNode(LinkCmd::Send(frame)) if self.closing.is_none() => {
                 self.send(&frame);
                 if self.tx.len() > MAX_UNSENT {

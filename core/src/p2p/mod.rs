@@ -5,7 +5,15 @@
 //! * [`delivery`]: message ids, per-recipient chains, acknowledgements, expiry, and the
 //!   receiver's marks: at least once on the wire, exactly once to the user, in order.
 //! * [`link`]: one link as a connection machine (framing, keepalive, deadlines).
+//! * [`history`]: a peer node's durable state and the records of its log.
+//! * [`node`]: the peer node: links, the tracker, durability.
+//! * [`api`]: its user's local web UI and API.
+//! * [`conn`]: the kinds of connection a peer node has, as one type.
 
+pub mod api;
+pub mod conn;
 pub mod delivery;
+pub mod history;
 pub mod link;
+pub mod node;
 pub mod wire;

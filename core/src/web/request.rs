@@ -122,8 +122,8 @@ pub fn fields(
             Ok(out)
         }
         "application/x-www-form-urlencoded" | "" => {
-            let form = super::form::Form::parse(body)
-                .map_err(|e| (400, format!("bad form: {e:?}")))?;
+            let form =
+                super::form::Form::parse(body).map_err(|e| (400, format!("bad form: {e:?}")))?;
             let mut out = BTreeMap::new();
             for (k, v) in form.pairs {
                 out.entry(k).or_insert(v);

@@ -23,6 +23,7 @@ use weaprous_net_sim::backend::{BackendScenario, BackendWorld};
 use weaprous_net_sim::chat_world::{ChatScenario, ChatWorld};
 use weaprous_net_sim::coverage::Coverage;
 use weaprous_net_sim::line_world::{LineScenario, LineWorld};
+use weaprous_net_sim::p2p_world::{P2pScenario, P2pWorld};
 use weaprous_net_sim::proxy_world::ProxyWorld;
 use weaprous_net_sim::trace::Keep;
 use weaprous_net_sim::world::{self, World};
@@ -89,6 +90,10 @@ const SCENARIOS: &[(&str, &str)] = &[
         "the chat server and 50 browsers under swarm-chosen faults",
     ),
     (
+        "p2p-faults",
+        "the tracker and 50 peer nodes sending direct messages and broadcasts under faults",
+    ),
+    (
         "proxy-faults",
         "the proxy, backends, origins and 30 clients under swarm-chosen faults and families",
     ),
@@ -114,8 +119,12 @@ macro_rules! in_world {
                 type $w = ChatWorld;
                 $body
             }
+            "p2p" => {
+                type $w = P2pWorld;
+                $body
+            }
             other => die(&format!(
-                "unknown world {other:?} (backend, proxy, line or chat)"
+                "unknown world {other:?} (backend, proxy, line, chat or p2p)"
             )),
         }
     };
@@ -128,6 +137,7 @@ fn world_of(name: &str) -> Option<&'static str> {
         "proxy-quiet" | "proxy-faults" => Some("proxy"),
         "line-faults" => Some("line"),
         "chat-faults" => Some("chat"),
+        "p2p-faults" => Some("p2p"),
         _ => None,
     }
 }
@@ -164,7 +174,7 @@ fn world_for_file(args: &Args, file: &str) -> String {
         .and_then(|n| n.to_str())
         .unwrap_or("");
     let name = name.strip_prefix("fail-").unwrap_or(name);
-    ["proxy", "line", "chat"]
+    ["proxy", "line", "chat", "p2p"]
         .into_iter()
         .find(|w| name.starts_with(&format!("{w}-")))
         .unwrap_or("backend")
@@ -204,6 +214,7 @@ fn main() {
     match world {
         "line" => sweep::<LineWorld>(&args, (a, b), LineScenario::generate),
         "chat" => sweep::<ChatWorld>(&args, (a, b), ChatScenario::generate),
+        "p2p" => sweep::<P2pWorld>(&args, (a, b), P2pScenario::generate),
         "proxy" => sweep::<ProxyWorld>(&args, (a, b), make),
         _ => sweep::<BackendWorld>(&args, (a, b), make),
     }
