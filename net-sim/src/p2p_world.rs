@@ -56,6 +56,9 @@ pub const P2P_COVERAGE: &[&str] = &[
     "p2p.failed",
     "p2p.link_up",
     "p2p.link_down",
+    "p2p.duplicate_link_replaced",
+    "p2p.duplicate_link_refused",
+    "p2p.crossed_dials",
     "p2p.registered",
     "p2p.tracker_trouble",
     "p2p.skipped",
@@ -93,6 +96,8 @@ pub struct Ledger {
     /// (origin, recipient, id) reported delivered or failed.
     pub delivered: BTreeSet<(String, String, MsgId)>,
     pub failed: BTreeSet<(String, String, MsgId)>,
+    /// Which of two links to the same peer a side kept, by the pair of streams.
+    pub link_choices: BTreeMap<(u64, u64), u64>,
 }
 
 type Shared = Rc<RefCell<Ledger>>;
@@ -203,6 +208,30 @@ impl Observer<PeerNode> for PeerWatch {
             }
             PeerEvent::LinkUp { .. } => cx.cover("p2p.link_up"),
             PeerEvent::LinkDown { .. } => cx.cover("p2p.link_down"),
+            PeerEvent::DuplicateLink {
+                kept,
+                closed,
+                kept_newer,
+                crossed,
+                ..
+            } => {
+                if *crossed {
+                    cx.cover("p2p.crossed_dials");
+                }
+                cx.cover(if *kept_newer {
+                    "p2p.duplicate_link_replaced"
+                } else {
+                    "p2p.duplicate_link_refused"
+                });
+                // (A simulated stream has one id at both ends.)
+                let pair = ((*kept).min(*closed), (*kept).max(*closed));
+                match l.link_choices.insert(pair, *kept) {
+                    Some(other) if other != *kept => cx.fail(format!(
+                        "one link per pair: {me} kept stream {kept} of {pair:?}, its peer kept {other}"
+                    )),
+                    _ => {}
+                }
+            }
             PeerEvent::Registered { .. } => cx.cover("p2p.registered"),
             PeerEvent::TrackerTrouble(_) => cx.cover("p2p.tracker_trouble"),
             PeerEvent::Refused { .. } => cx.cover("p2p.command_refused"),
@@ -324,8 +353,31 @@ impl P2pScenario {
                     to: None,
                 });
             }
-            acts.sort_by_key(|a| a.at_ms);
             plan.insert(h, acts);
+        }
+        // Some messages cross: the recipient writes back at the same moment, so both sides
+        // dial each other at once (one link per pair must still come of it).
+        let mut crossing = Vec::new();
+        for (&h, acts) in &plan {
+            for a in acts {
+                if let Some(to) = a.to {
+                    if r.u8(..4) == 0 {
+                        crossing.push((
+                            to,
+                            Action {
+                                at_ms: a.at_ms,
+                                to: Some(h),
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+        for (h, a) in crossing {
+            plan.entry(h).or_default().push(a);
+        }
+        for acts in plan.values_mut() {
+            acts.sort_by_key(|a| a.at_ms);
         }
         let mut net = NetConfig::default();
         if r.u8(..4) == 0 {
@@ -609,6 +661,28 @@ impl World for P2pWorld {
         for h in 1..=sc.peers {
             if let Some(why) = peer_unsettled(sim, sc, h) {
                 return Err(format!("convergence: {why}"));
+            }
+        }
+        // One link per pair: where both ends hold a link to each other, it is the same one.
+        let me_of = |h: HostId| l.ids.get(&h).cloned().unwrap_or_default();
+        for a in 1..=sc.peers {
+            let Some(pa) = peer(sim, a) else { continue };
+            for (b_id, conn) in pa.node().linked() {
+                let Some(&b) = l.hosts.get(b_id) else {
+                    continue;
+                };
+                let Some(pb) = peer(sim, b) else { continue };
+                let back = pb
+                    .node()
+                    .linked()
+                    .find(|(p, _)| *p == me_of(a))
+                    .map(|(_, c)| c);
+                if back.is_some_and(|c| c != conn) {
+                    return Err(format!(
+                        "one link per pair: {} keeps stream {conn} to {b_id}, which keeps stream {back:?}",
+                        me_of(a)
+                    ));
+                }
             }
         }
         Ok(())

@@ -177,6 +177,16 @@ pub enum PeerEvent {
         peer: String,
         why: String,
     },
+    /// A second link to `peer` completed its handshake: `kept` stays, `closed` goes (both
+    /// sides must choose alike).
+    DuplicateLink {
+        peer: String,
+        kept: ConnId,
+        closed: ConnId,
+        kept_newer: bool,
+        /// The two were dialed from opposite sides (both dialed at once).
+        crossed: bool,
+    },
     /// A message is durable and was answered to the user: its id and recipients.
     Sent {
         id: MsgId,
@@ -392,9 +402,9 @@ impl PeerNode {
         &self.listed
     }
 
-    /// Peers with a live link.
-    pub fn linked(&self) -> impl Iterator<Item = &str> {
-        self.up.keys().map(String::as_str)
+    /// Peers with a live link, and its connection.
+    pub fn linked(&self) -> impl Iterator<Item = (&str, ConnId)> {
+        self.up.iter().map(|(p, c)| (p.as_str(), *c))
     }
 
     pub(super) fn token(&mut self) -> Token {
@@ -893,6 +903,18 @@ impl PeerNode {
                 } else {
                     true
                 };
+                let (kept, closed) = if keep_new {
+                    (conn, other)
+                } else {
+                    (other, conn)
+                };
+                self.event(PeerEvent::DuplicateLink {
+                    peer: h.id.clone(),
+                    kept,
+                    closed,
+                    kept_newer: keep_new,
+                    crossed: o.incarnation == h.incarnation && o.dialed != link.dialed,
+                });
                 if keep_new {
                     if let Some(l) = self.links.get_mut(&other) {
                         l.live = false;
