@@ -50,7 +50,7 @@ pub fn private_dir(dir: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-/// A duration flag: `250ms`, `2s`, `1.5s`, `3m`, or a number of seconds.
+/// A duration flag: `250ms`, `2s`, `1.5s`, `3m`, `1h`, or a number of seconds.
 pub fn duration(text: &str) -> Result<std::time::Duration, String> {
     let t = text.trim();
     let (number, unit) = match t.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
@@ -64,7 +64,8 @@ pub fn duration(text: &str) -> Result<std::time::Duration, String> {
         "ms" => value / 1000.0,
         "s" => value,
         "m" => value * 60.0,
-        _ => return Err(format!("{text:?}: the unit must be ms, s or m")),
+        "h" => value * 3600.0,
+        _ => return Err(format!("{text:?}: the unit must be ms, s, m or h")),
     };
     if !seconds.is_finite() || !(0.001..=86_400.0).contains(&seconds) {
         return Err(format!("{text:?}: from 1ms to 24 hours"));
@@ -84,7 +85,8 @@ mod tests {
         assert_eq!(duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(duration("3m"), Ok(Duration::from_secs(180)));
         assert_eq!(duration("10"), Ok(Duration::from_secs(10)));
-        for bad in ["", "s", "-1s", "5h", "0ms", "1e9", "ten"] {
+        assert_eq!(duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["", "s", "-1s", "25h", "0ms", "1e9", "ten", "5d"] {
             assert!(duration(bad).is_err(), "{bad}");
         }
     }

@@ -10,32 +10,45 @@
 //! It is also the peer tracker (`/submit-info`, `/add-list`, `/get-list`, `/remove-list`):
 //! `--peer-heartbeat` is the interval its replies ask peers to follow, `--peer-ttl` how long a
 //! silent peer stays listed (3 heartbeats unless set).
+//!
+//! With `--tracker URL` it runs a **peer node** instead (`weaprous_core::p2p`): it listens for
+//! other peers on `--p2p-ip`:`--p2p-port`, registers with the tracker at URL as `--name`
+//! (whose password comes from `--password-file` or the `WEAPROUS_PASSWORD` environment
+//! variable, never from a default), and serves its user's UI and API on `--server-ip`
+//! (127.0.0.1 unless given) and `--server-port` (8101 unless given), from `--www` (`www/peer`
+//! unless given). Its messages and outbox live in `--data-dir` (`data-peer-NAME` unless
+//! given).
 
 use clap::Parser;
 use std::net::IpAddr;
+use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 use std::sync::Arc;
 use weaprous_core::backend::BackendConfig;
 use weaprous_core::chat::node::{ChatConfig, ChatNode};
 use weaprous_core::chat::tracker::TrackerPolicy;
+use weaprous_core::p2p::node::{PeerConfig, PeerNode};
+use weaprous_core::web::url::Url;
 use weaprous_net_real::node::serve_node;
 use weaprous_net_real::server::ServeOptions;
 
 #[derive(Parser, Debug)]
 #[command(name = "sampleapp", version, about = "weaprous chat server")]
 pub struct Args {
-    /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0")]
-    server_ip: String,
-    /// Port to listen on (0 picks a free one; the startup line tells which).
-    #[arg(long, default_value_t = 8000)]
-    server_port: u16,
-    /// Where accounts, sessions and messages are kept.
-    #[arg(long, default_value = "data")]
-    data_dir: PathBuf,
-    /// Root for HTML pages.
-    #[arg(long, default_value = "www")]
-    www: PathBuf,
+    /// Address to listen on (default 0.0.0.0; a peer node's UI: 127.0.0.1).
+    #[arg(long)]
+    server_ip: Option<String>,
+    /// Port to listen on (0 picks a free one; the startup line tells which). Default 8000; a
+    /// peer node's UI: 8101.
+    #[arg(long)]
+    server_port: Option<u16>,
+    /// Where accounts, sessions and messages are kept (default `data`; a peer node's:
+    /// `data-peer-NAME`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Root for HTML pages (default `www`; a peer node's: `www/peer`).
+    #[arg(long)]
+    www: Option<PathBuf>,
     /// Root for every other file (css, js, images, ...).
     #[arg(long = "static", default_value = "static")]
     static_dir: PathBuf,
@@ -63,6 +76,26 @@ pub struct Args {
     /// from (by default only peers on this host may name another address).
     #[arg(long)]
     accept_announced_ip: bool,
+    /// Run as a peer node of the tracker (the chat server) at this URL: `http://HOST:PORT`.
+    #[arg(long)]
+    tracker: Option<String>,
+    /// A peer node's account on the tracker (and its UI's sign-in).
+    #[arg(long)]
+    name: Option<String>,
+    /// A file whose first line is the account's password (else `WEAPROUS_PASSWORD`).
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+    /// Where a peer node accepts links from other peers.
+    #[arg(long, default_value = "0.0.0.0")]
+    p2p_ip: String,
+    #[arg(long, default_value_t = 7101)]
+    p2p_port: u16,
+    /// The address a peer node asks the tracker to hand out instead of the one it sees.
+    #[arg(long)]
+    announce_ip: Option<IpAddr>,
+    /// How long a peer's message waits for its recipient before it is reported failed.
+    #[arg(long, default_value = "1h", value_parser = crate::duration)]
+    message_ttl: std::time::Duration,
 }
 
 /// Parses `args` (the first is the program name) and runs the chat server until
@@ -76,10 +109,17 @@ where
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let addr = crate::socket_addr(&args.server_ip, args.server_port)?;
-    let www = crate::root_dir("--www", &args.www)?;
+    if args.tracker.is_some() {
+        return run_peer(args);
+    }
+    let addr = crate::socket_addr(
+        args.server_ip.as_deref().unwrap_or("0.0.0.0"),
+        args.server_port.unwrap_or(8000),
+    )?;
+    let www = crate::root_dir("--www", args.www.as_deref().unwrap_or("www".as_ref()))?;
     let static_root = crate::root_dir("--static", &args.static_dir)?;
-    crate::private_dir(&args.data_dir)?;
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| "data".into());
+    crate::private_dir(&data_dir)?;
     let site = BackendConfig::new(www, static_root);
     let mut tracker = TrackerPolicy::every(args.peer_heartbeat);
     if let Some(ttl) = args.peer_ttl {
@@ -100,8 +140,66 @@ fn run(args: Args) -> Result<(), String> {
         opts.threads = t;
     }
     opts.access_log = !args.no_access_log;
-    serve_node(opts, Some(args.data_dir), move |_| {
-        ChatNode::new(cfg.clone())
-    })
-    .map_err(|e| e.to_string())
+    serve_node(opts, Some(data_dir), move |_| ChatNode::new(cfg.clone())).map_err(|e| e.to_string())
+}
+
+/// The peer node (module docs).
+fn run_peer(args: Args) -> Result<(), String> {
+    let url = args.tracker.as_deref().unwrap_or_default();
+    let parsed = Url::parse(url)
+        .filter(|u| !u.secure())
+        .ok_or_else(|| format!("--tracker {url:?}: give an http://HOST:PORT URL"))?;
+    let tracker = (parsed.host.trim_matches(['[', ']']), parsed.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("--tracker {url:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("--tracker {url:?}: the name has no address"))?;
+    let name = args
+        .name
+        .clone()
+        .ok_or("a peer node needs --name (its account)")?;
+    let password = match &args.password_file {
+        Some(f) => std::fs::read_to_string(f)
+            .map_err(|e| format!("--password-file {}: {e}", f.display()))?
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string(),
+        None => std::env::var("WEAPROUS_PASSWORD").map_err(|_| {
+            "a peer node needs its account's password: --password-file FILE or WEAPROUS_PASSWORD"
+                .to_string()
+        })?,
+    };
+    if password.is_empty() {
+        return Err("the password is empty".into());
+    }
+    let ui = crate::socket_addr(
+        args.server_ip.as_deref().unwrap_or("127.0.0.1"),
+        args.server_port.unwrap_or(8101),
+    )?;
+    let p2p = crate::socket_addr(&args.p2p_ip, args.p2p_port)
+        .map_err(|e| e.replace("--server-ip", "--p2p-ip"))?;
+    let www = crate::root_dir("--www", args.www.as_deref().unwrap_or("www/peer".as_ref()))?;
+    let static_root = crate::root_dir("--static", &args.static_dir)?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| format!("data-peer-{name}").into());
+    crate::private_dir(&data_dir)?;
+    let mut cfg = PeerConfig::new(
+        ui,
+        p2p,
+        tracker,
+        &name,
+        &password,
+        BackendConfig::new(www, static_root),
+    );
+    cfg.tracker_host = format!("{}:{}", parsed.host, parsed.port);
+    cfg.announce_ip = args.announce_ip;
+    cfg.message_ttl = args.message_ttl;
+    let mut opts = ServeOptions::new("peer", ui);
+    // One loop: a peer serves one user.
+    opts.threads = args.threads.unwrap_or(1);
+    opts.access_log = !args.no_access_log;
+    serve_node(opts, Some(data_dir), move |_| PeerNode::new(cfg.clone())).map_err(|e| e.to_string())
 }

@@ -216,7 +216,7 @@ impl PeerNode {
         if !self.account_ok(&user, &password) {
             self.limiter.failed(&key, now.wall);
             if browser {
-                return self.reply(conn, reply::redirect("/login.html?error=1", None));
+                return self.reply(conn, reply::redirect("/login.html?failed=1", None));
             }
             return self.reply(conn, reply::unauthorized(false));
         }

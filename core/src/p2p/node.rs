@@ -8,8 +8,9 @@
 //! 2. On a first start it makes its peer id (64 bits of the driver's entropy, as hex); on
 //!    every start it writes one more incarnation. Once that is synced it is ready: message ids
 //!    it mints from now on can never repeat one minted before a crash.
-//! 3. It listens for links, registers with the tracker, and starts sending what its outbox
-//!    holds.
+//! 3. It registers with the tracker and starts sending what its outbox holds. (It listens
+//!    for links from the start, as drivers bind listeners then; a link that comes earlier is
+//!    closed with `Bye` "not ready".)
 //!
 //! # The tracker
 //! One kept-alive HTTP connection ([`crate::http::fetch`]) carries, one at a time:
@@ -598,11 +599,9 @@ impl PeerNode {
                     records,
                     cut,
                 });
-                self.out.push_back(NodeOutput::Listen {
-                    listener: 1,
-                    addr: self.cfg.p2p_addr,
-                    spawn: Spawn::Link(self.cfg.link.clone()),
-                });
+                if self.p2p_port != 0 {
+                    self.register();
+                }
                 self.expire(now);
             }
             (PeerRecord::Sent { id, kind, to, .. }, Then::Sent(conn)) => {
@@ -1386,6 +1385,12 @@ impl NodeMachine for PeerNode {
                     addr: self.cfg.ui_addr,
                     spawn: Spawn::Ui(self.cfg.site.clone()),
                 });
+                // Links that come before the node is ready are told so and closed.
+                self.out.push_back(NodeOutput::Listen {
+                    listener: 1,
+                    addr: self.cfg.p2p_addr,
+                    spawn: Spawn::Link(self.cfg.link.clone()),
+                });
                 let token = self.token();
                 self.read_token = Some(token);
                 self.out.push_back(NodeOutput::Log {
@@ -1398,7 +1403,9 @@ impl NodeMachine for PeerNode {
                 (_, Ok(addr)) => {
                     self.p2p_port = addr.port();
                     self.event(PeerEvent::P2pListening(addr));
-                    self.register();
+                    if self.ready {
+                        self.register();
+                    }
                 }
                 (l, Err(e)) => {
                     let which = if l == 0 {
