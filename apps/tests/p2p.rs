@@ -53,7 +53,6 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 struct Peer {
     name: &'static str,
     ui: u16,
-    p2p: u16,
     server: Option<Server>,
 }
 
@@ -95,7 +94,6 @@ impl Peer {
         let p = Peer {
             name,
             ui,
-            p2p,
             server: Some(server),
         };
         eventually(&format!("{name} registered"), || {
