@@ -17,6 +17,9 @@ const state = {
   peers: [],
   broadcastUnread: 0,
   channel: null, // a server channel shown instead of a conversation
+  // Fates heard by the stream ("id|peer" -> fate): one may come before the message it is
+  // about (the answer to our own send can arrive after it), and a fate never goes back.
+  fates: new Map(),
 };
 
 async function api(path, options = {}) {
@@ -151,12 +154,23 @@ async function markRead(shown) {
   if (unread > 0) await postJson("read", { conversation: state.conv, upto: String(last) });
 }
 
+function withFates(m) {
+  for (const peer of Object.keys(m.fates || {})) {
+    const heard = state.fates.get(m.id + "|" + peer);
+    if (heard && m.fates[peer] === "pending") m.fates[peer] = heard;
+  }
+  return m;
+}
+
 function onMessage(m) {
-  state.messages.set(m.n, m);
+  state.messages.set(m.n, withFates(m));
   if (!state.channel && m.conversation === state.conv) render();
+  // For tests and extensions: a message reached this page.
+  document.dispatchEvent(new CustomEvent("peer:message", { detail: m }));
 }
 
 function onStatus(s) {
+  state.fates.set(s.id + "|" + s.peer, s.fate);
   for (const m of state.messages.values()) {
     if (m.id === s.id && m.fates && s.peer in m.fates) {
       m.fates[s.peer] = s.fate;
@@ -169,8 +183,9 @@ async function loadMessages() {
   const r = await api("messages");
   if (!r.ok) return;
   const body = await r.json();
-  for (const m of body.messages) state.messages.set(m.n, m);
+  for (const m of body.messages) state.messages.set(m.n, withFates(m));
   if (!state.channel) render();
+  document.documentElement.dataset.ready = "true";
 }
 
 function select(conv) {

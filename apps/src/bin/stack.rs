@@ -16,6 +16,12 @@
 //!   the site sees. A `--config` given is used as it is. The chat server believes the
 //!   proxy's `X-Forwarded-For` (its rate limits are per client, not per proxy).
 //!
+//! * `--peers N` also starts N peer nodes (`sampleapp --tracker`), named alice, bob, carol,
+//!   ... (then `peerK`). Once the chat server listens, stack makes each one's account on it
+//!   with a random password kept in `DATA_DIR/peers/NAME.pw` (`0600`; the next run reuses it),
+//!   and gives each its own data directory (`DATA_DIR/peer-NAME`), UI port (8101, 8102, ...)
+//!   and P2P port (7101, 7102, ...). The URLs it prints include each peer's sign-in.
+//!
 //! Each child is this same executable run as `stack child NAME ARGS...`, so `cargo run --bin
 //! stack` needs no other binary to have been built.
 
@@ -53,6 +59,87 @@ struct Args {
     /// host to the backend started here).
     #[arg(long)]
     config: Option<String>,
+    /// Also start this many peer nodes, registered with the chat server's tracker.
+    #[arg(long, default_value_t = 0)]
+    peers: usize,
+    /// The first peer's UI port (the next ones follow).
+    #[arg(long, default_value_t = 8101)]
+    peer_ui_port: u16,
+    /// The first peer's P2P port (the next ones follow).
+    #[arg(long, default_value_t = 7101)]
+    peer_p2p_port: u16,
+    /// How often peers heartbeat with the tracker (the chat server's `--peer-heartbeat`).
+    #[arg(long, default_value = "10s")]
+    peer_heartbeat: String,
+}
+
+/// Peer names, in order (then `peerK`).
+const PEER_NAMES: &[&str] = &[
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
+];
+
+/// The `i`th peer's account name.
+fn peer_name(i: usize) -> String {
+    PEER_NAMES
+        .get(i)
+        .map_or_else(|| format!("peer{}", i + 1), |n| n.to_string())
+}
+
+/// A peer's password: the one kept from an earlier run, or a new random one (kept `0600`).
+fn peer_password(dir: &std::path::Path, name: &str) -> Result<(String, bool), String> {
+    let file = dir.join(format!("{name}.pw"));
+    if let Ok(text) = std::fs::read_to_string(&file) {
+        return Ok((text.trim().to_string(), false));
+    }
+    let mut raw = [0u8; 12];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut raw))
+        .map_err(|e| format!("no randomness for a password: {e}"))?;
+    let pw: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    weaprous_apps::private_dir(dir)?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(&file)
+        .and_then(|mut f| writeln!(f, "{pw}"))
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok((pw, true))
+}
+
+/// `POST /register` on the chat server at `addr`, retrying while it starts (503): the status.
+fn register(addr: &str, name: &str, password: &str) -> Result<u16, String> {
+    let body = format!("user={name}&password={password}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = (|| -> std::io::Result<u16> {
+            let mut s = std::net::TcpStream::connect(addr)?;
+            s.set_read_timeout(Some(Duration::from_secs(10)))?;
+            write!(
+                s,
+                "POST /register HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )?;
+            let mut answer = String::new();
+            s.read_to_string(&mut answer)?;
+            Ok(answer
+                .split(' ')
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0))
+        })();
+        match status {
+            Ok(503) | Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Ok(code) => return Ok(code),
+            Err(e) => return Err(format!("cannot reach the chat server at {addr}: {e}")),
+        }
+    }
 }
 
 /// What the children's output threads report.
@@ -83,6 +170,8 @@ fn relay(name: &'static str, from: impl Read + Send + 'static, tx: Sender<Said>)
 
 struct Proc {
     name: &'static str,
+    /// A peer's sign-in, for the URLs.
+    login: Option<(String, String, u16)>,
     child: Child,
     listening: bool,
     /// Output streams not yet at their end (stdout and stderr).
@@ -106,6 +195,7 @@ fn spawn(name: &'static str, args: &[String], tx: &Sender<Said>) -> Result<Proc,
     }
     Ok(Proc {
         name,
+        login: None,
         child,
         listening: false,
         open_streams: 2,
@@ -165,7 +255,7 @@ fn main() {
         match argv.get(2).and_then(|n| n.to_str()) {
             Some("backend") => weaprous_apps::cmd::backend::main_with(argv[2..].iter().cloned()),
             Some("proxy") => weaprous_apps::cmd::proxy::main_with(argv[2..].iter().cloned()),
-            Some("sampleapp") => {
+            Some(n) if n == "sampleapp" || n.starts_with("peer-") => {
                 weaprous_apps::cmd::sampleapp::main_with(argv[2..].iter().cloned())
             }
             other => {
@@ -239,6 +329,8 @@ fn run(args: Args) -> i32 {
                 args.data_dir.clone(),
                 "--trusted-proxy".into(),
                 upstream_ip.to_string(),
+                "--peer-heartbeat".into(),
+                args.peer_heartbeat.clone(),
             ],
         ),
         (
@@ -264,6 +356,7 @@ fn run(args: Args) -> i32 {
             }
         }
     }
+    let peer_tx = tx.clone();
     drop(tx);
     // The signal, watched on a thread of its own, becomes one more message.
     let (sig_tx, sig_rx) = channel();
@@ -279,16 +372,28 @@ fn run(args: Args) -> i32 {
         }
     });
     let mut announced = false;
+    let mut peers_started = args.peers == 0;
     let code = loop {
+        // Once the chat server listens, the peers get their accounts and start.
+        if !peers_started && procs.iter().any(|p| p.name == "sampleapp" && p.listening) {
+            peers_started = true;
+            if let Err(e) = start_peers(&args, &app, &mut procs, &peer_tx) {
+                println!("stack: {e}; stopping the others");
+                stop_all(&mut procs);
+                break 1;
+            }
+        }
         // A child's lines, a child's exit, or the signal: whichever comes first.
         if let Ok(said) = rx.recv_timeout(Duration::from_millis(100)) {
             heard(said, &mut procs, &mut announced, &args, &config);
         }
         if sig_rx.try_recv().is_ok() {
+            drop(peer_tx);
             println!("stack: stopping everything");
             break if stop_all(&mut procs) { 0 } else { 1 };
         }
         if let Some((name, status)) = exited(&mut procs) {
+            drop(peer_tx);
             // Its last words first: everything it wrote before its streams ended. The
             // deadline only guards against a grandchild that kept a stream open.
             let deadline = std::time::Instant::now() + Duration::from_secs(2);
@@ -315,6 +420,65 @@ fn run(args: Args) -> i32 {
     code
 }
 
+/// Makes each peer's account on the chat server at `app` and starts the peers.
+fn start_peers(
+    args: &Args,
+    app: &str,
+    procs: &mut Vec<Proc>,
+    tx: &Sender<Said>,
+) -> Result<(), String> {
+    let dir = std::path::Path::new(&args.data_dir).join("peers");
+    for i in 0..args.peers {
+        let name = peer_name(i);
+        let (password, new) = peer_password(&dir, &name)?;
+        match register(app, &name, &password)? {
+            201 | 303 => {}
+            409 if !new => {}
+            409 => {
+                return Err(format!(
+                    "the chat server already has an account {name} whose password stack does not know ({}/{name}.pw is missing)",
+                    dir.display()
+                ))
+            }
+            code => return Err(format!("the chat server answered {code} to making {name}'s account")),
+        }
+        let ui = args.peer_ui_port + i as u16;
+        let child_args = vec![
+            "--tracker".to_string(),
+            format!("http://{app}"),
+            "--name".into(),
+            name.clone(),
+            "--password-file".into(),
+            dir.join(format!("{name}.pw"))
+                .to_string_lossy()
+                .into_owned(),
+            "--server-ip".into(),
+            args.ip.clone(),
+            "--server-port".into(),
+            ui.to_string(),
+            "--p2p-ip".into(),
+            args.ip.clone(),
+            "--p2p-port".into(),
+            (args.peer_p2p_port + i as u16).to_string(),
+            "--www".into(),
+            format!("{}/peer", args.www),
+            "--static".into(),
+            args.static_dir.clone(),
+            "--data-dir".into(),
+            std::path::Path::new(&args.data_dir)
+                .join(format!("peer-{name}"))
+                .to_string_lossy()
+                .into_owned(),
+        ];
+        // A launcher's handful of names, kept for its whole life.
+        let label: &'static str = Box::leak(format!("peer-{name}").into_boxed_str());
+        let mut p = spawn(label, &child_args, tx)?;
+        p.login = Some((name, password, ui));
+        procs.push(p);
+    }
+    Ok(())
+}
+
 /// Acts on one report of the output threads: prints a line, notes a listener (announcing the
 /// URLs once all listen), or counts a stream's end.
 fn heard(said: Said, procs: &mut [Proc], announced: &mut bool, args: &Args, config: &str) {
@@ -327,9 +491,11 @@ fn heard(said: Said, procs: &mut [Proc], announced: &mut bool, args: &Args, conf
             if let Some(p) = procs.iter_mut().find(|p| p.name == name) {
                 p.listening = true;
             }
-            if !*announced && procs.iter().all(|p| p.listening) {
+            let all = procs.iter().all(|p| p.listening)
+                && procs.iter().filter(|p| p.login.is_some()).count() == args.peers;
+            if !*announced && all {
                 *announced = true;
-                announce(args, config);
+                announce(args, config, procs);
             }
         }
         Said::Closed(name) => {
@@ -341,7 +507,7 @@ fn heard(said: Said, procs: &mut [Proc], announced: &mut bool, args: &Args, conf
 }
 
 /// The URLs, once every child listens.
-fn announce(args: &Args, config: &str) {
+fn announce(args: &Args, config: &str, procs: &[Proc]) {
     let host = match args.ip.as_str() {
         "0.0.0.0" | "127.0.0.1" => "localhost",
         ip => ip,
@@ -362,5 +528,8 @@ fn announce(args: &Args, config: &str) {
         "stack: backend (static files) alone    http://{host}:{}/",
         args.backend_port
     );
+    for (name, password, ui) in procs.iter().filter_map(|p| p.login.as_ref()) {
+        println!("stack: peer {name:<8} http://{host}:{ui}/  (sign in: {name} / {password})");
+    }
     println!("stack: Ctrl-C stops everything");
 }

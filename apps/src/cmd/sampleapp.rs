@@ -197,7 +197,8 @@ fn run_peer(args: Args) -> Result<(), String> {
     cfg.tracker_host = format!("{}:{}", parsed.host, parsed.port);
     cfg.announce_ip = args.announce_ip;
     cfg.message_ttl = args.message_ttl;
-    let mut opts = ServeOptions::new("peer", ui);
+    // `peer-NAME listening on ...`: what `stack` waits for.
+    let mut opts = ServeOptions::new(&format!("peer-{name}"), ui);
     // One loop: a peer serves one user.
     opts.threads = args.threads.unwrap_or(1);
     opts.access_log = !args.no_access_log;

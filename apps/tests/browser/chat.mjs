@@ -8,141 +8,12 @@
 // that is HTML shows as text; a reload shows the history; signing out makes `/` a 401 again.
 // Screenshots land in ARTIFACT_DIR. Prints one JSON line with what it measured; any failure
 // throws (exit 1) with the step that failed.
-import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { launch, withTimeout } from "./cdp.mjs";
 
 const [base, artifacts] = process.argv.slice(2);
 if (!base || !artifacts) throw new Error("usage: node chat.mjs BASE_URL ARTIFACT_DIR");
-mkdirSync(artifacts, { recursive: true });
-const TIMEOUT = 20_000;
-
-const profile = mkdtempSync(join(tmpdir(), "weaprous-chromium-"));
-const browser = spawn(
-  "chromium",
-  [
-    "--headless=new",
-    "--no-sandbox", // CI runs as root, where Chromium's sandbox cannot start
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--no-default-browser-check",
-    `--user-data-dir=${profile}`,
-    "--remote-debugging-pipe",
-    "about:blank",
-  ],
-  { stdio: ["ignore", "ignore", "pipe", "pipe", "pipe"] },
-);
-let browserLog = "";
-browser.stderr.on("data", (d) => (browserLog += d));
-
-// ----- the protocol: JSON messages ended by NUL, on fd 3 (to the browser) and fd 4 -----
-
-let nextId = 1;
-const pages = [];
-const waiting = new Map();
-const listeners = [];
-let inbox = "";
-browser.stdio[4].on("data", (chunk) => {
-  inbox += chunk.toString("utf8");
-  let end;
-  while ((end = inbox.indexOf("\0")) >= 0) {
-    const msg = JSON.parse(inbox.slice(0, end));
-    inbox = inbox.slice(end + 1);
-    if (msg.id && waiting.has(msg.id)) {
-      const { resolve, reject, method } = waiting.get(msg.id);
-      waiting.delete(msg.id);
-      if (msg.error) reject(new Error(`${method}: ${msg.error.message}`));
-      else resolve(msg.result);
-    } else if (msg.method) {
-      for (const l of listeners) l(msg);
-    }
-  }
-});
-
-function send(method, params = {}, sessionId) {
-  const id = nextId++;
-  const msg = { id, method, params };
-  if (sessionId) msg.sessionId = sessionId;
-  browser.stdio[3].write(JSON.stringify(msg) + "\0");
-  return withTimeout(
-    new Promise((resolve, reject) => waiting.set(id, { resolve, reject, method })),
-    `${method} answered`,
-  );
-}
-
-function withTimeout(promise, what, ms = TIMEOUT) {
-  let timer;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out waiting for: ${what}`)), ms);
-    }),
-  ]);
-}
-
-// A page in a browser context of its own (its own cookies).
-async function openPage(name) {
-  const { browserContextId } = await send("Target.createBrowserContext");
-  const { targetId } = await send("Target.createTarget", { url: "about:blank", browserContextId });
-  const { sessionId } = await send("Target.attachToTarget", { targetId, flatten: true });
-  const page = { name, sessionId, dialogs: [], console: [] };
-  listeners.push((msg) => {
-    if (msg.sessionId !== sessionId) return;
-    if (msg.method === "Page.javascriptDialogOpening") {
-      page.dialogs.push(msg.params.message);
-      send("Page.handleJavaScriptDialog", { accept: true }, sessionId);
-    } else if (msg.method === "Runtime.exceptionThrown") {
-      page.console.push(`exception: ${JSON.stringify(msg.params.exceptionDetails)}`);
-    } else if (msg.method === "Runtime.consoleAPICalled") {
-      page.console.push(`${msg.params.type}: ${msg.params.args.map((a) => a.value ?? a.description).join(" ")}`);
-    } else if (msg.method === "Log.entryAdded") {
-      page.console.push(`log: ${msg.params.entry.level} ${msg.params.entry.text} ${msg.params.entry.url || ""}`);
-    }
-  });
-  pages.push(page);
-  await send("Page.enable", {}, sessionId);
-  await send("Runtime.enable", {}, sessionId);
-  await send("Log.enable", {}, sessionId);
-  return page;
-}
-
-async function evaluate(page, expression) {
-  const r = await send(
-    "Runtime.evaluate",
-    { expression, awaitPromise: true, returnByValue: true },
-    page.sessionId,
-  );
-  if (r.exceptionDetails) {
-    throw new Error(`${page.name}: ${expression}: ${JSON.stringify(r.exceptionDetails)}`);
-  }
-  return r.result.value;
-}
-
-// Polls `expression` until it is truthy (the page decides when it is ready, not a sleep).
-async function until(page, expression, what) {
-  const deadline = Date.now() + TIMEOUT;
-  for (;;) {
-    try {
-      const v = await evaluate(page, expression);
-      if (v) return v;
-    } catch (_) {
-      // The page is between documents (a navigation): ask again.
-    }
-    if (Date.now() > deadline) throw new Error(`${page.name}: timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function go(page, path) {
-  await send("Page.navigate", { url: base + path }, page.sessionId);
-}
-
-async function screenshot(page, file) {
-  const { data } = await send("Page.captureScreenshot", { format: "png" }, page.sessionId);
-  writeFileSync(join(artifacts, file), Buffer.from(data, "base64"));
-}
+const { send, openPage, evaluate, until, navigate, screenshot, finish } = launch(artifacts);
+const go = (page, path) => navigate(page, base + path);
 
 async function signIn(page, user, password) {
   await go(page, "/login.html");
@@ -274,34 +145,7 @@ try {
   await screenshot(a, "a-signed-out.png");
 
   console.log(JSON.stringify({ ok: true, latency_ms: Math.round(latencyMs * 10) / 10 }));
+  await finish();
 } catch (e) {
-  console.error(`browser test failed: ${e.message}`);
-  for (const p of pages) {
-    try {
-      const state = await evaluate(p, "JSON.stringify({ href: location.href, readyState: document.readyState, ready: document.documentElement.dataset.ready, status: document.querySelector('#connection')?.textContent })");
-      console.error(`page ${p.name}: ${state}`);
-      await screenshot(p, `failed-${p.name}.png`);
-    } catch (_) {}
-    for (const line of p.console) console.error(`page ${p.name} said: ${line}`);
-  }
-  const noise = /dbus|Fontconfig|gpu_init|viz_main/;
-  const said = browserLog.split("\n").filter((l) => l && !noise.test(l));
-  if (said.length) console.error(`chromium said:\n${said.slice(-40).join("\n")}`);
-  process.exitCode = 1;
-} finally {
-  // The profile goes once Chromium has exited (it writes there until then).
-  const exited = new Promise((r) => (browser.exitCode !== null ? r() : browser.once("exit", r)));
-  try {
-    await withTimeout(send("Browser.close"), "Browser.close", 5000);
-    await withTimeout(exited, "Chromium to exit", 5000);
-  } catch (_) {
-    browser.kill("SIGKILL");
-    await withTimeout(exited, "Chromium to be killed", 5000).catch(() => {});
-  }
-  try {
-    rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
-  } catch (e) {
-    console.error(`could not remove ${profile}: ${e.message}`);
-  }
-  setTimeout(() => process.exit(), 100).unref();
+  await finish(e);
 }

@@ -656,6 +656,8 @@ impl PeerNode {
                     let json = self.state.entry_json(&self.state.entries[i]);
                     self.publish("message", json.to_string());
                 }
+                // Its unread count changed.
+                self.publish_peers();
                 self.ack(&peer);
             }
             (PeerRecord::Skipped { from, through }, Then::Taken(peer)) => {
