@@ -21,7 +21,7 @@ use weaprous_core::web::base64;
 
 /// Who the benchmark clients are: HTTP Basic credentials (the server caches a verified value,
 /// so only the first request of a run costs a password hash).
-fn authorization(user: &str, password: &str) -> String {
+pub(crate) fn authorization(user: &str, password: &str) -> String {
     format!(
         "Basic {}",
         base64::encode(format!("{user}:{password}").as_bytes())
@@ -29,13 +29,13 @@ fn authorization(user: &str, password: &str) -> String {
 }
 
 /// One blocking HTTP/1.1 connection; answers are read with the core parser.
-struct Conn {
+pub(crate) struct Conn {
     out: TcpStream,
     parser: Parser,
 }
 
 impl Conn {
-    fn open(addr: SocketAddr) -> std::io::Result<Conn> {
+    pub(crate) fn open(addr: SocketAddr) -> std::io::Result<Conn> {
         let s = TcpStream::connect(addr)?;
         s.set_nodelay(true)?;
         Ok(Conn {
@@ -45,7 +45,7 @@ impl Conn {
     }
 
     /// Sends one request and reads its answer: (status, body).
-    fn call(&mut self, req: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+    pub(crate) fn call(&mut self, req: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
         self.out.write_all(req)?;
         let method = if req.starts_with(b"GET ") {
             Method::Get
@@ -78,7 +78,7 @@ impl Conn {
     }
 }
 
-fn post(target: &str, auth: &str, body: &str) -> Vec<u8> {
+pub(crate) fn post(target: &str, auth: &str, body: &str) -> Vec<u8> {
     format!(
         "POST {target} HTTP/1.1\r\nHost: bench\r\nAuthorization: {auth}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -88,7 +88,7 @@ fn post(target: &str, auth: &str, body: &str) -> Vec<u8> {
 }
 
 /// The quantile `q` of sorted `v`.
-fn pick(v: &[f64], q: f64) -> f64 {
+pub(crate) fn pick(v: &[f64], q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
@@ -111,45 +111,41 @@ fn ensure_channel(addr: SocketAddr, auth: &str, channel: &str) -> Result<(), Str
     }
 }
 
-/// Durable posts from `clients` connections for `seconds` (module docs).
-pub fn load(
+/// `clients` connections to `addr`, each sending `request(client, n)` as fast as the answers
+/// come, from `start` until `end`, after one warm-up request each (the first verifies the
+/// password); every answer must be `want`. The answer latencies, in ms, sorted.
+pub(crate) fn timed_requests<F>(
     addr: SocketAddr,
-    user: &str,
-    password: &str,
     clients: usize,
-    seconds: f64,
-) -> Result<(), String> {
-    let auth = authorization(user, password);
-    ensure_channel(addr, &auth, "bench")?;
-    let start = Instant::now() + Duration::from_millis(200);
-    let end = start + Duration::from_secs_f64(seconds);
+    (start, end): (Instant, Instant),
+    request: F,
+    want: u16,
+) -> Result<Vec<f64>, String>
+where
+    F: Fn(usize, u64) -> Vec<u8> + Send + Sync + 'static,
+{
+    let request = std::sync::Arc::new(request);
     let workers: Vec<_> = (0..clients)
         .map(|i| {
-            let auth = auth.clone();
+            let request = request.clone();
             std::thread::spawn(move || -> Result<Vec<f64>, String> {
                 let mut c = Conn::open(addr).map_err(|e| e.to_string())?;
-                let target = "/channel/bench/message";
-                // One warm-up post (the first verifies the password).
-                let (status, body) = c
-                    .call(&post(target, &auth, r#"{"text":"warm-up"}"#))
-                    .map_err(|e| e.to_string())?;
-                if status != 201 {
-                    return Err(format!("{status} {}", String::from_utf8_lossy(&body)));
-                }
+                let check = |(status, body): (u16, Vec<u8>)| {
+                    if status == want {
+                        Ok(())
+                    } else {
+                        Err(format!("{status} {}", String::from_utf8_lossy(&body)))
+                    }
+                };
+                check(c.call(&request(i, u64::MAX)).map_err(|e| e.to_string())?)?;
                 while Instant::now() < start {
                     std::thread::yield_now();
                 }
                 let mut lat = Vec::new();
                 let mut n = 0u64;
                 while Instant::now() < end {
-                    let text = format!(r#"{{"text":"client {i} message {n}"}}"#);
                     let t = Instant::now();
-                    let (status, body) = c
-                        .call(&post(target, &auth, &text))
-                        .map_err(|e| e.to_string())?;
-                    if status != 201 {
-                        return Err(format!("{status} {}", String::from_utf8_lossy(&body)));
-                    }
+                    check(c.call(&request(i, n)).map_err(|e| e.to_string())?)?;
                     lat.push(t.elapsed().as_secs_f64() * 1e3);
                     n += 1;
                 }
@@ -163,8 +159,28 @@ pub fn load(
     }
     lat.sort_by(f64::total_cmp);
     if lat.is_empty() {
-        return Err("no message was acknowledged".into());
+        return Err("no request was answered".into());
     }
+    Ok(lat)
+}
+
+/// Durable posts from `clients` connections for `seconds` (module docs).
+pub fn load(
+    addr: SocketAddr,
+    user: &str,
+    password: &str,
+    clients: usize,
+    seconds: f64,
+) -> Result<(), String> {
+    let auth = authorization(user, password);
+    ensure_channel(addr, &auth, "bench")?;
+    let start = Instant::now() + Duration::from_millis(200);
+    let end = start + Duration::from_secs_f64(seconds);
+    let request = move |i: usize, n: u64| {
+        let text = format!(r#"{{"text":"client {i} message {n}"}}"#);
+        post("/channel/bench/message", &auth, &text)
+    };
+    let lat = timed_requests(addr, clients, (start, end), request, 201)?;
     println!(
         "clients {clients} messages {} per_second {:.0} latency_ms p50 {:.2} p99 {:.2}",
         lat.len(),
@@ -176,7 +192,7 @@ pub fn load(
 }
 
 /// Opens an event stream and reads its head and first events.
-fn subscribe(addr: SocketAddr, auth: &str) -> std::io::Result<BufReader<TcpStream>> {
+pub(crate) fn subscribe(addr: SocketAddr, auth: &str) -> std::io::Result<BufReader<TcpStream>> {
     let mut s = TcpStream::connect(addr)?;
     s.set_nodelay(true)?;
     s.write_all(

@@ -3,6 +3,7 @@
 
 pub mod chatbench;
 pub mod cmd;
+pub mod p2pbench;
 pub mod password;
 
 use std::net::{IpAddr, SocketAddr};

@@ -43,3 +43,12 @@ fn proxy_config_corpus_replays() {
         assert_round_trip(&String::from_utf8_lossy(&data));
     }
 }
+
+#[test]
+fn p2p_frames_corpus_replays() {
+    let inputs = corpus("p2p_frames");
+    assert!(inputs.len() >= 10, "corpus has {} inputs", inputs.len());
+    for data in inputs {
+        weaprous_core::p2p::wire::check_frames(&data);
+    }
+}

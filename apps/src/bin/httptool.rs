@@ -17,6 +17,9 @@
 //! `httptool chat-load`, `httptool chat-fanout` and `httptool hold` are the chat server's and
 //! the idle-connection benchmarks' clients (`weaprous_apps::chatbench`, run by bench/chat.sh).
 //!
+//! `httptool p2p-direct` and `httptool p2p-broadcast` are the peer-to-peer benchmarks' clients
+//! (`weaprous_apps::p2pbench`, run by bench/p2p.sh).
+//!
 //! `httptool fanout --addr ADDR [--conns 1000] [--rounds 50]` measures a line node's fan-out
 //! (bench/fanout.sh): `--conns` subscribers, then per round one `PUB` and the time until every
 //! subscriber has its `MSG` (read in order, so the figure includes the client's own reads).
@@ -25,6 +28,7 @@ use clap::{Parser as ClapParser, Subcommand};
 use serde_json::{json, Value};
 use std::io::Read;
 use weaprous_apps::chatbench;
+use weaprous_apps::p2pbench::{self, Peer};
 use weaprous_core::http::parse::{ErrorKind, Event, Kind, Parser};
 use weaprous_core::http::{Headers, Limits};
 use weaprous_core::web::base64;
@@ -100,6 +104,28 @@ enum Cmd {
         #[arg(long, default_value_t = 10_000)]
         conns: usize,
     },
+    /// Direct messages between two peer nodes: sent/s and delivered/s (bench/p2p.sh).
+    P2pDirect {
+        /// The sending peer: `ADDR USER PASSWORD`.
+        #[arg(long)]
+        from: String,
+        /// The recipient's name.
+        #[arg(long)]
+        to: String,
+        #[arg(long, default_value_t = 1)]
+        clients: usize,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
+    /// One broadcast timed to every recipient (bench/p2p.sh); recipients as `ADDR USER
+    /// PASSWORD` lines on standard input.
+    P2pBroadcast {
+        /// The broadcasting peer: `ADDR USER PASSWORD`.
+        #[arg(long)]
+        from: String,
+        #[arg(long, default_value_t = 21)]
+        rounds: usize,
+    },
     /// Run the line-protocol test node (every capability of the node contract) on real sockets.
     Linenode {
         /// An address to listen on (repeat for more listeners; port 0 picks a free one).
@@ -172,6 +198,27 @@ fn main() {
             "chat-log",
             chatbench::write_log(&out, messages, channels, superseded),
         ),
+        Cmd::P2pDirect {
+            from,
+            to,
+            clients,
+            seconds,
+        } => weaprous_apps::exit_with(
+            "p2p-direct",
+            Peer::parse(&from).and_then(|p| p2pbench::direct(&p, &to, clients, seconds)),
+        ),
+        Cmd::P2pBroadcast { from, rounds } => {
+            let recipients: Result<Vec<Peer>, String> = std::io::stdin()
+                .lines()
+                .map_while(Result::ok)
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| Peer::parse(&l))
+                .collect();
+            weaprous_apps::exit_with(
+                "p2p-broadcast",
+                Peer::parse(&from).and_then(|p| p2pbench::broadcast(&p, &recipients?, rounds)),
+            )
+        }
         Cmd::Hold {
             addr,
             path,

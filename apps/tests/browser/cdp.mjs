@@ -140,6 +140,34 @@ export function launch(artifacts) {
     writeFileSync(join(artifacts, file), Buffer.from(data, "base64"));
   }
 
+  // Fills a page's `#signin` form and submits it.
+  async function submitSignIn(page, user, password) {
+    await until(page, "document.querySelector('#signin') !== null", "the sign-in form");
+    await evaluate(
+      page,
+      `(() => {
+        const f = document.querySelector('#signin');
+        f.elements.username.value = ${JSON.stringify(user)};
+        f.elements.password.value = ${JSON.stringify(password)};
+        f.requestSubmit();
+        return true;
+      })()`,
+    );
+  }
+
+  // Types `text` into the page's composer as a person would, then Enter.
+  async function typeAndSend(page, text) {
+    await evaluate(page, "document.querySelector('#composer textarea').focus(), true");
+    await send("Input.insertText", { text }, page.sessionId);
+    for (const type of ["keyDown", "keyUp"]) {
+      await send(
+        "Input.dispatchKeyEvent",
+        { type, key: "Enter", code: "Enter", windowsVirtualKeyCode: 13, text: type === "keyDown" ? "\r" : undefined },
+        page.sessionId,
+      );
+    }
+  }
+
   // Reports `e` (if any) with every page's state, closes Chromium and removes its profile.
   async function finish(e) {
     if (e) {
@@ -174,5 +202,5 @@ export function launch(artifacts) {
     setTimeout(() => process.exit(), 100).unref();
   }
 
-  return { send, openPage, evaluate, until, navigate, screenshot, finish, pages };
+  return { send, openPage, evaluate, until, navigate, screenshot, submitSignIn, typeAndSend, finish, pages };
 }

@@ -12,36 +12,15 @@ import { launch, withTimeout } from "./cdp.mjs";
 
 const [base, artifacts] = process.argv.slice(2);
 if (!base || !artifacts) throw new Error("usage: node chat.mjs BASE_URL ARTIFACT_DIR");
-const { send, openPage, evaluate, until, navigate, screenshot, finish } = launch(artifacts);
+const { send, openPage, evaluate, until, navigate, screenshot, submitSignIn, typeAndSend, finish } =
+  launch(artifacts);
 const go = (page, path) => navigate(page, base + path);
 
 async function signIn(page, user, password) {
   await go(page, "/login.html");
-  await until(page, "document.querySelector('#signin') !== null", "the sign-in form");
-  await evaluate(
-    page,
-    `(() => {
-      const f = document.querySelector('#signin');
-      f.elements.username.value = ${JSON.stringify(user)};
-      f.elements.password.value = ${JSON.stringify(password)};
-      f.requestSubmit();
-      return true;
-    })()`,
-  );
+  await submitSignIn(page, user, password);
   await until(page, "document.documentElement.dataset.ready === 'true'", "the chat page");
   await until(page, "document.querySelector('#connection').textContent === 'live'", "the live stream");
-}
-
-async function typeAndSend(page, text) {
-  await evaluate(page, "document.querySelector('#composer textarea').focus(), true");
-  await send("Input.insertText", { text }, page.sessionId);
-  for (const type of ["keyDown", "keyUp"]) {
-    await send(
-      "Input.dispatchKeyEvent",
-      { type, key: "Enter", code: "Enter", windowsVirtualKeyCode: 13, text: type === "keyDown" ? "\r" : undefined },
-      page.sessionId,
-    );
-  }
 }
 
 // B's page resolves when a message with `text` reaches it (by the stream, no reload).

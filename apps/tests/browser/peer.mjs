@@ -10,21 +10,12 @@ import { launch, withTimeout } from "./cdp.mjs";
 
 const [artifacts, urlA, userA, pwA, urlB, userB, pwB] = process.argv.slice(2);
 if (!pwB) throw new Error("usage: node peer.mjs ARTIFACTS URL_A USER_A PW_A URL_B USER_B PW_B");
-const { send, openPage, evaluate, until, navigate, screenshot, finish } = launch(artifacts);
+const { openPage, evaluate, until, navigate, screenshot, submitSignIn, typeAndSend, finish } =
+  launch(artifacts);
 
 async function signIn(page, url, user, password) {
   await navigate(page, url + "/login.html");
-  await until(page, "document.querySelector('#signin') !== null", "the sign-in form");
-  await evaluate(
-    page,
-    `(() => {
-      const f = document.querySelector('#signin');
-      f.elements.username.value = ${JSON.stringify(user)};
-      f.elements.password.value = ${JSON.stringify(password)};
-      f.requestSubmit();
-      return true;
-    })()`,
-  );
+  await submitSignIn(page, user, password);
   await until(page, "document.documentElement.dataset.ready === 'true'", "the peer page");
   await until(page, "document.querySelector('#connection').textContent === 'live'", "the live stream");
 }
@@ -40,18 +31,6 @@ const openPeer = (page, name) =>
     })()`,
     `${name} in the peer list`,
   );
-
-async function typeAndSend(page, text) {
-  await evaluate(page, "document.querySelector('#composer textarea').focus(), true");
-  await send("Input.insertText", { text }, page.sessionId);
-  for (const type of ["keyDown", "keyUp"]) {
-    await send(
-      "Input.dispatchKeyEvent",
-      { type, key: "Enter", code: "Enter", windowsVirtualKeyCode: 13, text: type === "keyDown" ? "\r" : undefined },
-      page.sessionId,
-    );
-  }
-}
 
 // Resolves in `page` when a message with `text` reaches it by the live stream.
 const armWait = (page, text) =>

@@ -89,7 +89,7 @@ use crate::web::form::Form;
 use crate::web::limit::Limiter;
 use crate::web::reply;
 use crate::web::request::{client_addr, error_json, origin_allowed, wants_html};
-use crate::web::router::{allow_value, Lookup, Params, Router};
+use crate::web::router::{Lookup, Params, Router};
 use crate::web::session::{new_token, Check, SessionPolicy, Sessions};
 use crate::web::sse;
 use serde::{Deserialize, Serialize};
@@ -618,24 +618,9 @@ impl ChatNode {
     // ----- requests -----
 
     fn on_request(&mut self, now: Now, conn: ConnId, req: AppRequest, entropy: &mut dyn Entropy) {
-        let Ok(path) = normalize_path(req.head.target.path()) else {
-            return self.error(conn, 400, "bad path");
-        };
-        let (route, params) = match self.router.lookup(&req.head.method, &path) {
-            Lookup::Found { handler, params } => (*handler, params),
-            Lookup::MethodNotAllowed { allow } => {
-                let allow = allow_value(&allow);
-                return self.respond(
-                    conn,
-                    Status::METHOD_NOT_ALLOWED,
-                    &[("Allow", &allow)],
-                    error_json("this address does not take that method"),
-                );
-            }
-            Lookup::NotFound if matches!(req.head.method, Method::Get | Method::Head) => {
-                return self.reply(conn, AppReply::Static { private: false });
-            }
-            Lookup::NotFound => return self.error(conn, 404, "no such route"),
+        let (route, params) = match reply::route(&self.router, &req) {
+            Ok(found) => found,
+            Err(answer) => return self.reply(conn, answer),
         };
         if self.recovering || self.awaiting_admin {
             // (A page that reloads itself only for a GET: reloading a form's POST would

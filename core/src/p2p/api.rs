@@ -25,14 +25,13 @@ use super::history::PeerRecord;
 use super::node::{For, PeerNode, Then};
 use super::wire::Kind;
 use crate::backend::app::{AppReply, AppRequest};
-use crate::http::target::normalize_path;
 use crate::http::{Method, ResponseHead, Status};
 use crate::node::machine::{ConnId, Entropy};
 use crate::node::Now;
 use crate::web::cookie::{cookie, SameSite, SetCookie};
 use crate::web::reply;
 use crate::web::request::{fields, origin_allowed, wants_html};
-use crate::web::router::{allow_value, Lookup, Params, Router};
+use crate::web::router::{Params, Router};
 use crate::web::session::{new_token, Check};
 use core::net::SocketAddr;
 
@@ -108,26 +107,9 @@ impl PeerNode {
         entropy: &mut dyn Entropy,
     ) {
         let browser = wants_html(header(&req, "accept"));
-        let Ok(path) = normalize_path(req.head.target.path()) else {
-            return self.error(conn, 400, "bad path");
-        };
-        let (route, params) = match self.router.lookup(&req.head.method, &path) {
-            Lookup::Found { handler, params } => (*handler, params),
-            Lookup::MethodNotAllowed { allow } => {
-                let allow = allow_value(&allow);
-                return self.reply(
-                    conn,
-                    reply::json(
-                        Status::METHOD_NOT_ALLOWED,
-                        &[("Allow", &allow)],
-                        crate::web::request::error_json("this address does not take that method"),
-                    ),
-                );
-            }
-            Lookup::NotFound if matches!(req.head.method, Method::Get | Method::Head) => {
-                return self.reply(conn, AppReply::Static { private: false });
-            }
-            Lookup::NotFound => return self.error(conn, 404, "no such route"),
+        let (route, params) = match reply::route(&self.router, &req) {
+            Ok(found) => found,
+            Err(answer) => return self.reply(conn, answer),
         };
         if self.draining {
             return self.error(conn, 503, "the peer is shutting down");

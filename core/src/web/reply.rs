@@ -3,8 +3,10 @@
 
 use super::cookie::SetCookie;
 use super::request::error_json;
-use crate::backend::app::AppReply;
-use crate::http::{ResponseHead, Status};
+use super::router::{allow_value, Lookup, Params, Router};
+use crate::backend::app::{AppReply, AppRequest};
+use crate::http::target::normalize_path;
+use crate::http::{Method, ResponseHead, Status};
 
 /// What a 401 to a browser names: a scheme no browser prompts for (RFC 7235 §3.1 wants a
 /// challenge on every 401; `Basic` would open a password dialog).
@@ -88,4 +90,25 @@ pub fn starting_page(what: &str) -> AppReply {
              <body>\n<p>{what} is starting; this page reloads by itself.</p>\n</body>\n</html>\n"
         ),
     )
+}
+
+/// The route `req` names in `router`, or the answer when it names none: `400` for a path that
+/// does not normalise, `405` with `Allow` for a method the path does not take, the static-file
+/// rules for any other `GET` or `HEAD` (public), `404` for the rest.
+pub fn route<H: Copy>(router: &Router<H>, req: &AppRequest) -> Result<(H, Params), AppReply> {
+    let Ok(path) = normalize_path(req.head.target.path()) else {
+        return Err(error(400, "bad path"));
+    };
+    match router.lookup(&req.head.method, &path) {
+        Lookup::Found { handler, params } => Ok((*handler, params)),
+        Lookup::MethodNotAllowed { allow } => Err(json(
+            Status::METHOD_NOT_ALLOWED,
+            &[("Allow", &allow_value(&allow))],
+            error_json("this address does not take that method"),
+        )),
+        Lookup::NotFound if matches!(req.head.method, Method::Get | Method::Head) => {
+            Err(AppReply::Static { private: false })
+        }
+        Lookup::NotFound => Err(error(404, "no such route")),
+    }
 }
