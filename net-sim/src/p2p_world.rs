@@ -61,6 +61,7 @@ pub const P2P_COVERAGE: &[&str] = &[
     "p2p.crossed_dials",
     "p2p.registered",
     "p2p.tracker_trouble",
+    "p2p.forgotten_registered_again",
     "p2p.skipped",
     "p2p.peer_expired",
     "host.exit_restarted",
@@ -233,6 +234,7 @@ impl Observer<PeerNode> for PeerWatch {
                 }
             }
             PeerEvent::Registered { .. } => cx.cover("p2p.registered"),
+            PeerEvent::Forgotten => cx.cover("p2p.forgotten_registered_again"),
             PeerEvent::TrackerTrouble(_) => cx.cover("p2p.tracker_trouble"),
             PeerEvent::Refused { .. } => cx.cover("p2p.command_refused"),
             _ => {}

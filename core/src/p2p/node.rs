@@ -134,7 +134,12 @@ impl PeerConfig {
             announce_ip: None,
             message_ttl: Duration::from_secs(3600),
             connect_timeout: Duration::from_secs(5),
-            link: LinkTimers::default(),
+            // A listener that accepts but never says Hello fails a dial as late as one that
+            // does not answer at all: `/connect-peer` answers within the connect timeout.
+            link: LinkTimers {
+                handshake: Duration::from_secs(5),
+                ..LinkTimers::default()
+            },
             fetch: ClientTimeouts {
                 read: Duration::from_secs(10),
                 send: Duration::from_secs(10),
@@ -168,6 +173,9 @@ pub enum PeerEvent {
     Registered {
         interval_ms: u64,
     },
+    /// A heartbeat was answered "not registered" (the tracker restarted, or the entry
+    /// expired): the node registers again at once.
+    Forgotten,
     /// The tracker could not be reached or refused (retried after a backoff).
     TrackerTrouble(String),
     LinkUp {
@@ -875,6 +883,11 @@ impl PeerNode {
             Some("that address is this peer itself".to_string())
         } else if !tracker::id_ok(&h.id) || h.name.is_empty() {
             Some("a Hello without a valid peer id or name".to_string())
+        } else if !self.state.peers.contains_key(&h.id)
+            && self.state.peers.len() >= super::history::MAX_PEERS
+        {
+            // Every peer met costs a mark and a directory entry: a limit on both.
+            Some("this peer knows too many peers already".to_string())
         } else if link.want.as_ref().is_some_and(|w| *w != h.id) {
             Some(format!(
                 "expected peer {} but {} answered",
@@ -1203,6 +1216,7 @@ impl PeerNode {
             For::Heartbeat if status == 200 => {}
             For::Heartbeat if status == 404 => {
                 self.tracker.registered = false;
+                self.event(PeerEvent::Forgotten);
                 self.register();
             }
             For::List if status == 200 => self.on_list(now, &json),
