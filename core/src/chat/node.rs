@@ -2140,6 +2140,13 @@ impl NodeMachine for ChatNode {
     fn check_invariants(&self) {
         self.timers.check_invariants();
         self.tracker.check_invariants();
+        // A silent peer leaves the list at its TTL because this timer is always armed for
+        // the next expiry (the node's `Wait` names it), not because someone reads the list.
+        assert_eq!(
+            self.timers.get(&Timer::TrackerSweep),
+            self.tracker.next_expiry(),
+            "the sweep timer is armed for the next expiry"
+        );
         assert_eq!(
             self.commit.waiting(),
             self.appends.len(),

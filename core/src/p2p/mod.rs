@@ -9,8 +9,11 @@
 //! * [`node`]: the peer node: links, the tracker, durability.
 //! * [`api`]: its user's local web UI and API.
 //! * [`conn`]: the kinds of connection a peer node has, as one type.
+//! * [`check`]: what any sequence of requests must do to a peer node's API (the fuzz
+//!   target's and a property test's body).
 
 pub mod api;
+pub mod check;
 pub mod conn;
 pub mod delivery;
 pub mod history;

@@ -1068,7 +1068,9 @@ impl PeerNode {
                 self.publish_peers();
             }
             _ => {
-                if link.dialed {
+                // (A link closed because another to the same peer was kept failed nothing.)
+                let linked = link.want.as_ref().is_some_and(|w| self.up.contains_key(w));
+                if link.dialed && !linked {
                     self.dial_failed(now, link.want);
                 }
             }
