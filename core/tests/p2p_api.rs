@@ -6,7 +6,7 @@ fn the_request_checker_sees_every_route_with_every_kind_of_credentials() {
     let mut data = Vec::new();
     for route in 0..18u8 {
         for auth in 0..10u8 {
-            data.extend_from_slice(&[route, auth % 4, auth]);
+            data.extend_from_slice(&[route, auth % 4, auth, 0]);
             data.extend_from_slice(br#"{"peer":"bob","message":"hi","conversation":"broadcast","upto":"3","ip":"127.0.0.1","port":"1"}"#);
             data.push(0);
         }

@@ -1,9 +1,10 @@
 //! Every saved failing scenario in `net-sim/regressions/` replays and passes, in the world its
-//! file name starts with (`proxy-`, `line-`, `chat-`, else the backend world), as `sim --replay` picks it.
+//! file name starts with (`proxy-`, `line-`, `chat-`, `p2p-`, else the backend world), as `sim --replay` picks it.
 
 use weaprous_net_sim::backend::BackendWorld;
 use weaprous_net_sim::chat_world::ChatWorld;
 use weaprous_net_sim::line_world::LineWorld;
+use weaprous_net_sim::p2p_world::P2pWorld;
 use weaprous_net_sim::proxy_world::ProxyWorld;
 use weaprous_net_sim::world::{replay, World};
 
@@ -29,6 +30,8 @@ fn saved_failing_scenarios_now_pass() {
             replay_file::<LineWorld>(&text)
         } else if name.starts_with("chat-") {
             replay_file::<ChatWorld>(&text)
+        } else if name.starts_with("p2p-") {
+            replay_file::<P2pWorld>(&text)
         } else {
             replay_file::<BackendWorld>(&text)
         };

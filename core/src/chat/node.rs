@@ -72,7 +72,7 @@ use super::tracker::{self, Submitted, Tracker, TrackerError, TrackerPolicy};
 use crate::backend::app::{AppReply, AppRequest};
 use crate::backend::{BackendConfig, BackendConn};
 use crate::http::target::normalize_path;
-use crate::http::{Method, ResponseHead, Status};
+use crate::http::{Method, Status};
 use crate::node::commit::GroupCommit;
 use crate::node::machine::{
     ConnId, Entropy, NewConn, NodeInput, NodeMachine, NodeOutput, Scope, Token,
@@ -911,15 +911,7 @@ impl ChatNode {
                 }
             }
             Route::Events if req.head.method == Method::Head => {
-                let mut head = ResponseHead::new(Status::OK);
-                head.headers.append("Content-Type", "text/event-stream");
-                self.reply(
-                    conn,
-                    AppReply::Respond {
-                        head,
-                        body: Vec::new(),
-                    },
-                );
+                self.reply(conn, reply::event_stream(&Method::Head))
             }
             Route::Events => self.subscribe(conn, &req, auth),
             Route::Password => self.change_password(now, conn, &req, auth),
@@ -1109,12 +1101,7 @@ impl ChatNode {
         let resume = header(req, "last-event-id")
             .or(query.get("after"))
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let mut head = ResponseHead::new(Status::OK);
-        head.headers.append("Content-Type", "text/event-stream");
-        head.headers.append("Cache-Control", "no-store");
-        // nginx and others buffer responses unless told not to.
-        head.headers.append("X-Accel-Buffering", "no");
-        self.reply(conn, AppReply::Stream { head });
+        self.reply(conn, reply::event_stream(&Method::Get));
         let mut first = Vec::new();
         sse::comment("welcome", &mut first);
         let after = resume.unwrap_or(self.chat.applied_pos());

@@ -25,7 +25,7 @@ use super::history::PeerRecord;
 use super::node::{For, PeerNode, Then};
 use super::wire::Kind;
 use crate::backend::app::{AppReply, AppRequest};
-use crate::http::{Method, ResponseHead, Status};
+use crate::http::{Method, Status};
 use crate::node::machine::{ConnId, Entropy};
 use crate::node::Now;
 use crate::web::cookie::{cookie, SameSite, SetCookie};
@@ -306,23 +306,11 @@ impl PeerNode {
                 self.ok_json(conn, 200, serde_json::json!({ "status": "ok" }));
                 self.publish_peers();
             }
-            Route::Events if req.head.method == Method::Head => {
-                let mut head = ResponseHead::new(Status::OK);
-                head.headers.append("Content-Type", "text/event-stream");
-                self.reply(
-                    conn,
-                    AppReply::Respond {
-                        head,
-                        body: Vec::new(),
-                    },
-                );
-            }
             Route::Events => {
-                let mut head = ResponseHead::new(Status::OK);
-                head.headers.append("Content-Type", "text/event-stream");
-                head.headers.append("Cache-Control", "no-store");
-                head.headers.append("X-Accel-Buffering", "no");
-                self.reply(conn, AppReply::Stream { head });
+                self.reply(conn, reply::event_stream(&req.head.method));
+                if req.head.method == Method::Head {
+                    return;
+                }
                 let mut first = Vec::new();
                 crate::web::sse::Event {
                     id: None,

@@ -3,10 +3,10 @@
 //! bytes. The node runs on [`Direct`]: its log in memory, every connect refused (so dials and
 //! the tracker fail at once, as an unreachable network does).
 //!
-//! Input layout: requests separated by a NUL byte, at most [`MAX_REQUESTS`]. In each, byte 0
-//! picks a route (every route, and a few that are none), byte 1 the body's type, byte 2 the
-//! credentials (the session cookie, a forged cookie, Basic, wrong Basic, none) and whether a
-//! foreign `Origin` goes with them; the rest is the body, and also the peer or channel name.
+//! Input layout: requests separated by a NUL byte, at most [`MAX_REQUESTS`], each laid out as
+//! [`crate::web::check`] says: a route (every route, and a few that are none), the body's
+//! type, the credentials (the session cookie, a forged cookie, Basic, wrong Basic, none) with
+//! or without a foreign `Origin`; the rest is the body, and also the peer or channel name.
 //!
 //! What must hold: no panic, the node's own invariants after every step, exactly one answer
 //! per request (a stream's head counts), and every error answered as JSON
@@ -14,13 +14,13 @@
 
 use super::conn::{Down, Up};
 use super::node::{PeerConfig, PeerNode};
-use crate::backend::app::{AppReply, AppRequest};
+use crate::backend::app::AppReply;
 use crate::backend::BackendConfig;
-use crate::http::parse::{Event, Kind};
 use crate::node::direct::Direct;
 use crate::node::machine::NodeInput;
 use crate::node::Now;
 use crate::time::{Instant, UnixTime};
+use crate::web::check;
 
 /// The most requests one input sends.
 pub const MAX_REQUESTS: usize = 32;
@@ -66,60 +66,28 @@ pub fn check_requests(data: &[u8]) {
     };
     let mut d = Direct::start(PeerNode::new(cfg), now, 1);
     let cookie = sign_in(&mut d);
+    let basic = |pw: &str| {
+        format!(
+            "Authorization: {}\r\n",
+            crate::web::basic::authorization(USER, pw)
+        )
+    };
+    let auths = [
+        format!("Cookie: {cookie}\r\n"),
+        "Cookie: psid8101=0000\r\n".to_string(),
+        basic(PASSWORD),
+        basic("wrong"),
+        String::new(),
+    ];
     for (i, part) in data.split(|&b| b == 0).take(MAX_REQUESTS).enumerate() {
         let conn = 100 + i as u64;
-        let pick = |k: usize| part.get(k).copied().unwrap_or(0) as usize;
-        let body = part.get(3..).unwrap_or(&[]);
-        let text = String::from_utf8_lossy(body);
-        let word: String = text
-            .chars()
-            .filter(|c| c.is_ascii_graphic() && !"?#%".contains(*c))
-            .take(40)
-            .collect();
-        let word = if word.is_empty() { "bob" } else { &word };
-        let route = ROUTES[pick(0) % ROUTES.len()].replace("{name}", word);
-        let content_type = match pick(1) % 4 {
-            0 => "application/json",
-            1 => "application/x-www-form-urlencoded",
-            2 => "",
-            _ => "text/plain",
-        };
-        let auth = match pick(2) % 5 {
-            0 => format!("Cookie: {cookie}\r\n"),
-            1 => "Cookie: psid8101=0000\r\n".to_string(),
-            2 => format!(
-                "Authorization: {}\r\n",
-                crate::web::basic::authorization(USER, PASSWORD)
-            ),
-            3 => format!(
-                "Authorization: {}\r\n",
-                crate::web::basic::authorization(USER, "wrong")
-            ),
-            _ => String::new(),
-        };
-        let mut head = format!("{route} HTTP/1.1\r\nHost: 127.0.0.1:8101\r\n{auth}");
-        if !content_type.is_empty() {
-            head.push_str(&format!("Content-Type: {content_type}\r\n"));
-        }
-        if pick(2) / 5 % 2 == 1 {
-            head.push_str("Origin: http://evil.example\r\n");
-        }
-        head.push_str("\r\n");
-        let (events, err) =
-            crate::http::split_check::events(Kind::Request, &[head.as_bytes()], false);
-        let Some(Event::Request(head)) = events.into_iter().next() else {
-            assert!(err.is_some() || head.is_empty());
+        let Some(f) = check::request(part, ROUTES, &auths, "127.0.0.1:8101", |r, _| r) else {
             continue;
         };
-        let is_head = head.method == crate::http::Method::Head;
-        let req = AppRequest {
-            head,
-            peer: "127.0.0.1:40000".parse().expect("an address"),
-            body: body.to_vec(),
-        };
+        let method = f.req.head.method.clone();
         d.input(NodeInput::FromConn {
             conn,
-            msg: Up::Ui(req),
+            msg: Up::Ui(f.req),
         });
         let replies: Vec<AppReply> = d
             .take(conn)
@@ -129,54 +97,25 @@ pub fn check_requests(data: &[u8]) {
                 _ => None,
             })
             .collect();
-        let answers = replies
-            .iter()
-            .filter(|r| {
-                matches!(
-                    r,
-                    AppReply::Respond { .. } | AppReply::Static { .. } | AppReply::Stream { .. }
-                )
-            })
-            .count();
-        assert_eq!(answers, 1, "{route}: one answer, got {replies:?}");
-        if let Some(AppReply::Respond { head, body }) = replies.first() {
-            let json = head.headers.get_str("content-type") == Some("application/json");
-            if head.status.0 >= 400 && json && !is_head {
-                let v: serde_json::Value =
-                    serde_json::from_slice(body).expect("an error body is JSON");
-                assert_eq!(v["status"], "error", "{route}: {v}");
-                assert!(v["message"].is_string(), "{route}: {v}");
-            }
-        }
+        check::assert_one_answer(&f.route, &method, &replies);
         d.input(NodeInput::Closed { conn });
     }
 }
 
 /// Signs in with the node's account; the `psid8101=...` cookie pair.
 fn sign_in(d: &mut Direct<PeerNode>) -> String {
-    let head =
-        "POST /login HTTP/1.1\r\nHost: 127.0.0.1:8101\r\nContent-Type: application/json\r\n\r\n";
-    let (events, _) = crate::http::split_check::events(Kind::Request, &[head.as_bytes()], false);
-    let Some(Event::Request(head)) = events.into_iter().next() else {
-        panic!("the sign-in head parses");
-    };
     let body = serde_json::json!({ "user": USER, "password": PASSWORD }).to_string();
-    let req = AppRequest {
-        head,
-        peer: "127.0.0.1:40000".parse().expect("an address"),
-        body: body.into_bytes(),
-    };
+    let req = check::parsed(
+        "POST /login HTTP/1.1\r\nHost: 127.0.0.1:8101\r\nContent-Type: application/json",
+        body.as_bytes(),
+    );
     d.input(NodeInput::FromConn {
         conn: 1,
         msg: Up::Ui(req),
     });
     let replies = d.take(1);
-    let Some(Down::Ui(AppReply::Respond { head, .. })) = replies.first() else {
-        panic!("a sign-in answer: {replies:?}");
-    };
-    let set = head
-        .headers
-        .get_str("set-cookie")
-        .expect("a session cookie");
-    set.split(';').next().unwrap_or("").to_string()
+    check::session_cookie(replies.first().and_then(|m| match m {
+        Down::Ui(r) => Some(r),
+        _ => None,
+    }))
 }

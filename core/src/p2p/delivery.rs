@@ -203,6 +203,35 @@ impl Outbox {
         failed
     }
 
+    /// Messages whose expiry is at or before `now_ms`, still waiting, `(recipient, id)`: what
+    /// a node fails durably before it tells anyone ([`Outbox::fail`] then, on the record's
+    /// replay too).
+    pub fn expired(&self, now_ms: u64) -> Vec<(PeerId, MsgId)> {
+        let mut out = Vec::new();
+        for (peer, chain) in &self.chains {
+            for e in &chain.queue {
+                if let Entry::Msg { msg, .. } = e {
+                    if msg.expires_ms <= now_ms {
+                        out.push((peer.clone(), msg.id));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The earliest expiry after `now_ms` of a waiting message.
+    pub fn next_expiry_after(&self, now_ms: u64) -> Option<u64> {
+        self.chains
+            .values()
+            .flat_map(|c| c.queue.iter())
+            .filter_map(|e| match e {
+                Entry::Msg { msg, .. } if msg.expires_ms > now_ms => Some(msg.expires_ms),
+                _ => None,
+            })
+            .min()
+    }
+
     /// Fails `id` in `to`'s chain if it still waits there (replaying a failure the log
     /// holds); whether it did.
     pub fn fail(&mut self, to: &str, id: MsgId) -> bool {

@@ -62,8 +62,12 @@ pub enum PeerRecord {
         /// Its `prev` was not the mark: something before it never came.
         hole: bool,
     },
-    /// `from` said its messages after the mark up to `through` will not come.
-    Skipped { from: String, through: MsgId },
+    /// `from` said its messages after `prev` up to `through` will not come.
+    Skipped {
+        from: String,
+        prev: MsgId,
+        through: MsgId,
+    },
     /// The user read conversation `conv` up to entry `upto`.
     Read { conv: String, upto: u64 },
 }
@@ -246,7 +250,7 @@ impl State {
                 });
                 Change::Entry(i)
             }
-            PeerRecord::Skipped { from, through } => {
+            PeerRecord::Skipped { from, through, .. } => {
                 let mark = self.marks.entry(from.clone()).or_default();
                 *mark = (*mark).max(*through);
                 Change::None
@@ -256,6 +260,28 @@ impl State {
                 *r = (*r).max(*upto);
                 Change::None
             }
+        }
+    }
+
+    /// Whether `record` can come next in the log: a message taken follows the last one taken
+    /// from its sender (or says it did not), and a skip covers that point. One that does not
+    /// follow was appended after an append that failed: the node stopped at that failure
+    /// before anything after it was answered, and the log ends before it (module docs of
+    /// [`super::node`]).
+    pub fn follows(&self, record: &PeerRecord) -> bool {
+        match record {
+            PeerRecord::Received {
+                from, prev, hole, ..
+            } => *hole || self.marks.get(from).copied().unwrap_or_default() == *prev,
+            PeerRecord::Skipped {
+                from,
+                prev,
+                through,
+            } => {
+                let mark = self.marks.get(from).copied().unwrap_or_default();
+                *prev <= mark && mark < *through
+            }
+            _ => true,
         }
     }
 

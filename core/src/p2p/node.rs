@@ -36,9 +36,21 @@
 //! Fail-stop: every record is appended to the log; what is answered to the user (a message
 //! sent) or acknowledged to a peer (a message taken) waits for the sync that covers it. If an
 //! append or a sync fails the node stops ([`NodeOutput::Exit`]) rather than run on state its
-//! log may not hold; its next start reads what the log holds. Outcomes (delivered, failed)
-//! are applied at once and written without waiting: losing one in a crash only sends a
-//! message again, and its receiver drops the copy.
+//! log may not hold; its next start reads what the log holds. Two consequences, both handled
+//! at start:
+//! * Records after a failed append may be in the file (a sync already asked for completes
+//!   after the node stopped), with the failed one missing: a message taken from a peer after
+//!   a hole in what was taken from it. Nothing after the failure was answered, so the log
+//!   ends at the first record that does not follow ([`State::follows`]) and is cut there.
+//! * Records whose sync failed may be in the file (the page cache keeps them) without being
+//!   durable. The node is ready only after the sync of its new incarnation, which covers the
+//!   whole file: nothing read back is acknowledged before it is durable.
+//!
+//! "Delivered" is applied at once and written without waiting: losing it in a crash only
+//! sends a message again, and its receiver drops the copy. "Failed" is written first and
+//! applied once durable, and only then does the `Gone` in the message's place go out: a
+//! receiver that skipped a message must never meet it again as waiting, which a failure lost
+//! in a crash (and a clock set back past the expiry) would make it.
 
 use super::conn::{Down, PeerConn, Spawn, Up};
 use super::delivery::{Inbox, Taken, MAX_CHAIN};
@@ -217,6 +229,7 @@ pub enum PeerEvent {
         to: String,
         id: MsgId,
     },
+    /// `id` failed for `to` (also said again for each failure read back at start).
     Failed {
         to: String,
         id: MsgId,
@@ -263,6 +276,8 @@ pub(super) enum Then {
     Sent(Option<ConnId>),
     /// Something taken from `from`: acknowledge it.
     Taken(String),
+    /// A failure is durable: tell its recipient (its `Gone`) and the user.
+    Failed,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -350,6 +365,8 @@ pub struct PeerNode {
     pub(super) subscribers: BTreeSet<ConnId>,
     pub(super) draining: bool,
     pub(super) stopped: bool,
+    /// Expired messages whose failure record waits for its sync.
+    pub(super) failing: BTreeSet<(String, MsgId)>,
 }
 
 impl PeerNode {
@@ -383,6 +400,7 @@ impl PeerNode {
             subscribers: BTreeSet::new(),
             draining: false,
             stopped: false,
+            failing: BTreeSet::new(),
         }
     }
 
@@ -488,6 +506,11 @@ impl PeerNode {
         let mut valid_len = scan.valid_len;
         for range in &scan.records {
             match serde_json::from_slice::<PeerRecord>(&bytes[range.clone()]) {
+                Ok(r) if !self.state.follows(&r) => {
+                    // After a hole: the log ends before it.
+                    valid_len = range.start - record::HEADER;
+                    break;
+                }
                 Ok(r) => {
                     self.state.apply(&r);
                     // Durable, though perhaps never answered (a crash, or a failed log, between
@@ -500,6 +523,10 @@ impl PeerNode {
                         }),
                         PeerRecord::Received { from, id, .. } => self.event(PeerEvent::Recalled {
                             from: from.clone(),
+                            id: *id,
+                        }),
+                        PeerRecord::Failed { to, id } => self.event(PeerEvent::Failed {
+                            to: to.clone(),
                             id: *id,
                         }),
                         _ => {}
@@ -668,7 +695,20 @@ impl PeerNode {
                 self.publish_peers();
                 self.ack(&peer);
             }
-            (PeerRecord::Skipped { from, through }, Then::Taken(peer)) => {
+            (PeerRecord::Failed { to, id }, Then::Failed) => {
+                self.failing.remove(&(to.clone(), *id));
+                if let Change::Fates { .. } = change {
+                    self.event(PeerEvent::Failed {
+                        to: to.clone(),
+                        id: *id,
+                    });
+                    let status =
+                        serde_json::json!({ "id": id.to_string(), "peer": to, "fate": "failed" });
+                    self.publish("status", status.to_string());
+                }
+                self.flush(&to.clone());
+            }
+            (PeerRecord::Skipped { from, through, .. }, Then::Taken(peer)) => {
                 self.event(PeerEvent::Skipped {
                     from: from.clone(),
                     through: *through,
@@ -711,23 +751,15 @@ impl PeerNode {
         }
     }
 
-    /// Fails what expired, and re-arms the timer for the next expiry.
+    /// Writes the failure of what expired (module docs: applied once durable), and re-arms
+    /// the timer for the next expiry.
     fn expire(&mut self, now: Now) {
-        let failed = self.state.outbox.expire(Self::now_ms(now));
-        let mut peers = BTreeSet::new();
-        for (to, id) in failed {
-            let rec = PeerRecord::Failed { to: to.clone(), id };
-            self.state.apply(&rec);
-            self.append(rec, Then::Nothing);
-            self.event(PeerEvent::Failed { to: to.clone(), id });
-            let status = serde_json::json!({ "id": id.to_string(), "peer": to, "fate": "failed" });
-            self.publish("status", status.to_string());
-            peers.insert(to);
+        for (to, id) in self.state.outbox.expired(Self::now_ms(now)) {
+            if self.failing.insert((to.clone(), id)) {
+                self.append(PeerRecord::Failed { to, id }, Then::Failed);
+            }
         }
-        for p in peers {
-            self.flush(&p);
-        }
-        match self.state.outbox.next_expiry() {
+        match self.state.outbox.next_expiry_after(Self::now_ms(now)) {
             Some(at_ms) => {
                 let wait = Duration::from_millis(at_ms.saturating_sub(Self::now_ms(now)));
                 self.timers.set(Timer::Expire, now.mono + wait);
@@ -1036,6 +1068,7 @@ impl PeerNode {
                 _ => {
                     let rec = PeerRecord::Skipped {
                         from: peer.to_string(),
+                        prev,
                         through,
                     };
                     self.append(rec, Then::Taken(peer.to_string()));

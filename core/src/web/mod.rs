@@ -16,10 +16,12 @@
 //! * [`limit`]: rate limits for password guesses.
 //! * [`basic`]: HTTP Basic authentication (RFC 7617).
 //! * [`base64`]: standard base64.
+//! * [`check`]: what the nodes' request checkers (fuzz targets, property tests) share.
 
 pub mod accounts;
 pub mod base64;
 pub mod basic;
+pub mod check;
 pub mod cookie;
 pub mod cookie_date;
 pub mod form;

@@ -112,3 +112,19 @@ pub fn route<H: Copy>(router: &Router<H>, req: &AppRequest) -> Result<(H, Params
         Lookup::NotFound => Err(error(404, "no such route")),
     }
 }
+
+/// The head of an event stream (`GET`: a stream follows; `HEAD`: the head alone).
+pub fn event_stream(method: &Method) -> AppReply {
+    let mut head = ResponseHead::new(Status::OK);
+    head.headers.append("Content-Type", "text/event-stream");
+    if *method == Method::Head {
+        return AppReply::Respond {
+            head,
+            body: Vec::new(),
+        };
+    }
+    head.headers.append("Cache-Control", "no-store");
+    // nginx and others buffer responses unless told not to.
+    head.headers.append("X-Accel-Buffering", "no");
+    AppReply::Stream { head }
+}
