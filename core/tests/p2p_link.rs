@@ -53,6 +53,7 @@ fn hello_bytes() -> Vec<u8> {
         name: "bob".into(),
         incarnation: 1,
         port: 7102,
+        dial: 0,
     })
     .encode(&mut b);
     b

@@ -16,6 +16,7 @@ fn every_frame() -> Vec<Frame> {
             name: "alice".into(),
             incarnation: 3,
             port: 7101,
+            dial: 4,
         }),
         Frame::Sync { have: id(2, 41) },
         Frame::Msg {

@@ -28,9 +28,12 @@
 //! durably took from the other, and starts sending once it has the other's `Sync`.
 //!
 //! **One link per pair.** When a second link to the same peer completes its handshake, both
-//! sides keep the same one: the one of the newer incarnation of the peer; between two of the
-//! same incarnation, the one dialed by the smaller peer id; between two dialed by the same
-//! side, the newer. The other is closed with `Bye`; its messages go again on the one kept.
+//! sides keep the same one, by facts both ends know alike: the one of the newer incarnation
+//! of the peer (only one end can hold a link of a life that ended); between two of the same
+//! incarnations, the one dialed by the smaller peer id; between two dialed by the same side,
+//! the one with the larger dial number (its `Hello` says it). Not "the one whose handshake
+//! ended last": the two ends may see the handshakes end in either order (the P2P world found
+//! that). The other is closed with `Bye`; its messages go again on the one kept.
 //!
 //! # Durability
 //! Fail-stop: every record is appended to the log; what is answered to the user (a message
@@ -298,6 +301,8 @@ pub(super) struct Link {
     pub want: Option<String>,
     /// The address dialed.
     pub addr: Option<SocketAddr>,
+    /// The dialer's number for it (this node's, or the other side's from its `Hello`).
+    pub dial: u64,
     /// Who the other side is, once its `Hello` came.
     pub peer: Option<String>,
     pub incarnation: u64,
@@ -367,6 +372,8 @@ pub struct PeerNode {
     pub(super) stopped: bool,
     /// Expired messages whose failure record waits for its sync.
     pub(super) failing: BTreeSet<(String, MsgId)>,
+    /// The last dial's number.
+    pub(super) next_dial: u64,
 }
 
 impl PeerNode {
@@ -401,6 +408,7 @@ impl PeerNode {
             draining: false,
             stopped: false,
             failing: BTreeSet::new(),
+            next_dial: 0,
         }
     }
 
@@ -792,12 +800,14 @@ impl PeerNode {
 
     // ----- links -----
 
-    fn hello(&self) -> Frame {
+    /// This node's `Hello` on a link it dialed as number `dial` (0: a link it accepted).
+    fn hello(&self, dial: u64) -> Frame {
         Frame::Hello(Hello {
             id: self.state.id.clone().unwrap_or_default(),
             name: self.cfg.user.clone(),
             incarnation: self.state.incarnation,
             port: self.p2p_port,
+            dial,
         })
     }
 
@@ -884,9 +894,11 @@ impl PeerNode {
     fn on_link(&mut self, now: Now, conn: ConnId, ev: LinkEvent) {
         match ev {
             LinkEvent::Opened => {
-                self.links.entry(conn).or_default();
+                // A dialed link's `Connected` comes before its first message (both drivers
+                // deliver it first), so its number is known here.
+                let dial = self.links.entry(conn).or_default().dial;
                 if self.ready && !self.draining {
-                    let hello = self.hello();
+                    let hello = self.hello(dial);
                     self.send_frame(conn, hello);
                 } else {
                     self.tell(conn, Down::Link(LinkCmd::Close("not ready".into())));
@@ -937,6 +949,7 @@ impl PeerNode {
         if let Some(&other) = self.up.get(&h.id) {
             if other != conn {
                 let o = self.links.get(&other).cloned().unwrap_or_default();
+                let new_dial = if link.dialed { link.dial } else { h.dial };
                 let keep_new = if o.incarnation != h.incarnation {
                     h.incarnation > o.incarnation
                 } else if o.dialed != link.dialed {
@@ -947,7 +960,9 @@ impl PeerNode {
                     };
                     new_dialer == me.as_str().min(h.id.as_str())
                 } else {
-                    true
+                    // Both dialed by the same side: the later dial, by the dialer's number,
+                    // which both ends read alike (the order Hellos arrive in may differ).
+                    new_dial > o.dial
                 };
                 let (kept, closed) = if keep_new {
                     (conn, other)
@@ -995,6 +1010,9 @@ impl PeerNode {
         l.peer = Some(h.id.clone());
         l.incarnation = h.incarnation;
         l.live = true;
+        if !l.dialed {
+            l.dial = h.dial;
+        }
         let waiters = std::mem::take(&mut l.waiters);
         let dialed_addr = l.addr.filter(|_| l.dialed);
         self.up.insert(h.id.clone(), conn);
@@ -1499,8 +1517,11 @@ impl NodeMachine for PeerNode {
                     self.tracker.conn = Some(conn);
                     self.tracker_pump();
                 } else if let Some(d) = self.dials.remove(&token) {
+                    self.next_dial += 1;
+                    let dial = self.next_dial;
                     let l = self.links.entry(conn).or_default();
                     l.dialed = true;
+                    l.dial = dial;
                     l.want = d.want;
                     l.addr = Some(d.addr);
                     l.waiters.extend(d.waiters);

@@ -11,7 +11,7 @@
 //! # Frames
 //! | type | frame | fields |
 //! |---|---|---|
-//! | 1 | [`Hello`] | magic `wp2p`, version (u16), peer id, name, incarnation (u64), P2P port (u16) |
+//! | 1 | [`Hello`] | magic `wp2p`, version (u16), peer id, name, incarnation (u64), P2P port (u16), dial number (u64) |
 //! | 2 | [`Frame::Sync`] | have: the last of the receiver's messages the sender took ([`MsgId`]) |
 //! | 3 | [`Frame::Msg`] | id, prev (the id of the sender's previous message to this peer), kind (0 direct, 1 broadcast), sent at (Unix ms), text |
 //! | 4 | [`Frame::Ack`] | id: every message to this peer up to it is taken |
@@ -85,6 +85,9 @@ pub struct Hello {
     pub incarnation: u64,
     /// Where the sender accepts links (what the tracker lists for it).
     pub port: u16,
+    /// The dialer's number for this link (larger for a later dial; 0 from the side that
+    /// accepted it): with the dialer's id, what names a link alike at both ends.
+    pub dial: u64,
 }
 
 /// One frame.
@@ -163,6 +166,7 @@ impl Frame {
                 put_str(out, &h.name, MAX_NAME);
                 out.extend_from_slice(&h.incarnation.to_be_bytes());
                 out.extend_from_slice(&h.port.to_be_bytes());
+                out.extend_from_slice(&h.dial.to_be_bytes());
             }
             Frame::Sync { have } => {
                 out.push(2);
@@ -229,6 +233,7 @@ impl Frame {
                     name: r.str(MAX_NAME)?,
                     incarnation: r.u64()?,
                     port: r.u16()?,
+                    dial: r.u64()?,
                 })
             }
             2 => Frame::Sync { have: r.id()? },
