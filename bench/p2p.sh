@@ -15,6 +15,8 @@
 #   SECONDS_EACH=10 PEERS=50 ROUNDS=41 bench/p2p.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 SECONDS_EACH=${SECONDS_EACH:-5}
 CLIENTS=${CLIENTS:-"1 8"}
@@ -99,5 +101,13 @@ echo "== one broadcast to $PEERS peers, $((ROUNDS - 1)) rounds after the first (
 for i in $(seq 3 "$PEERS"); do start_peer "$i"; done
 wait_listed 1 $((PEERS - 1))
 for i in $(seq 2 "$PEERS"); do peer "$i"; done >"$work/recipients"
+# How busy the whole machine was meanwhile: near 100% means the figure is the machine's
+# (51 processes on its cores), not the protocol's.
+ticks_before=$(machine_ticks)
+t0=$(date +%s.%N)
 target/release/httptool p2p-broadcast --from "$(peer 1)" --rounds "$ROUNDS" <"$work/recipients"
+ticks_after=$(machine_ticks)
+t1=$(date +%s.%N)
+awk -v a="$ticks_before" -v b="$ticks_after" -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" -v n="$(nproc)" \
+  'BEGIN {printf "machine busy during the broadcasts: %.0f%% of %d cores\n", 100 * (b - a) / hz / (t1 - t0) / n, n}'
 target/release/httptool chat-fanout --addr "127.0.0.1:$PORT" --subscribers $((PEERS - 1)) --rounds $((ROUNDS - 1))

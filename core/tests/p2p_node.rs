@@ -94,3 +94,33 @@ fn a_log_ends_before_a_message_taken_after_a_hole() {
     assert!(!d.node.state().follows(&skip(2, 3)));
     assert!(!d.node.state().follows(&skip(0, 1)), "already past it");
 }
+
+#[test]
+fn unread_counts_follow_messages_taken_and_read_markers() {
+    use weaprous_core::p2p::history::State;
+    let mut s = State::new();
+    s.apply(&PeerRecord::Identity { id: "a11ce".into() });
+    for seq in 1..=3 {
+        s.apply(&received(seq, seq - 1));
+    }
+    s.apply(&PeerRecord::Sent {
+        id: MsgId { inc: 1, seq: 1 },
+        kind: Kind::Direct,
+        to: vec!["b0b".into()],
+        text: "mine".into(),
+        sent_ms: 0,
+        expires_ms: 1,
+    });
+    assert_eq!(s.unread("peer:b0b"), 3, "my own message is not unread");
+    s.apply(&PeerRecord::Read {
+        conv: "peer:b0b".into(),
+        upto: 2,
+    });
+    assert_eq!(s.unread("peer:b0b"), 1);
+    assert_eq!(s.unread("broadcast"), 0);
+    s.apply(&PeerRecord::Read {
+        conv: "peer:b0b".into(),
+        upto: 1,
+    });
+    assert_eq!(s.unread("peer:b0b"), 1, "a read marker never goes back");
+}

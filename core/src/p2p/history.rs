@@ -126,6 +126,10 @@ pub struct State {
     sent: BTreeMap<MsgId, usize>,
     /// Read markers by conversation.
     pub read: BTreeMap<String, u64>,
+    /// The places (`n`) of the messages taken from others, by conversation, in order: an
+    /// unread count is a search, not a walk of the whole history (it is asked for on every
+    /// message taken).
+    taken_in: BTreeMap<String, Vec<u64>>,
     /// Records applied.
     pub records: u64,
 }
@@ -151,6 +155,10 @@ impl State {
 
     fn push_entry(&mut self, mut e: Entry) -> usize {
         e.n = self.entries.len() as u64 + 1;
+        if self.id.as_deref() != Some(e.origin.as_str()) {
+            let conv = self.conversation_of(&e);
+            self.taken_in.entry(conv).or_default().push(e.n);
+        }
         self.entries.push(e);
         self.entries.len() - 1
     }
@@ -325,12 +333,10 @@ impl State {
 
     /// Entries taken from others in `conv` after its read marker.
     pub fn unread(&self, conv: &str) -> usize {
-        let me = self.id.as_deref().unwrap_or("");
         let read = self.read.get(conv).copied().unwrap_or(0);
-        self.entries
-            .iter()
-            .filter(|e| e.n > read && e.origin != me && self.conversation_of(e) == conv)
-            .count()
+        self.taken_in
+            .get(conv)
+            .map_or(0, |ns| ns.len() - ns.partition_point(|&n| n <= read))
     }
 
     /// A name for `peer`: its known name, else its id.
