@@ -10,6 +10,9 @@
 #   NGINX_DEFERRED=0 bench/load.sh  # nginx's listen without `deferred`, as Debian ships it
 #   BEFORE_BIN=/tmp/backend-old bench/load.sh  # also another build of the backend (say, main's
 #                                 # before a change), its figures and ours/before ratios
+#   PORTABLE=1 bench/load.sh      # also the backend on the portable event loop (`polling`, no
+#                                 # sendfile or deferred accept: what macOS and the BSDs run),
+#                                 # built into target/portable; ratios are epoll/portable
 #
 # Prints requests/s, p99 latency and server CPU time per request for both, with ratios
 # (ours / nginx: above 1 is better for requests/s, below 1 is better for CPU and p99), and the
@@ -38,6 +41,12 @@ NGINX_PORT=${NGINX_PORT:-19081}
 PIN=${PIN:-0}
 NGINX_DEFERRED=${NGINX_DEFERRED:-1}
 BEFORE_BIN=${BEFORE_BIN:-}
+BEFORE_LABEL=before
+if [ "${PORTABLE:-0}" = 1 ]; then
+  cargo build --release -q -p weaprous-apps --bin backend --features weaprous-net-real/portable --target-dir target/portable
+  BEFORE_BIN=target/portable/release/backend
+  BEFORE_LABEL=portable
+fi
 if [ -n "$BEFORE_BIN" ]; then BEFORE=1; else BEFORE=0; fi
 BEFORE_PORT=${BEFORE_PORT:-19082}
 if [ "$PIN" = 1 ]; then
@@ -188,7 +197,7 @@ for size in $SIZES; do
       printf '%-5s %5s %-9s | %10.0f %10.0f %6s | %8.2f %8.2f | %9.1f %9.1f %6s | %9.1f %9.1f %6s' "$size" "$conns" "$mode" "$o_rps" "$n_rps" "$rps_ratio" "$o_p99" "$n_p99" "$o_cpu" "$n_cpu" "$cpu_ratio" "$o_mach" "$n_mach" "$mach_ratio"
       if [ "$BEFORE" = 1 ]; then
         b_rps=$(median "${b_rps[@]}") b_cpu=$(median "${b_cpu[@]}")
-        printf ' | before %8.0f r/s %5s  %7.1f us/req %5s' "$b_rps" "$(echo "scale=2; $o_rps / $b_rps" | bc)" "$b_cpu" "$(echo "scale=2; $o_cpu / ($b_cpu + 0.0001)" | bc)"
+        printf ' | %s %8.0f r/s %5s  %7.1f us/req %5s' "$BEFORE_LABEL" "$b_rps" "$(echo "scale=2; $o_rps / $b_rps" | bc)" "$b_cpu" "$(echo "scale=2; $o_cpu / ($b_cpu + 0.0001)" | bc)"
       fi
       printf '\n'
     done

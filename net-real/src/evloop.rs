@@ -1,5 +1,5 @@
-//! The data path: one edge-triggered epoll loop per thread, each connection's machine called
-//! inline from it.
+//! The data path: one edge-triggered event loop per thread (epoll on Linux, the `polling`
+//! crate elsewhere: [`crate::platform`]), each connection's machine called inline from it.
 //!
 //! # Why not the smol executor here
 //! The design left the executor a choice to measure. Under `bench/load.sh` the shared
@@ -8,7 +8,7 @@
 //! reactor, and every other wake-up crosses threads through a futex. That is the overhead that
 //! kept the backend behind nginx. This loop is what nginx does:
 //!
-//! * each worker thread owns an epoll instance and the connections it accepted; nothing about a
+//! * each worker thread owns a poller and the connections it accepted; nothing about a
 //!   connection is shared between threads, so there are no locks or wake-ups on the data path;
 //! * a connection is registered once, edge-triggered, for reading and writing, and only when it
 //!   first has to wait; the loop records readiness and clears it only when a read or write
@@ -44,15 +44,13 @@
 
 use crate::clock;
 use crate::files::Files;
+use crate::platform::{self, Events, Notifier, Poller, Readiness, Registration};
 use crate::server::{log_line, ServeOptions};
-use rustix::event::epoll::{self, Event, EventData, EventFlags};
-use rustix::event::{eventfd, EventfdFlags};
-use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,20 +71,14 @@ const FIRST_TOKEN: u64 = FIRST_LISTENER + MAX_LISTENERS as u64;
 const SCRATCH: usize = 64 * 1024;
 /// Connections taken per wake-up of a worker's own listener (it stays readable while more wait).
 const ACCEPT_BATCH: usize = 16;
-/// Connections the kernel queues per listener before accepting.
-const BACKLOG: i32 = 1024;
 /// How long accepting pauses after it failed (out of descriptors and the like).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 /// How long a closing connection keeps discarding bytes the client sent and we will never read.
 const LINGER: Duration = Duration::from_secs(2);
 
-/// Readiness as the loop reports it to a [`Handler`]: the platform's flags, named here so that
-/// handlers outside this module name no platform type.
-pub(crate) type Readiness = EventFlags;
-
 /// What every worker shares: the drain signal.
 pub(crate) struct Shared {
-    wake: OwnedFd,
+    wake: Notifier,
     draining: AtomicBool,
 }
 
@@ -94,35 +86,34 @@ impl Shared {
     /// Starts the graceful shutdown of every worker (as SIGTERM does).
     pub fn stop(&self) {
         self.draining.store(true, Ordering::SeqCst);
-        let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
+        self.wake.notify();
     }
 }
 
-/// A wake-up another thread can give a worker: an eventfd in the worker's epoll set, written
+/// A wake-up another thread can give a worker: a [`Notifier`] in the worker's poller, written
 /// at most once per burst (the first letter after the worker last looked sets `pending`; the
 /// rest find it set and write nothing).
 pub(crate) struct Wake {
-    fd: OwnedFd,
+    fd: Notifier,
     pending: AtomicBool,
 }
 
 impl Wake {
     pub fn new() -> io::Result<Wake> {
         Ok(Wake {
-            fd: eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?,
+            fd: Notifier::new()?,
             pending: AtomicBool::new(false),
         })
     }
     /// Wakes the worker unless a wake-up is already pending.
     pub fn notify(&self) {
         if !self.pending.swap(true, Ordering::AcqRel) {
-            let _ = rustix::io::write(&self.fd, &1u64.to_ne_bytes());
+            self.fd.notify();
         }
     }
     /// The worker is about to look at what was sent: later senders wake it again.
     fn clear(&self) {
-        let mut buf = [0u8; 8];
-        let _ = rustix::io::read(&self.fd, &mut buf);
+        self.fd.clear();
         self.pending.store(false, Ordering::Release);
     }
 }
@@ -132,36 +123,11 @@ pub(crate) struct OsEntropy;
 
 impl weaprous_core::node::machine::Entropy for OsEntropy {
     fn fill(&mut self, buf: &mut [u8]) {
-        let mut done = 0;
-        while done < buf.len() {
-            match rustix::rand::getrandom(&mut buf[done..], rustix::rand::GetRandomFlags::empty()) {
-                Ok(n) => done += n,
-                Err(rustix::io::Errno::INTR) => {}
-                // No kernel randomness (a kernel older than 3.17): nothing safe to fall back to.
-                Err(e) => panic!("getrandom failed: {e}"),
-            }
-        }
+        platform::fill_random(buf)
     }
 }
 
-/// Starts a non-blocking connect to `addr`: the socket becomes writable when it is done, and
-/// [`connect_result`] then says how it went.
-pub(crate) fn connect_start(addr: SocketAddr) -> io::Result<TcpStream> {
-    let fd = tcp_socket(addr)?;
-    sockopt::set_tcp_nodelay(&fd, true)?;
-    match rustix::net::connect(&fd, &addr) {
-        Ok(()) | Err(rustix::io::Errno::INPROGRESS) => Ok(TcpStream::from(fd)),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// How a connect started by [`connect_start`] ended, once its socket is writable.
-pub(crate) fn connect_result(stream: &TcpStream) -> io::Result<()> {
-    match sockopt::socket_error(stream)? {
-        Ok(()) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
+pub(crate) use crate::platform::{connect_result, connect_start};
 
 /// A key for a connection's socket or timer: its slot index and the slot's generation (so an
 /// event or timer for a connection that has since closed, its slot reused, is recognised).
@@ -186,7 +152,7 @@ impl Key {
 
 /// What a worker thread owns besides its connections, lent to the handler with every event.
 pub(crate) struct Io {
-    ep: OwnedFd,
+    poller: Poller,
     shared: Arc<Shared>,
     timers: BinaryHeap<Reverse<(Instant, Key)>>,
     /// Read once per wake-up of the loop: everything handled in one batch sees this instant.
@@ -203,16 +169,10 @@ impl Io {
         self.next_generation = (self.next_generation + 1) & GENERATION_MASK;
         self.next_generation
     }
-    /// Adds `fd` to the epoll set, edge-triggered for reading and writing, under `key`.
+    /// Adds `stream` to the poller, edge-triggered for reading and writing, under `key`.
     /// Adding reports readiness that is already there, so nothing is lost by adding late.
-    pub fn register(&self, fd: impl AsFd, key: Key) -> io::Result<()> {
-        epoll::add(
-            &self.ep,
-            fd,
-            EventData::new_u64(key.token()),
-            EventFlags::IN | EventFlags::OUT | EventFlags::RDHUP | EventFlags::ET,
-        )?;
-        Ok(())
+    fn register(&self, stream: &TcpStream, key: Key) -> io::Result<Registration> {
+        self.poller.register(stream, key.token())
     }
     /// Calls [`Handler::due`] for `key` at `at` (or soon after).
     pub fn arm(&mut self, key: Key, at: Instant) {
@@ -233,8 +193,8 @@ pub(crate) trait Handler {
     fn mail(&mut self, _io: &mut Io) {}
     /// The worker starts, before its first wait.
     fn started(&mut self, _io: &mut Io) {}
-    /// A socket registered under `key` became ready (`flags` as epoll reported them).
-    fn ready(&mut self, io: &mut Io, key: Key, flags: EventFlags);
+    /// A socket registered under `key` may have become ready (as `flags` say).
+    fn ready(&mut self, io: &mut Io, key: Key, flags: Readiness);
     /// Whether a timer armed for `key` at `at` still matters (stale ones are dropped unfired).
     fn wanted(&self, key: Key, at: Instant) -> bool;
     /// A wanted timer is due.
@@ -286,7 +246,7 @@ where
     // Before the workers start and before "listening": see `crate::shutdown`.
     let terminate = crate::shutdown::terminate_signal();
     let shared = Arc::new(Shared {
-        wake: eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?,
+        wake: Notifier::new()?,
         draining: AtomicBool::new(false),
     });
     let locals: Vec<SocketAddr> = groups.iter().map(|(a, _)| *a).collect();
@@ -299,10 +259,10 @@ where
     let make = Arc::new(make);
     let mut workers = Vec::new();
     for ((i, listeners), wake) in per_worker.into_iter().enumerate().zip(mail) {
-        let ep = worker_epoll(&listeners, wake.as_deref(), &shared)?;
+        let poller = worker_poller(&listeners, wake.as_deref(), &shared)?;
         let (shared, make, grace) = (shared.clone(), make.clone(), opts.grace);
         workers.push(std::thread::spawn(move || {
-            Worker::new(ep, listeners, wake, shared, grace).run(&mut make(i))
+            Worker::new(poller, listeners, wake, shared, grace).run(&mut make(i))
         }));
     }
     for local in locals {
@@ -337,107 +297,37 @@ where
     Ok(())
 }
 
-/// `n` listening sockets on `addr`, one per worker (see the module docs), and the address they
-/// listen on (the port the system chose when `addr` asked for port 0).
+/// `n` listening sockets on `addr`, one per worker (see the module docs; the portable path
+/// shares one socket), and the address they listen on (the port the system chose when `addr`
+/// asked for port 0).
 pub(crate) fn bind_group(addr: SocketAddr, n: usize) -> io::Result<(SocketAddr, Vec<TcpListener>)> {
     // Fails, as any bind would, when something already holds the address; only then is the
     // address taken by the group (the probe is not listening, so it leaves nothing behind).
     let local = TcpListener::bind(addr)?.local_addr()?;
-    let mut listeners = Vec::with_capacity(n);
-    for _ in 0..n {
-        let fd = tcp_socket(local)?;
-        sockopt::set_socket_reuseaddr(&fd, true)?;
-        sockopt::set_socket_reuseport(&fd, true)?;
-        // Accepted sockets inherit TCP_NODELAY from the listener on Linux: one setsockopt
-        // here instead of one per connection. Without it the tail of a file sent after its
-        // head waits for the client's delayed ACK.
-        sockopt::set_tcp_nodelay(&fd, true)?;
-        defer_accept(&fd)?;
-        rustix::net::bind(&fd, &local)?;
-        rustix::net::listen(&fd, BACKLOG)?;
-        listeners.push(TcpListener::from(fd));
-    }
-    Ok((local, listeners))
+    Ok((local, platform::listen_group(local, n)?))
 }
 
-/// `TCP_DEFER_ACCEPT` (nginx's `listen ... deferred`): the kernel hands a connection to
-/// `accept` only once its first bytes have arrived, or after about a second without them. An
-/// HTTP client always speaks first, so the worker takes a connection with its request already
-/// there and serves it at once. Without it, half the connections of a `Connection: close` run
-/// came before their requests: a `read` that found nothing, an `epoll_ctl` and a trip through
-/// `epoll_wait` each (strace, 1 MiB files at 50 connections: 8.9 system calls a request, 7.2
-/// with it). A silent client costs a request socket in the kernel rather than a connection in
-/// the worker; once accepted, the machine's header-read deadline applies as before.
-fn defer_accept(fd: &OwnedFd) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // The same one second nginx uses: how long a connection waits is not what matters, only
-    // that the wait is bounded (the kernel counts it in SYN-ACK retransmissions).
-    let secs: libc::c_int = 1;
-    // SAFETY: `fd` is an open socket for the duration of the call, and the option value is a
-    // live `c_int` whose size is the length passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            (&secs as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// A non-blocking, close-on-exec TCP socket of `addr`'s family.
-pub(crate) fn tcp_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
-    let family = if addr.is_ipv4() {
-        AddressFamily::INET
-    } else {
-        AddressFamily::INET6
-    };
-    let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
-    Ok(rustix::net::socket_with(
-        family,
-        SocketType::STREAM,
-        flags,
-        None,
-    )?)
-}
-
-/// A worker's epoll set: its listeners, its mailbox's wake-up if any, and the drain eventfd
+/// A worker's poller: its listeners, its mailbox's wake-up if any, and the drain notifier
 /// (every worker woken once).
-fn worker_epoll(
+fn worker_poller(
     listeners: &[TcpListener],
     mail: Option<&Wake>,
     shared: &Shared,
-) -> io::Result<OwnedFd> {
-    let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+) -> io::Result<Poller> {
+    let poller = Poller::new()?;
     for (i, l) in listeners.iter().enumerate() {
-        let token = FIRST_LISTENER + i as u64;
-        epoll::add(&ep, l, EventData::new_u64(token), EventFlags::IN)?;
+        poller.add_listener(l, FIRST_LISTENER + i as u64)?;
     }
     if let Some(w) = mail {
-        epoll::add(
-            &ep,
-            &w.fd,
-            EventData::new_u64(MAIL),
-            EventFlags::IN | EventFlags::ET,
-        )?;
+        poller.add_notifier(&w.fd, MAIL)?;
     }
-    epoll::add(
-        &ep,
-        &shared.wake,
-        EventData::new_u64(WAKE),
-        EventFlags::IN | EventFlags::ET,
-    )?;
-    Ok(ep)
+    poller.add_notifier(&shared.wake, WAKE)?;
+    Ok(poller)
 }
 
 /// One worker thread's loop state.
 struct Worker {
+    /// Declared first so that its poller goes before the listeners it watches.
     io: Io,
     listeners: Vec<TcpListener>,
     mail: Option<Arc<Wake>>,
@@ -450,7 +340,7 @@ struct Worker {
 
 impl Worker {
     fn new(
-        ep: OwnedFd,
+        poller: Poller,
         listeners: Vec<TcpListener>,
         mail: Option<Arc<Wake>>,
         shared: Arc<Shared>,
@@ -460,7 +350,7 @@ impl Worker {
             listeners,
             mail,
             io: Io {
-                ep,
+                poller,
                 shared: shared.clone(),
                 timers: BinaryHeap::new(),
                 now: clock::now(),
@@ -477,7 +367,7 @@ impl Worker {
 
     /// Runs until drained; `true` when the grace period ended with connections still open.
     fn run(&mut self, handler: &mut impl Handler) -> bool {
-        let mut events: Vec<Event> = Vec::with_capacity(256);
+        let mut events = Events::with_capacity(256);
         handler.started(&mut self.io);
         loop {
             self.io.now = clock::now();
@@ -496,30 +386,16 @@ impl Worker {
                 }
             }
             let now = self.io.now.mono;
-            let timeout = self.next_wake(handler).map(|at| {
-                let ns = at.0.saturating_sub(now.0);
-                rustix::event::Timespec {
-                    tv_sec: (ns / 1_000_000_000) as i64,
-                    tv_nsec: (ns % 1_000_000_000) as i64,
-                }
-            });
-            events.clear();
-            match epoll::wait(
-                &self.io.ep,
-                rustix::buffer::spare_capacity(&mut events),
-                timeout.as_ref(),
-            ) {
-                Ok(_) => {}
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => {
-                    eprintln!("epoll_wait failed: {e}");
-                    return true;
-                }
+            let timeout = self
+                .next_wake(handler)
+                .map(|at| Duration::from_nanos(at.0.saturating_sub(now.0)));
+            if let Err(e) = self.io.poller.wait(&mut events, timeout) {
+                eprintln!("waiting for events failed: {e}");
+                return true;
             }
             self.io.now = clock::now();
-            for ev in events.iter() {
-                let flags = ev.flags;
-                match ev.data.u64() {
+            for (token, flags) in events.iter() {
+                match token {
                     WAKE => self.start_drain(handler),
                     MAIL => {
                         if let Some(w) = &self.mail {
@@ -566,24 +442,24 @@ impl Worker {
             return;
         }
         for _ in 0..ACCEPT_BATCH {
-            let accepted = rustix::net::acceptfrom_with(
-                &self.listeners[listener],
-                SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-            );
-            match accepted {
-                Ok((fd, addr)) => {
-                    let peer = addr
-                        .and_then(|a| SocketAddr::try_from(a).ok())
-                        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-                    handler.accepted(&mut self.io, listener, TcpStream::from(fd), peer);
-                }
-                Err(rustix::io::Errno::AGAIN) => return,
+            match platform::accept(&self.listeners[listener]) {
+                Ok((stream, peer)) => handler.accepted(&mut self.io, listener, stream, peer),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 // The client gave up before we took it.
-                Err(rustix::io::Errno::CONNABORTED | rustix::io::Errno::INTR) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::ConnectionAborted | ErrorKind::Interrupted
+                    ) => {}
                 Err(e) => {
                     eprintln!("accept failed: {e}");
                     // Pause instead of spinning on a listener that stays readable.
-                    if epoll::delete(&self.io.ep, &self.listeners[listener]).is_ok() {
+                    if self
+                        .io
+                        .poller
+                        .remove_listener(&self.listeners[listener])
+                        .is_ok()
+                    {
                         self.accept_resume = Some(self.io.now.mono + ACCEPT_BACKOFF);
                     }
                     return;
@@ -597,12 +473,8 @@ impl Worker {
             return Ok(());
         }
         for (i, l) in self.listeners.iter().enumerate() {
-            let token = FIRST_LISTENER + i as u64;
-            // Those that were never taken out are there already.
-            match epoll::add(&self.io.ep, l, EventData::new_u64(token), EventFlags::IN) {
-                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-                Err(e) => return Err(e.into()),
-            }
+            // Those that were never taken out are there already, which is not an error.
+            self.io.poller.add_listener(l, FIRST_LISTENER + i as u64)?;
         }
         Ok(())
     }
@@ -615,8 +487,8 @@ impl Worker {
         // Closing this worker's listener: the kernel sends new connections to the others
         // while they still listen; all stop together here.
         for l in &self.listeners {
-            let _ = epoll::delete(&self.io.ep, l);
-            let _ = rustix::net::shutdown(l, rustix::net::Shutdown::Read);
+            let _ = self.io.poller.remove_listener(l);
+            platform::stop_listening(l);
         }
         self.accept_resume = None;
         self.draining_until = Some(Instant(self.io.now.mono.0 + self.grace.as_nanos() as u64));
@@ -704,17 +576,17 @@ impl<T> Slab<T> {
     }
 }
 
-/// A connection's socket and its readiness as epoll last reported it.
+/// A connection's socket and its readiness as the poller last reported it.
 pub(crate) struct Sock {
     pub stream: TcpStream,
+    /// In the poller: a socket joins it only when it first has to wait.
+    reg: Option<Registration>,
     /// Readiness, cleared when an operation comes up short (edge-triggered: the next edge
     /// sets it again).
     pub readable: bool,
     pub writable: bool,
     /// The peer's FIN was read: nothing more will be.
     pub eof: bool,
-    /// In the epoll set: a socket joins it only when it first has to wait.
-    pub registered: bool,
     /// The last bytes may be held back for the FIN (`TCP_CORK` set, or the last write sent
     /// with `MSG_MORE`); uncorking pushes them if the connection stays open after all.
     pub corked: bool,
@@ -742,7 +614,7 @@ pub(crate) enum Write1 {
 }
 
 impl Sock {
-    /// A socket not yet in the epoll set; `ready` assumes it readable and writable until an
+    /// A socket not yet in the poller; `ready` assumes it readable and writable until an
     /// operation says otherwise (an accepted connection's request has usually arrived).
     pub fn new(stream: TcpStream, ready: bool) -> Sock {
         Sock {
@@ -750,16 +622,14 @@ impl Sock {
             readable: ready,
             writable: ready,
             eof: false,
-            registered: false,
+            reg: None,
             corked: false,
         }
     }
 
     /// Records an event's readiness; returns it as (readable, writable).
-    pub fn mark(&mut self, flags: EventFlags) -> (bool, bool) {
-        let broken = EventFlags::ERR | EventFlags::HUP;
-        let r = flags.intersects(EventFlags::IN | EventFlags::RDHUP | broken);
-        let w = flags.intersects(EventFlags::OUT | broken);
+    pub fn mark(&mut self, flags: Readiness) -> (bool, bool) {
+        let (r, w) = (flags.readable, flags.writable);
         self.readable |= r;
         self.writable |= w;
         (r, w)
@@ -770,11 +640,10 @@ impl Sock {
         self.readable && !self.eof
     }
 
-    /// Adds the socket to the epoll set under `key` unless it is there already.
+    /// Adds the socket to the poller under `key` unless it is there already.
     pub fn register(&mut self, io: &Io, key: Key) -> io::Result<()> {
-        if !self.registered {
-            io.register(&self.stream, key)?;
-            self.registered = true;
+        if self.reg.is_none() {
+            self.reg = Some(io.register(&self.stream, key)?);
         }
         Ok(())
     }
@@ -820,7 +689,7 @@ impl Sock {
     /// after each file cost 10-25% more server CPU on 100 KiB files.
     pub fn write_before_file(&mut self, bytes: &[u8], last: bool) -> Write1 {
         if last && !self.corked {
-            self.corked = sockopt::set_tcp_cork(&self.stream, true).is_ok();
+            self.corked = platform::set_cork(&self.stream, true);
         }
         self.write_more(bytes)
     }
@@ -836,8 +705,7 @@ impl Sock {
     /// One write of `bytes` with `MSG_MORE`: a short last packet is not sent until more
     /// bytes, an uncork or the FIN push it.
     fn write_more(&mut self, bytes: &[u8]) -> Write1 {
-        let result = rustix::net::send(&self.stream, bytes, rustix::net::SendFlags::MORE)
-            .map_err(io::Error::from);
+        let result = platform::write_more(&self.stream, bytes);
         self.written(result, bytes.len())
     }
 
@@ -855,6 +723,14 @@ impl Sock {
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => Write1::Again,
             Err(_) => Write1::Broken,
+        }
+    }
+}
+
+impl Drop for Sock {
+    fn drop(&mut self) {
+        if let Some(reg) = &mut self.reg {
+            reg.release(self.stream.as_fd());
         }
     }
 }
@@ -951,10 +827,13 @@ pub(crate) fn step<C: Connection>(
             }
         } else if let Some(seg) = slot.conn.transmit_file() {
             if slot.sock.writable {
-                match slot
-                    .files
-                    .send_to(&slot.sock.stream, seg.handle, seg.offset, seg.len)
-                {
+                match slot.files.send_to(
+                    &slot.sock.stream,
+                    seg.handle,
+                    seg.offset,
+                    seg.len,
+                    scratch,
+                ) {
                     Ok(n) if n > 0 => {
                         slot.conn.handle(now, ConnInput::Flushed(n));
                         continue;
@@ -984,8 +863,7 @@ pub(crate) fn step<C: Connection>(
             return start_linger(slot, scratch, now);
         } else if slot.sock.corked {
             // The machine said it would close and did not (the hint is only a hint): push.
-            slot.sock.corked = false;
-            let _ = sockopt::set_tcp_cork(&slot.sock.stream, false);
+            slot.sock.corked = platform::set_cork(&slot.sock.stream, false);
         }
         if slot.conn.wants_read() && slot.sock.can_read() {
             let input = match slot.sock.read(scratch) {
@@ -1056,12 +934,12 @@ pub(crate) fn linger_read<C>(slot: &mut Slot<C>, scratch: &mut [u8]) -> Fate {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux", not(feature = "portable")))]
 mod tests {
     use super::*;
 
     /// A connection whose client has sent nothing is not handed to the server; once its first
-    /// bytes arrive it is, with them ready to read.
+    /// bytes arrive it is, with them ready to read (Linux's deferred accept).
     #[test]
     fn a_connection_is_accepted_only_once_its_request_arrives() {
         let (addr, listeners) = bind_group("127.0.0.1:0".parse().unwrap(), 1).unwrap();

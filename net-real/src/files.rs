@@ -12,13 +12,13 @@
 //! Two per-thread caches keep the per-request system calls to nginx's level: open descriptors
 //! by path (reused while `stat` shows the same file) and the real path of each (name, inode).
 
+use crate::platform;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::io::AsRawFd;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 use weaprous_core::node::{FileHandle, FileMeta, FileOp, FileReply, FsError};
@@ -29,8 +29,8 @@ const REAL_PATHS: usize = 4096;
 
 thread_local! {
     /// path → (device, inode, real path) of the file last opened under that name. Asking the
-    /// kernel for the real path of an open descriptor (`/proc/self/fd/N`) costs a quarter of a
-    /// small request, so it is asked once per (name, file) pair: when the name now opens a
+    /// kernel for the real path of an open descriptor ([`platform::real_path`]) costs a quarter
+    /// of a small request, so it is asked once per (name, file) pair: when the name now opens a
     /// different file (a symlink was swapped, a file replaced), the inode differs and the real
     /// path is asked again. A file moved out of the root while keeping its inode and name is
     /// the one case this cannot see; whoever can do that already controls the server's disk.
@@ -49,11 +49,21 @@ fn real_path(path: &str, file: &File, meta: &std::fs::Metadata) -> Result<String
     if let Some(real) = cached {
         return Ok(real);
     }
-    let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
-        .or_else(|_| std::fs::canonicalize(path))
-        .map_err(fs_error)?
-        .to_string_lossy()
-        .into_owned();
+    let real = match platform::real_path(file) {
+        Some(real) => real,
+        None => {
+            // The system cannot name an open file: resolve the name, and refuse the answer
+            // unless it still leads to the file we hold (a swap in between is caught).
+            let real = std::fs::canonicalize(path).map_err(fs_error)?;
+            let now = std::fs::metadata(&real).map_err(fs_error)?;
+            if (now.dev(), now.ino()) != key {
+                return Err(FsError::NotFound);
+            }
+            real
+        }
+    }
+    .to_string_lossy()
+    .into_owned();
     REAL.with(|m| {
         let mut m = m.borrow_mut();
         if m.len() >= REAL_PATHS {
@@ -173,21 +183,21 @@ impl Files {
         })
     }
 
-    /// Sends up to `len` bytes of `handle` from `offset` straight into `socket` (`sendfile`:
-    /// the bytes never enter user space). `Ok(0)` at end of file.
+    /// Sends up to `len` bytes of `handle` from `offset` into `socket` (by `sendfile` where
+    /// the platform has it, the bytes never entering user space; else through `scratch`).
+    /// `Ok(0)` at end of file.
     pub fn send_to(
         &self,
         socket: &std::net::TcpStream,
         handle: FileHandle,
         offset: u64,
         len: u64,
+        scratch: &mut [u8],
     ) -> std::io::Result<usize> {
         let file = self.file(handle).ok_or(ErrorKind::NotFound)?;
-        let mut off = offset;
         // Bounded, so one large file cannot hold the thread for long.
         let count = len.min(1 << 20) as usize;
-        rustix::fs::sendfile(socket, file.as_ref(), Some(&mut off), count)
-            .map_err(std::io::Error::from)
+        platform::send_file(socket, file, offset, count, scratch)
     }
 
     fn file(&self, handle: FileHandle) -> Option<&Arc<File>> {

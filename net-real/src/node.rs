@@ -28,9 +28,10 @@
 use crate::clock;
 use crate::evloop::{
     bind_group, connect_result, connect_start, linger_read, run_groups, step, Fate, Handler, Io,
-    Key, OsEntropy, Readiness, Slab, Slot, Sock, Wake, GENERATION_MASK,
+    Key, OsEntropy, Slab, Slot, Sock, Wake, GENERATION_MASK,
 };
 use crate::logs::LogStore;
+use crate::platform::Readiness;
 use crate::server::ServeOptions;
 use std::collections::VecDeque;
 use std::io;
@@ -302,7 +303,7 @@ fn log_thread<N: RealNode>(
 
 /// An outgoing connect in progress.
 struct Dial<S> {
-    stream: TcpStream,
+    sock: Sock,
     addr: SocketAddr,
     token: Token,
     spawn: S,
@@ -484,7 +485,7 @@ impl<N: RealNode> NodeHandler<N> {
         let key = self.slots.insert(
             generation,
             Entry::Dial(Dial {
-                stream,
+                sock: Sock::new(stream, false),
                 addr,
                 token,
                 spawn,
@@ -492,8 +493,8 @@ impl<N: RealNode> NodeHandler<N> {
                 armed: true,
             }),
         );
-        let registered = match self.slots.get(key) {
-            Some(Entry::Dial(d)) => io.register(&d.stream, key).is_ok(),
+        let registered = match self.slots.get_mut(key) {
+            Some(Entry::Dial(d)) => d.sock.register(io, key).is_ok(),
             _ => false,
         };
         if !registered {
@@ -515,7 +516,7 @@ impl<N: RealNode> NodeHandler<N> {
             None => return,
         };
         let token = d.token;
-        if let Err(e) = connect_result(&d.stream) {
+        if let Err(e) = connect_result(&d.sock.stream) {
             let error = if e.kind() == io::ErrorKind::ConnectionRefused {
                 ConnectError::Refused
             } else {
@@ -529,14 +530,18 @@ impl<N: RealNode> NodeHandler<N> {
             id,
             peer: d.addr,
             local: d
+                .sock
                 .stream
                 .local_addr()
                 .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
             buggify: Buggify::off(),
         };
         let conn = N::spawn(&d.spawn, io.now, new);
-        let mut sock = Sock::new(d.stream, true);
-        sock.registered = true;
+        let mut sock = d.sock;
+        // The connect's end was its first event: the socket is ready both ways until a read or
+        // write comes up short.
+        sock.readable = true;
+        sock.writable = true;
         self.slots.reinsert(
             key,
             Entry::Open {

@@ -21,8 +21,8 @@
 //!   a SIGHUP reload swaps it for later connections.
 
 use crate::evloop::{self, Handler, Io, Key, Read1, Slab, Sock, Write1};
+use crate::platform::Readiness;
 use crate::server::ServeOptions;
-use rustix::event::epoll::EventFlags;
 use std::collections::BTreeMap;
 use std::io::{self, ErrorKind, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
@@ -157,7 +157,7 @@ impl Handler for ProxyHandler {
         self.drive(io, key);
     }
 
-    fn ready(&mut self, io: &mut Io, key: Key, flags: EventFlags) {
+    fn ready(&mut self, io: &mut Io, key: Key, flags: Readiness) {
         if key.index & UP_BIT == 0 {
             if let Some(c) = self.clients.get_mut(key) {
                 c.sock.mark(flags);
@@ -174,10 +174,7 @@ impl Handler for ProxyHandler {
             // The connect ended (the socket turned writable): how, the socket's error says.
             Some(owner) if up.connecting && w => {
                 up.connecting = false;
-                let ok = matches!(
-                    rustix::net::sockopt::socket_error(&up.sock.stream),
-                    Ok(Ok(()))
-                );
+                let ok = evloop::connect_result(&up.sock.stream).is_ok();
                 let input = if ok {
                     UpInput::Connected { reused: false }
                 } else {
@@ -415,7 +412,7 @@ impl ProxyHandler {
         }
         let started = self
             .resolve(&addr, io.now)
-            .and_then(connect_nonblocking)
+            .and_then(evloop::connect_start)
             .and_then(|stream| {
                 let uk = self.ups.insert(
                     io.generation(),
@@ -518,16 +515,6 @@ impl ProxyHandler {
             .ok_or_else(|| io::Error::new(ErrorKind::NotFound, "no address"))?;
         self.resolved.insert(addr.to_string(), (a, now.mono));
         Ok(a)
-    }
-}
-
-/// Starts a connect without waiting for it: the socket turns writable when it ends.
-fn connect_nonblocking(target: SocketAddr) -> io::Result<TcpStream> {
-    let fd = evloop::tcp_socket(target)?;
-    rustix::net::sockopt::set_tcp_nodelay(&fd, true)?;
-    match rustix::net::connect(&fd, &target) {
-        Ok(()) | Err(rustix::io::Errno::INPROGRESS) => Ok(TcpStream::from(fd)),
-        Err(e) => Err(e.into()),
     }
 }
 

@@ -42,25 +42,12 @@ pub fn on_sighup(on_hup: impl Fn() + Send + 'static) -> std::io::Result<()> {
 /// Asks the process `pid` to shut down gracefully (SIGTERM), as a supervisor does with its
 /// children. An error says it could not be asked (it is gone, or not ours).
 pub fn ask_to_stop(pid: u32) -> std::io::Result<()> {
-    let pid = i32::try_from(pid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-        .ok_or(std::io::ErrorKind::InvalidInput)?;
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).map_err(Into::into)
+    crate::platform::ask_to_stop(pid)
 }
 
 /// Makes this process receive SIGTERM (a graceful shutdown) when the process that started it
 /// dies, however it dies: a supervisor killed outright leaves no orphans serving its ports.
 /// Linux and FreeBSD; elsewhere nothing is done.
 pub fn stop_with_parent() {
-    #[cfg(any(target_os = "linux", target_os = "freebsd"))]
-    {
-        let parent = rustix::process::getppid();
-        let _ =
-            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM));
-        // The parent may have died before the request: then nobody would send the signal.
-        if rustix::process::getppid() != parent {
-            let _ = ask_to_stop(std::process::id());
-        }
-    }
+    crate::platform::stop_with_parent()
 }
